@@ -1,0 +1,195 @@
+//! OpenAI Chat Completions (`POST {base}/chat/completions`, `stream: true`), spoken by OpenAI and
+//! by every OpenAI-compatible server (vLLM, llama.cpp, Groq, OpenRouter, Mistral, DeepSeek…).
+
+use crate::{
+    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Message, Role,
+    StreamDecoder, UpstreamRequest, Usage,
+};
+use serde_json::{json, Value};
+
+/// Chat Completions against one base URL (the part before `/chat/completions`).
+#[derive(Debug, Clone)]
+pub struct OpenAiChat {
+    pub base_url: String,
+}
+
+impl OpenAiChat {
+    pub fn new(base_url: impl Into<String>) -> Self {
+        OpenAiChat {
+            base_url: base_url.into(),
+        }
+    }
+}
+
+/// The `messages` array: system prompt first, images as `image_url` content parts.
+pub fn chat_messages(conversation: &Conversation) -> Vec<Value> {
+    let mut messages = Vec::with_capacity(conversation.turns.len() + 1);
+    if let Some(system) = &conversation.system {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    for turn in &conversation.turns {
+        let role = match turn.role {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        let content = if turn.images.is_empty() {
+            Value::String(turn.text.clone())
+        } else {
+            let mut parts = Vec::with_capacity(turn.images.len() + 1);
+            if !turn.text.is_empty() {
+                parts.push(json!({"type": "text", "text": turn.text}));
+            }
+            for image in &turn.images {
+                parts.push(json!({"type": "image_url", "image_url": {"url": image.to_url()}}));
+            }
+            Value::Array(parts)
+        };
+        messages.push(json!({"role": role, "content": content}));
+    }
+    messages
+}
+
+/// The streaming Chat Completions body shared by OpenAI-shaped providers.
+pub fn chat_body(conversation: &Conversation, include_model: bool) -> Value {
+    let mut body = json!({
+        "messages": chat_messages(conversation),
+        "stream": true,
+    });
+    if include_model {
+        body["model"] = json!(conversation.model);
+    }
+    if let Some(t) = conversation.temperature {
+        body["temperature"] = json!(t);
+    }
+    if let Some(max) = conversation.max_tokens {
+        body["max_tokens"] = json!(max);
+    }
+    body
+}
+
+impl Adapter for OpenAiChat {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Sse
+    }
+
+    fn build_request(
+        &self,
+        conversation: &Conversation,
+        api_key: Option<&str>,
+    ) -> Result<UpstreamRequest, AdapterError> {
+        if conversation.turns.is_empty() {
+            return Err(AdapterError::Empty);
+        }
+        let mut headers = Vec::new();
+        if let Some(key) = api_key {
+            headers.push(("authorization".to_owned(), format!("Bearer {key}")));
+        }
+        headers.extend(conversation.extra_headers.iter().cloned());
+        Ok(UpstreamRequest {
+            url: format!("{}/chat/completions", self.base_url.trim_end_matches('/')),
+            headers,
+            body: chat_body(conversation, true),
+        })
+    }
+
+    fn decoder(&self) -> Box<dyn StreamDecoder> {
+        Box::new(ChatDecoder::default())
+    }
+}
+
+/// Decodes `data: {chunk}` events until `data: [DONE]`.
+#[derive(Debug, Default)]
+pub struct ChatDecoder {
+    /// Set by `[DONE]`: anything after it is ignored, and `end()` is satisfied.
+    done: bool,
+    /// Set by a `finish_reason`; lenient servers that omit `[DONE]` still end cleanly.
+    finished: bool,
+}
+
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "stop" | "tool_calls" | "function_call" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "content_filter" => FinishReason::ContentFilter,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
+impl StreamDecoder for ChatDecoder {
+    fn decode(&mut self, message: &Message) -> Vec<Event> {
+        if self.done {
+            return Vec::new();
+        }
+        let data = message.data.trim();
+        if data.is_empty() {
+            return Vec::new();
+        }
+        if data == "[DONE]" {
+            self.done = true;
+            if self.finished {
+                return Vec::new();
+            }
+            self.finished = true;
+            return vec![Event::Finish(FinishReason::Stop)];
+        }
+        let chunk: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(_) => {
+                self.done = true;
+                return vec![Event::Error(format!(
+                    "upstream sent unreadable stream data: {}",
+                    data.chars().take(200).collect::<String>()
+                ))];
+            }
+        };
+        if let Some(error) = chunk.get("error") {
+            self.done = true;
+            let text = crate::event::extract_error_value(&json!({ "error": error }))
+                .unwrap_or_else(|| error.to_string());
+            return vec![Event::Error(format!("upstream error: {text}"))];
+        }
+        let mut events = Vec::new();
+        if let Some(choice) = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .and_then(|c| c.first())
+        {
+            let delta = choice.get("delta");
+            for field in ["content", "refusal"] {
+                if let Some(text) = delta.and_then(|d| d.get(field)).and_then(Value::as_str) {
+                    if !text.is_empty() {
+                        events.push(Event::TextDelta(text.to_owned()));
+                    }
+                }
+            }
+            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+                if !self.finished {
+                    self.finished = true;
+                    events.push(Event::Finish(finish_reason(reason)));
+                }
+            }
+        }
+        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+            events.push(Event::Usage(Usage {
+                input_tokens: usage.get("prompt_tokens").and_then(Value::as_u64),
+                output_tokens: usage.get("completion_tokens").and_then(Value::as_u64),
+            }));
+        }
+        events
+    }
+
+    fn end(&mut self) -> Vec<Event> {
+        if self.done || self.finished {
+            Vec::new()
+        } else {
+            self.done = true;
+            vec![Event::Error(
+                "the upstream stream ended before the reply was complete".into(),
+            )]
+        }
+    }
+}

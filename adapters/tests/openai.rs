@@ -1,0 +1,124 @@
+mod support;
+
+use deepchat_adapters::openai::OpenAiChat;
+use deepchat_adapters::{Adapter, Conversation, Event, FinishReason, Image, Turn, Usage};
+use serde_json::json;
+use support::{decode_every_split, fixture, text_of};
+
+fn adapter() -> OpenAiChat {
+    OpenAiChat::new("http://127.0.0.1:9/v1/")
+}
+
+#[test]
+fn normal_reply_with_usage() {
+    let events = decode_every_split(&adapter(), &fixture("openai", "normal.sse"));
+    assert_eq!(
+        events,
+        vec![
+            Event::TextDelta("Héllo".into()),
+            Event::TextDelta(", \"world\" 👋\n".into()),
+            Event::Finish(FinishReason::Stop),
+            Event::Usage(Usage {
+                input_tokens: Some(9),
+                output_tokens: Some(4)
+            }),
+        ]
+    );
+}
+
+#[test]
+fn error_midstream_after_text() {
+    let events = decode_every_split(&adapter(), &fixture("openai", "error_midstream.sse"));
+    assert_eq!(text_of(&events), "Partial");
+    assert_eq!(
+        events.last(),
+        Some(&Event::Error(
+            "upstream error: The server had an error while processing your request.".into()
+        ))
+    );
+}
+
+#[test]
+fn length_finish_is_reported() {
+    let events = decode_every_split(&adapter(), &fixture("openai", "length.sse"));
+    assert_eq!(text_of(&events), "Once upon");
+    assert!(events.contains(&Event::Finish(FinishReason::Length)));
+}
+
+#[test]
+fn stream_without_done_is_an_error() {
+    let events = decode_every_split(&adapter(), &fixture("openai", "truncated.sse"));
+    assert_eq!(text_of(&events), "Cut");
+    assert!(matches!(events.last(), Some(Event::Error(_))));
+}
+
+#[test]
+fn refusal_is_shown_as_text() {
+    let events = decode_every_split(&adapter(), &fixture("openai", "refusal.sse"));
+    assert_eq!(text_of(&events), "I can't help with that.");
+}
+
+#[test]
+fn garbage_data_is_an_error_not_a_panic() {
+    let events = decode_every_split(&adapter(), b"data: {not json\n\n");
+    assert!(matches!(events.as_slice(), [Event::Error(_)]));
+}
+
+#[test]
+fn request_has_system_history_images_and_options() {
+    let mut image_turn = Turn::user("what is this?");
+    image_turn.images.push(Image::Inline {
+        mime: "image/png".into(),
+        base64: "AAAA".into(),
+    });
+    let conversation = Conversation {
+        system: Some("be brief".into()),
+        turns: vec![Turn::user("hi"), Turn::assistant("hello"), image_turn],
+        model: "gpt-4o-mini".into(),
+        temperature: Some(0.5),
+        max_tokens: Some(64),
+        extra_headers: vec![("x-team".into(), "blue".into())],
+    };
+    let request = adapter()
+        .build_request(&conversation, Some("sk-test"))
+        .expect("request");
+    assert_eq!(request.url, "http://127.0.0.1:9/v1/chat/completions");
+    assert_eq!(
+        request.headers,
+        vec![
+            ("authorization".to_owned(), "Bearer sk-test".to_owned()),
+            ("x-team".to_owned(), "blue".to_owned())
+        ]
+    );
+    assert_eq!(
+        request.body,
+        json!({
+            "model": "gpt-4o-mini",
+            "stream": true,
+            "temperature": 0.5,
+            "max_tokens": 64,
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+                ]}
+            ]
+        })
+    );
+}
+
+#[test]
+fn keyless_servers_get_no_authorization_header() {
+    let conversation = Conversation {
+        turns: vec![Turn::user("hi")],
+        model: "m".into(),
+        ..Default::default()
+    };
+    let request = adapter()
+        .build_request(&conversation, None)
+        .expect("request");
+    assert!(request.headers.is_empty());
+}
