@@ -11,6 +11,7 @@ pub mod conversation;
 pub mod event;
 pub mod framing;
 pub mod openai;
+pub mod openai_responses;
 
 pub use conversation::{Conversation, Image, Role, Turn};
 pub use event::{Event, FinishReason, Usage};
