@@ -1,0 +1,175 @@
+// Test-page instrumentation for the deepchat-proxy browser suite.
+//
+// Loaded as a classic script before the Deep Chat module bundle. It
+//  * records every WebSocket the page opens (frames sent/received, open/close,
+//    negotiated subprotocol) by subclassing the native WebSocket (Deep Chat
+//    only checks `socket.send !== undefined`, so the subclass is transparent);
+//  * exposes `window.e2e` so the Node side can mount a configured <deep-chat>,
+//    submit messages and read what a person would see from the shadow DOM.
+(() => {
+  'use strict';
+
+  const t0 = performance.now();
+  const now = () => Math.round((performance.now() - t0) * 10) / 10;
+
+  // ---------------------------------------------------------------- sockets
+  const sockets = [];
+  const NativeWebSocket = window.WebSocket;
+  class TrackedWebSocket extends NativeWebSocket {
+    constructor(url, protocols) {
+      if (protocols === undefined) super(url);
+      else super(url, protocols);
+      const rec = {
+        url: String(url),
+        requestedProtocols: protocols === undefined ? null : protocols,
+        protocol: null,
+        createdAt: now(),
+        openedAt: null,
+        closedAt: null,
+        closeCode: null,
+        closeReason: null,
+        errors: 0,
+        sent: [],
+        received: [],
+      };
+      sockets.push(rec);
+      this.__e2e = rec;
+      // Registered before Deep Chat assigns its on* handlers, so these run first.
+      this.addEventListener('open', () => {
+        rec.openedAt = now();
+        rec.protocol = this.protocol;
+      });
+      this.addEventListener('message', (ev) => {
+        rec.received.push({ t: now(), data: typeof ev.data === 'string' ? ev.data : '[binary]' });
+      });
+      this.addEventListener('error', () => {
+        rec.errors += 1;
+      });
+      this.addEventListener('close', (ev) => {
+        rec.closedAt = now();
+        rec.closeCode = ev.code;
+        rec.closeReason = ev.reason;
+      });
+    }
+    send(data) {
+      this.__e2e.sent.push({ t: now(), data: typeof data === 'string' ? data : '[binary]' });
+      return super.send(data);
+    }
+  }
+  window.WebSocket = TrackedWebSocket;
+
+  // ------------------------------------------------------------ deep-chat
+  let chat = null;
+  const aiTextHistory = []; // distinct texts of the newest AI bubble, in order seen
+  const onMessageCalls = [];
+  const onErrorCalls = [];
+  let observer = null;
+  const renderedChats = new Set();
+  // "render" does not bubble, but a capturing listener on window still sees it.
+  window.addEventListener('render', (ev) => {
+    if (ev.target && ev.target.tagName === 'DEEP-CHAT') renderedChats.add(ev.target);
+  }, true);
+
+  function observe(el) {
+    chat = el;
+    observer = new MutationObserver(recordAiText);
+    observer.observe(el.shadowRoot, { subtree: true, childList: true, characterData: true });
+  }
+
+  function bubbleInfo(outer) {
+    const bubble = outer.querySelector('.message-bubble');
+    const cls = bubble ? bubble.classList : { contains: () => false };
+    const roleClass = Array.from(outer.classList).find((c) => c.startsWith('deep-chat-outer-container-role-'));
+    let kind = 'other';
+    if (cls.contains('error-message-text')) kind = 'error';
+    else if (cls.contains('deep-chat-loading-message-dots-container') || (bubble && bubble.querySelector('.loading-message-dots'))) kind = 'loading';
+    else if (cls.contains('ai-message-text')) kind = 'ai';
+    else if (cls.contains('user-message-text')) kind = 'user';
+    return {
+      kind,
+      role: roleClass ? roleClass.slice('deep-chat-outer-container-role-'.length) : null,
+      text: bubble ? bubble.innerText : '',
+      streaming: cls.contains('streamed-message'),
+    };
+  }
+
+  function bubbles() {
+    if (!chat || !chat.shadowRoot) return [];
+    return Array.from(chat.shadowRoot.querySelectorAll('.outer-message-container')).map(bubbleInfo);
+  }
+
+  function lastAiText() {
+    const ai = bubbles().filter((b) => b.kind === 'ai');
+    return ai.length ? ai[ai.length - 1].text : null;
+  }
+
+  function recordAiText() {
+    const text = lastAiText();
+    if (text !== null && aiTextHistory[aiTextHistory.length - 1] !== text) aiTextHistory.push(text);
+  }
+
+  function busy() {
+    if (!chat || !chat.shadowRoot) return false;
+    return !!chat.shadowRoot.querySelector('[aria-busy="true"]');
+  }
+
+  window.e2e = {
+    now,
+    sockets,
+    // Creates <deep-chat>, assigns `config` as element properties, waits for its "render" event.
+    async mount(config) {
+      if (chat) throw new Error('e2e.mount called twice');
+      await customElements.whenDefined('deep-chat');
+      const el = document.createElement('deep-chat');
+      el.style.width = '640px';
+      el.style.height = '560px';
+      for (const [key, value] of Object.entries(config || {})) el[key] = value;
+      el.onMessage = (body) => onMessageCalls.push({ t: now(), message: body.message, isHistory: body.isHistory });
+      el.onError = (error) => onErrorCalls.push({ t: now(), error: String(error) });
+      const rendered = new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('deep-chat did not fire "render" within 10s')), 10000);
+        el.addEventListener('render', () => { clearTimeout(timer); resolve(); }, { once: true });
+      });
+      document.getElementById('chat-host').appendChild(el);
+      await rendered;
+      observe(el);
+      return true;
+    },
+    // For pages that create <deep-chat> themselves (e.g. the proxy's demo page; this script is
+    // then injected with page.addInitScript): true once such an element has rendered.
+    attachExisting() {
+      if (chat) return true;
+      const el = document.querySelector('deep-chat');
+      if (!el || !renderedChats.has(el)) return false;
+      el.onMessage = (body) => onMessageCalls.push({ t: now(), message: body.message, isHistory: body.isHistory });
+      el.onError = (error) => onErrorCalls.push({ t: now(), error: String(error) });
+      observe(el);
+      return true;
+    },
+    // Waits on nothing: Deep Chat submits on a timer; poll snapshot() for the effect.
+    send(text) {
+      chat.submitUserMessage({ text });
+      return true;
+    },
+    // True once Deep Chat's own WebSocket is open and the element can accept input.
+    socketOpen() {
+      const last = sockets[sockets.length - 1];
+      return !!chat && renderedChats.has(chat) && !!last && last.openedAt !== null && last.closedAt === null;
+    },
+    lastAiText,
+    bubbles,
+    busy,
+    snapshot() {
+      return {
+        t: now(),
+        messages: chat ? chat.getMessages() : [],
+        bubbles: bubbles(),
+        busy: busy(),
+        aiTextHistory: aiTextHistory.slice(),
+        onMessage: onMessageCalls.slice(),
+        onError: onErrorCalls.slice(),
+        sockets: JSON.parse(JSON.stringify(sockets)),
+      };
+    },
+  };
+})();
