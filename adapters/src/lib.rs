@@ -10,6 +10,7 @@
 pub mod conversation;
 pub mod event;
 pub mod framing;
+pub mod ollama;
 pub mod openai;
 pub mod openai_responses;
 

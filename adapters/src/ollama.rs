@@ -1,0 +1,199 @@
+//! Ollama's native chat API (`POST {base}/api/chat`, `stream: true`). The reply is
+//! newline-delimited JSON: one `{"message":{…},"done":false}` object per chunk, then a final
+//! `"done":true` object with `done_reason` and token counts. An error after the stream started
+//! arrives as a `{"error":"…"}` line (the HTTP status is already 200).
+//!
+//! Ollama also serves Chat Completions at `{base}/v1`; use [`crate::openai::OpenAiChat`] for that.
+
+use crate::{
+    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Image, Message, Role,
+    StreamDecoder, UpstreamRequest, Usage,
+};
+use serde_json::{json, Value};
+
+/// Where a local Ollama listens by default.
+pub const DEFAULT_BASE_URL: &str = "http://localhost:11434";
+
+/// Native Ollama against one server (the part before `/api/chat`).
+#[derive(Debug, Clone)]
+pub struct Ollama {
+    pub base_url: String,
+}
+
+impl Ollama {
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Ollama {
+            base_url: base_url.into(),
+        }
+    }
+}
+
+impl Default for Ollama {
+    fn default() -> Self {
+        Ollama::new(DEFAULT_BASE_URL)
+    }
+}
+
+/// The `messages` array: system prompt first, images as bare base64 strings.
+pub fn ollama_messages(conversation: &Conversation) -> Result<Vec<Value>, AdapterError> {
+    let mut messages = Vec::with_capacity(conversation.turns.len() + 1);
+    if let Some(system) = &conversation.system {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    for turn in &conversation.turns {
+        let role = match turn.role {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        let mut message = json!({"role": role, "content": turn.text});
+        if !turn.images.is_empty() {
+            let mut images = Vec::with_capacity(turn.images.len());
+            for image in &turn.images {
+                match image {
+                    // Ollama infers the format from the bytes, so the MIME type is not sent.
+                    Image::Inline { base64, .. } => images.push(Value::String(base64.clone())),
+                    // The server never fetches URLs; sending one would fail as bad base64.
+                    Image::Url(url) => {
+                        return Err(AdapterError::Unsupported(format!(
+                            "Ollama's native API only accepts uploaded images, not image links \
+                             ({url}); attach the file instead"
+                        )))
+                    }
+                }
+            }
+            message["images"] = Value::Array(images);
+        }
+        messages.push(message);
+    }
+    Ok(messages)
+}
+
+impl Adapter for Ollama {
+    fn name(&self) -> &'static str {
+        "ollama"
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Ndjson
+    }
+
+    fn build_request(
+        &self,
+        conversation: &Conversation,
+        api_key: Option<&str>,
+    ) -> Result<UpstreamRequest, AdapterError> {
+        if conversation.turns.is_empty() {
+            return Err(AdapterError::Empty);
+        }
+        // Local Ollama needs no key; one is only sent for servers behind an auth proxy or
+        // ollama.com.
+        let mut headers = Vec::new();
+        if let Some(key) = api_key {
+            headers.push(("authorization".to_owned(), format!("Bearer {key}")));
+        }
+        headers.extend(conversation.extra_headers.iter().cloned());
+        let mut body = json!({
+            "model": conversation.model,
+            "messages": ollama_messages(conversation)?,
+            "stream": true,
+        });
+        let mut options = serde_json::Map::new();
+        if let Some(t) = conversation.temperature {
+            options.insert("temperature".into(), json!(t));
+        }
+        if let Some(max) = conversation.max_tokens {
+            options.insert("num_predict".into(), json!(max));
+        }
+        if !options.is_empty() {
+            body["options"] = Value::Object(options);
+        }
+        Ok(UpstreamRequest {
+            url: format!("{}/api/chat", self.base_url.trim_end_matches('/')),
+            headers,
+            body,
+        })
+    }
+
+    fn decoder(&self) -> Box<dyn StreamDecoder> {
+        Box::new(OllamaDecoder::default())
+    }
+}
+
+/// Decodes NDJSON chat chunks until the `done: true` one.
+#[derive(Debug, Default)]
+pub struct OllamaDecoder {
+    /// Set by the final chunk or an error: later lines are ignored and `end()` is satisfied.
+    done: bool,
+}
+
+fn finish_reason(reason: Option<&str>) -> FinishReason {
+    match reason {
+        // Older servers send no `done_reason` at all; `done: true` alone is a normal end.
+        Some("stop") | None => FinishReason::Stop,
+        Some("length") => FinishReason::Length,
+        Some(other) => FinishReason::Other(other.to_owned()),
+    }
+}
+
+impl StreamDecoder for OllamaDecoder {
+    fn decode(&mut self, message: &Message) -> Vec<Event> {
+        if self.done {
+            return Vec::new();
+        }
+        let data = message.data.trim();
+        if data.is_empty() {
+            return Vec::new();
+        }
+        let chunk: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(_) => {
+                self.done = true;
+                return vec![Event::Error(format!(
+                    "upstream sent unreadable stream data: {}",
+                    data.chars().take(200).collect::<String>()
+                ))];
+            }
+        };
+        if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
+            self.done = true;
+            let text =
+                crate::event::extract_error_value(&chunk).unwrap_or_else(|| error.to_string());
+            return vec![Event::Error(format!("upstream error: {text}"))];
+        }
+        let mut events = Vec::new();
+        if let Some(text) = chunk
+            .get("message")
+            .and_then(|m| m.get("content"))
+            .and_then(Value::as_str)
+        {
+            if !text.is_empty() {
+                events.push(Event::TextDelta(text.to_owned()));
+            }
+        }
+        if chunk.get("done").and_then(Value::as_bool) == Some(true) {
+            self.done = true;
+            let input = chunk.get("prompt_eval_count").and_then(Value::as_u64);
+            let output = chunk.get("eval_count").and_then(Value::as_u64);
+            if input.is_some() || output.is_some() {
+                events.push(Event::Usage(Usage {
+                    input_tokens: input,
+                    output_tokens: output,
+                }));
+            }
+            let reason = chunk.get("done_reason").and_then(Value::as_str);
+            events.push(Event::Finish(finish_reason(reason)));
+        }
+        events
+    }
+
+    fn end(&mut self) -> Vec<Event> {
+        if self.done {
+            Vec::new()
+        } else {
+            self.done = true;
+            vec![Event::Error(
+                "the upstream stream ended before the reply was complete".into(),
+            )]
+        }
+    }
+}
