@@ -7,10 +7,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod anthropic;
 pub mod conversation;
 pub mod event;
 pub mod framing;
-pub mod ollama;
 pub mod openai;
 pub mod openai_responses;
 
