@@ -11,6 +11,7 @@ pub mod anthropic;
 pub mod conversation;
 pub mod event;
 pub mod framing;
+pub mod ollama;
 pub mod openai;
 pub mod openai_responses;
 
