@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod anthropic;
+pub mod azure;
 pub mod conversation;
 pub mod event;
 pub mod framing;

@@ -1,0 +1,239 @@
+mod support;
+
+use deepchat_adapters::azure::{AzureOpenAi, DEFAULT_API_VERSION};
+use deepchat_adapters::{Adapter, AdapterError, Conversation, Event, FinishReason, Image, Turn};
+use serde_json::json;
+use support::{decode_every_split, fixture, text_of};
+
+const PROVIDER: &str = "azure";
+
+fn adapter() -> AzureOpenAi {
+    AzureOpenAi::new("https://my-resource.openai.azure.com/")
+}
+
+#[test]
+fn normal_reply_skips_filter_annotations() {
+    let events = decode_every_split(&adapter(), &fixture(PROVIDER, "normal.sse"));
+    assert_eq!(
+        events,
+        vec![
+            Event::TextDelta("Héllo".into()),
+            Event::TextDelta(", ça va ? ".into()),
+            Event::TextDelta("日本語 👋".into()),
+            Event::TextDelta("\n".into()),
+            Event::Finish(FinishReason::Stop),
+        ]
+    );
+}
+
+#[test]
+fn error_midstream_after_text() {
+    let events = decode_every_split(&adapter(), &fixture(PROVIDER, "error_midstream.sse"));
+    assert_eq!(
+        events,
+        vec![
+            Event::TextDelta("Partial".into()),
+            Event::Error(
+                "upstream error: The server had an error processing your request. Sorry about that! You can retry your request."
+                    .into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn content_filter_stop_is_an_error_naming_the_category() {
+    let events = decode_every_split(&adapter(), &fixture(PROVIDER, "content_filter.sse"));
+    assert_eq!(
+        events,
+        vec![
+            Event::TextDelta("The duel began at dawn, and".into()),
+            Event::Error(
+                "Azure OpenAI's content filter withheld the rest of this reply (flagged: violence: high)"
+                    .into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn asynchronous_filter_verdict_after_annotations() {
+    let events = decode_every_split(&adapter(), &fixture(PROVIDER, "content_filter_async.sse"));
+    assert_eq!(text_of(&events), "Hey Jude, don't make it bad");
+    assert_eq!(
+        events.last(),
+        Some(&Event::Error(
+            "Azure OpenAI's content filter withheld the rest of this reply (flagged: protected_material_text)"
+                .into()
+        ))
+    );
+    assert!(!events.iter().any(|e| matches!(e, Event::Finish(_))));
+}
+
+#[test]
+fn verdict_after_a_normal_stop_still_reaches_the_user() {
+    let body = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: {\"id\":\"\",\"choices\":[{\"index\":0,\"finish_reason\":\"content_filter\",",
+        "\"content_filter_results\":{\"sexual\":{\"filtered\":true,\"severity\":\"medium\"}}}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let events = decode_every_split(&adapter(), body.as_bytes());
+    assert_eq!(
+        events,
+        vec![
+            Event::TextDelta("ok".into()),
+            Event::Finish(FinishReason::Stop),
+            Event::Error(
+                "Azure OpenAI's content filter withheld the rest of this reply (flagged: sexual: medium)"
+                    .into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn verdict_without_details_still_explains() {
+    let body =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"content_filter\"}]}\n\n";
+    let events = decode_every_split(&adapter(), body.as_bytes());
+    assert_eq!(
+        events,
+        vec![Event::Error(
+            "Azure OpenAI's content filter withheld the rest of this reply".into()
+        )]
+    );
+}
+
+#[test]
+fn nothing_after_done_counts() {
+    let body = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+        "data: {\"choices\":[{\"index\":0,\"finish_reason\":\"content_filter\"}]}\n\n",
+    );
+    let events = decode_every_split(&adapter(), body.as_bytes());
+    assert_eq!(events, vec![Event::Finish(FinishReason::Stop)]);
+}
+
+#[test]
+fn length_finish_is_reported() {
+    let events = decode_every_split(&adapter(), &fixture(PROVIDER, "length.sse"));
+    assert_eq!(text_of(&events), "Once upon");
+    assert_eq!(events.last(), Some(&Event::Finish(FinishReason::Length)));
+}
+
+#[test]
+fn stream_without_done_is_an_error() {
+    let events = decode_every_split(&adapter(), &fixture(PROVIDER, "truncated.sse"));
+    assert_eq!(text_of(&events), "Cut shørt 🚧");
+    assert_eq!(
+        events.last(),
+        Some(&Event::Error(
+            "the upstream stream ended before the reply was complete".into()
+        ))
+    );
+}
+
+#[test]
+fn odd_shapes_do_not_panic() {
+    for body in [
+        "data: {not json \"content_filter\"\n\n",
+        "data: {\"choices\":\"content_filter\"}\n\n",
+        "data: {\"choices\":[{\"finish_reason\":\"content_filter\",\"content_filter_results\":[]}]}\n\n",
+        "data: {\"choices\":[{\"finish_reason\":\"content_filter\",\"content_filter_results\":{\"x\":1}}]}\n\n",
+        "data: {\"choices\":[],\"prompt_filter_results\":null}\n\n",
+    ] {
+        decode_every_split(&adapter(), body.as_bytes());
+    }
+}
+
+#[test]
+fn request_uses_deployment_url_api_key_and_no_model_in_body() {
+    let mut image_turn = Turn::user("what is this?");
+    image_turn.images.push(Image::Inline {
+        mime: "image/png".into(),
+        base64: "AAAA".into(),
+    });
+    let conversation = Conversation {
+        system: Some("be brief".into()),
+        turns: vec![Turn::user("hi"), Turn::assistant("hello"), image_turn],
+        model: "gpt-4o-mini-prod".into(),
+        temperature: Some(0.5),
+        max_tokens: Some(64),
+        extra_headers: vec![("x-team".into(), "blue".into())],
+    };
+    let request = adapter()
+        .build_request(&conversation, Some("azure-key"))
+        .expect("request");
+    assert_eq!(
+        request.url,
+        "https://my-resource.openai.azure.com/openai/deployments/gpt-4o-mini-prod/chat/completions?api-version=2024-10-21"
+    );
+    assert_eq!(
+        request.headers,
+        vec![
+            ("api-key".to_owned(), "azure-key".to_owned()),
+            ("x-team".to_owned(), "blue".to_owned())
+        ]
+    );
+    assert_eq!(
+        request.body,
+        json!({
+            "stream": true,
+            "temperature": 0.5,
+            "max_tokens": 64,
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+                ]}
+            ]
+        })
+    );
+}
+
+#[test]
+fn api_version_is_configurable_and_url_parts_are_escaped() {
+    let conversation = Conversation {
+        turns: vec![Turn::user("hi")],
+        model: "my deploy/../x?y".into(),
+        ..Default::default()
+    };
+    let request = AzureOpenAi::new("https://r.openai.azure.com")
+        .with_api_version("2025-04-01-preview")
+        .build_request(&conversation, None)
+        .expect("request");
+    assert_eq!(
+        request.url,
+        "https://r.openai.azure.com/openai/deployments/my%20deploy%2F..%2Fx%3Fy/chat/completions?api-version=2025-04-01-preview"
+    );
+    assert!(request.headers.is_empty());
+    assert_eq!(DEFAULT_API_VERSION, "2024-10-21");
+}
+
+#[test]
+fn missing_deployment_is_refused_clearly() {
+    let conversation = Conversation {
+        turns: vec![Turn::user("hi")],
+        model: " ".into(),
+        ..Default::default()
+    };
+    match adapter().build_request(&conversation, None) {
+        Err(AdapterError::Unsupported(message)) => assert!(message.contains("deployment")),
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
+
+#[test]
+fn prompt_filter_rejection_reads_clearly() {
+    let body = r#"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please modify your prompt and retry.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"violence":{"filtered":true,"severity":"high"}}}}}"#;
+    assert_eq!(
+        adapter().error_message(400, body),
+        "azure upstream refused the request (HTTP 400): The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please modify your prompt and retry."
+    );
+}
