@@ -1,0 +1,194 @@
+//! Validated runtime configuration, built once from the command line and the environment.
+
+use crate::cli::{Cli, DemoArgs, GenerationArgs, ProviderCommand};
+use deepchat_adapters::{openai::OpenAiChat, Adapter};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+
+/// A flag or environment value that cannot work; reported before the proxy listens.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("--path must start with '/', got {0:?}")]
+    Path(String),
+    #[error("--stop-key must be at least 2 characters so a reply can always be split around it")]
+    StopKey,
+    #[error("--header {0:?} is not 'Name: value'")]
+    Header(String),
+    #[error("--base-url {0:?} must start with http:// or https://")]
+    BaseUrl(String),
+    #[error("--tokens-per-second must be between 0.1 and 10000")]
+    TokensPerSecond,
+    #[error("environment variable {0} is set but is not valid Unicode")]
+    KeyEncoding(String),
+}
+
+/// An API key that never prints itself.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// An HTTP upstream: the adapter speaking its wire format plus what every request carries.
+#[derive(Clone)]
+pub struct HttpUpstream {
+    pub adapter: Arc<dyn Adapter>,
+    pub api_key: Option<ApiKey>,
+    pub model: String,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub extra_headers: Vec<(String, String)>,
+}
+
+/// The built-in offline provider.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    pub token_interval: Duration,
+    pub deep_chat_script: String,
+}
+
+#[derive(Clone)]
+pub enum ProviderConfig {
+    Http(HttpUpstream),
+    Demo(Demo),
+}
+
+/// Everything the server needs, validated.
+#[derive(Clone)]
+pub struct Config {
+    pub path: String,
+    pub stop_key: String,
+    pub system_prompt: Option<String>,
+    pub history_limit: usize,
+    pub max_request_bytes: usize,
+    pub upstream_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub drain_timeout: Duration,
+    pub provider: ProviderConfig,
+}
+
+impl Config {
+    /// Validates the flags and reads the API key from the environment variable they name.
+    pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        if !cli.path.starts_with('/') {
+            return Err(ConfigError::Path(cli.path));
+        }
+        if cli.stop_key.chars().count() < 2 {
+            return Err(ConfigError::StopKey);
+        }
+        let provider = match cli.provider {
+            ProviderCommand::Openai(args) => {
+                let adapter = Arc::new(OpenAiChat::new(check_base_url(&args.base_url)?));
+                http_upstream(adapter, &args.api_key_env, args.model, args.generation)?
+            }
+            ProviderCommand::Demo(args) => demo(args)?,
+        };
+        Ok(Config {
+            path: cli.path,
+            stop_key: cli.stop_key,
+            system_prompt: cli.system_prompt.filter(|p| !p.is_empty()),
+            history_limit: cli.history_limit as usize,
+            max_request_bytes: cli.max_request_bytes,
+            upstream_timeout: Duration::from_secs(cli.upstream_timeout),
+            idle_timeout: Duration::from_secs(cli.idle_timeout),
+            drain_timeout: Duration::from_secs(cli.drain_timeout),
+            provider,
+        })
+    }
+}
+
+fn check_base_url(url: &str) -> Result<String, ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.trim_end_matches('/').to_owned())
+    } else {
+        Err(ConfigError::BaseUrl(url.to_owned()))
+    }
+}
+
+fn http_upstream(
+    adapter: Arc<dyn Adapter>,
+    api_key_env: &str,
+    model: String,
+    generation: GenerationArgs,
+) -> Result<ProviderConfig, ConfigError> {
+    Ok(ProviderConfig::Http(HttpUpstream {
+        adapter,
+        api_key: read_key(api_key_env)?,
+        model,
+        temperature: generation.temperature,
+        max_tokens: generation.max_tokens,
+        extra_headers: parse_headers(&generation.headers)?,
+    }))
+}
+
+/// A missing or empty variable means "no key" (keyless local servers).
+fn read_key(variable: &str) -> Result<Option<ApiKey>, ConfigError> {
+    match std::env::var(variable) {
+        Ok(key) if !key.trim().is_empty() => Ok(Some(ApiKey(key.trim().to_owned()))),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::KeyEncoding(variable.into())),
+    }
+}
+
+/// Parses `Name: value` pairs, checking names and values are valid HTTP.
+pub fn parse_headers(raw: &[String]) -> Result<Vec<(String, String)>, ConfigError> {
+    raw.iter()
+        .map(|line| {
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| ConfigError::Header(line.clone()))?;
+            let (name, value) = (name.trim(), value.trim());
+            let valid = hyper::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
+                && hyper::header::HeaderValue::from_str(value).is_ok();
+            if valid {
+                Ok((name.to_ascii_lowercase(), value.to_owned()))
+            } else {
+                Err(ConfigError::Header(line.clone()))
+            }
+        })
+        .collect()
+}
+
+fn demo(args: DemoArgs) -> Result<ProviderConfig, ConfigError> {
+    if !(0.1..=10_000.0).contains(&args.tokens_per_second) {
+        return Err(ConfigError::TokensPerSecond);
+    }
+    Ok(ProviderConfig::Demo(Demo {
+        token_interval: Duration::from_secs_f64(1.0 / args.tokens_per_second),
+        deep_chat_script: args.deep_chat_script,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_parse_and_reject_garbage() {
+        let ok = parse_headers(&["X-Team: blue".into(), "a:b:c".into()]).expect("valid");
+        assert_eq!(
+            ok,
+            vec![("x-team".into(), "blue".into()), ("a".into(), "b:c".into())]
+        );
+        assert!(parse_headers(&["no colon".into()]).is_err());
+        assert!(parse_headers(&["bad name: x".into()]).is_err());
+    }
+
+    #[test]
+    fn api_key_debug_is_redacted() {
+        assert_eq!(
+            format!("{:?}", ApiKey("sk-secret".into())),
+            "ApiKey(<redacted>)"
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! The only code that knows Deep Chat: its request JSON, its response frames, its transports.
+
+pub mod frames;
+pub mod page;
+pub mod request;
+pub mod ws;

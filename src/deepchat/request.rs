@@ -1,0 +1,149 @@
+//! Parses a Deep Chat request body (`{"messages":[{"role","text","files"}…], …}`) into turns.
+
+use deepchat_adapters::{Image, Role, Turn};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Why a browser's request cannot be answered; the text is shown to the user.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("the request is not valid JSON: {0}")]
+    Json(String),
+    #[error("the request has no \"messages\" list")]
+    NoMessages,
+    #[error("the request has no message with text or an image to answer")]
+    Empty,
+    #[error("file {0:?} cannot be sent to the model: only images are supported")]
+    UnsupportedFile(String),
+}
+
+#[derive(Deserialize)]
+struct Body {
+    messages: Option<Vec<IncomingMessage>>,
+}
+
+#[derive(Deserialize)]
+struct IncomingMessage {
+    role: Option<String>,
+    text: Option<String>,
+    #[serde(default)]
+    files: Vec<IncomingFile>,
+}
+
+#[derive(Deserialize)]
+struct IncomingFile {
+    src: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    name: Option<String>,
+}
+
+/// Parses one request. Other top-level fields (`additionalBodyProps`) are ignored here.
+pub fn parse(body: &[u8]) -> Result<Vec<Turn>, RequestError> {
+    let body: Body = serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
+    let messages = body.messages.ok_or(RequestError::NoMessages)?;
+    let mut turns = Vec::with_capacity(messages.len());
+    for message in messages {
+        let role = match message.role.as_deref() {
+            Some("ai") | Some("assistant") => Role::Assistant,
+            // Deep Chat lets pages invent roles; anything else speaks for the user.
+            _ => Role::User,
+        };
+        let images = message
+            .files
+            .into_iter()
+            .map(to_image)
+            .collect::<Result<Vec<_>, _>>()?;
+        let text = message.text.unwrap_or_default();
+        if text.is_empty() && images.is_empty() {
+            continue;
+        }
+        turns.push(Turn { role, text, images });
+    }
+    if !turns.iter().any(|t| t.role == Role::User) {
+        return Err(RequestError::Empty);
+    }
+    Ok(turns)
+}
+
+fn to_image(file: IncomingFile) -> Result<Image, RequestError> {
+    let label = || file.name.clone().unwrap_or_else(|| "attachment".into());
+    let src = file.src.as_deref().unwrap_or_default();
+    if let Some(rest) = src.strip_prefix("data:") {
+        if let Some((mime, base64)) = rest.split_once(";base64,") {
+            if mime.starts_with("image/") {
+                return Ok(Image::Inline {
+                    mime: mime.to_owned(),
+                    base64: base64.to_owned(),
+                });
+            }
+        }
+        return Err(RequestError::UnsupportedFile(label()));
+    }
+    let is_image = file.kind.as_deref() == Some("image");
+    if is_image && (src.starts_with("https://") || src.starts_with("http://")) {
+        return Ok(Image::Url(src.to_owned()));
+    }
+    Err(RequestError::UnsupportedFile(label()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_roles_and_skips_empty_messages() {
+        let turns = parse(
+            br#"{"messages":[{"role":"user","text":"hi"},{"role":"ai","text":"hello"},
+                {"role":"user","text":""},{"role":"user","text":"again"}],"extra":1}"#,
+        )
+        .expect("parsed");
+        assert_eq!(
+            turns,
+            vec![
+                Turn::user("hi"),
+                Turn::assistant("hello"),
+                Turn::user("again")
+            ]
+        );
+    }
+
+    #[test]
+    fn images_from_data_urls_and_links() {
+        let turns = parse(
+            br#"{"messages":[{"role":"user","text":"look","files":[
+                {"src":"data:image/png;base64,iVBO","type":"image","name":"a.png"},
+                {"src":"https://example.test/b.jpg","type":"image"}]}]}"#,
+        )
+        .expect("parsed");
+        assert_eq!(
+            turns[0].images,
+            vec![
+                Image::Inline {
+                    mime: "image/png".into(),
+                    base64: "iVBO".into()
+                },
+                Image::Url("https://example.test/b.jpg".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_input_with_reasons() {
+        assert!(matches!(parse(b"{nope"), Err(RequestError::Json(_))));
+        assert_eq!(parse(br#"{"text":"x"}"#), Err(RequestError::NoMessages));
+        assert_eq!(parse(br#"{"messages":[]}"#), Err(RequestError::Empty));
+        assert_eq!(
+            parse(br#"{"messages":[{"role":"ai","text":"only ai"}]}"#),
+            Err(RequestError::Empty)
+        );
+        assert_eq!(
+            parse(br#"{"messages":[{"text":"x","files":[{"src":"data:application/pdf;base64,AA","name":"r.pdf"}]}]}"#),
+            Err(RequestError::UnsupportedFile("r.pdf".into()))
+        );
+        assert!(matches!(
+            parse(br#"{"messages":"not a list"}"#),
+            Err(RequestError::Json(_))
+        ));
+    }
+}

@@ -1,0 +1,32 @@
+//! deepchat-proxy: Deep Chat clients in, LLM provider streams out.
+//!
+//! `main` parses flags and signals; [`run`] serves a bound listener until shutdown, so tests
+//! start the real server in-process on `127.0.0.1:0`.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod deepchat;
+pub mod demo;
+pub mod history;
+pub mod relay;
+pub mod server;
+pub mod upstream;
+
+pub use app::App;
+pub use config::Config;
+
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Serves Deep Chat on `listener` until `shutdown` resolves, then drains running replies.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    server::serve(listener, Arc::new(App::new(config)), shutdown).await
+}

@@ -1,0 +1,301 @@
+//! One reply, transport-agnostic: adapter events in, Deep Chat frames out. Owns the policy:
+//! re-chunking (merge only what is already queued), the stop-key guarantees, turning finish
+//! reasons and errors into one clear error frame, and stopping at once when the client leaves.
+
+use crate::deepchat::frames::{file_kind, FileFrame, Frame};
+use crate::upstream::EventStream;
+use deepchat_adapters::{Event, FinishReason, Usage};
+use futures_util::{FutureExt, Sink, SinkExt, StreamExt};
+use std::future::Future;
+use std::pin::pin;
+
+/// Most text merged into one frame when the client is behind.
+const MAX_MERGED_BYTES: usize = 16 * 1024;
+
+/// How a reply ended.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Everything the client was sent as text, in order.
+    pub text: String,
+    /// The error shown to the user, if any.
+    pub error: Option<String>,
+    /// The client left (or its socket broke) before the reply ended.
+    pub cancelled: bool,
+    pub usage: Option<Usage>,
+    /// Text frames sent (after merging).
+    pub text_frames: usize,
+}
+
+/// What ends a reply on this transport.
+#[derive(Debug, Clone, Copy)]
+pub enum Ending<'a> {
+    /// WebSocket: a text frame exactly equal to the stop key.
+    StopKey(&'a str),
+    /// HTTP streaming: the response simply ends.
+    Close,
+}
+
+/// Relays `events` to `sink` until the upstream ends, fails, or `client_gone` resolves.
+/// Dropping `events` on return closes the upstream connection.
+pub async fn relay<S, G>(
+    mut events: EventStream,
+    sink: &mut S,
+    ending: Ending<'_>,
+    client_gone: G,
+) -> Outcome
+where
+    S: Sink<String> + Unpin,
+    G: Future<Output = ()>,
+{
+    let mut client_gone = pin!(client_gone);
+    let mut outcome = Outcome::default();
+    let mut finish = None;
+    // An event read while merging text that belongs to the next iteration.
+    let mut stashed: Option<Option<Event>> = None;
+
+    loop {
+        let event = match stashed.take() {
+            Some(event) => event,
+            None => tokio::select! {
+                biased;
+                _ = client_gone.as_mut() => {
+                    outcome.cancelled = true;
+                    return outcome;
+                }
+                event = events.next() => event,
+            },
+        };
+        let Some(event) = event else { break };
+        let frame = match event {
+            Event::TextDelta(mut text) => {
+                // Merge whatever the upstream already queued while we were writing: no delay
+                // when the client keeps up, fewer larger frames when it falls behind.
+                while text.len() < MAX_MERGED_BYTES {
+                    match events.next().now_or_never() {
+                        Some(Some(Event::TextDelta(more))) => text.push_str(&more),
+                        Some(other) => {
+                            stashed = Some(other);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                if text.is_empty() {
+                    continue;
+                }
+                let sent = send_text(sink, &text, ending, client_gone.as_mut()).await;
+                if sent.is_err() {
+                    outcome.cancelled = true;
+                    return outcome;
+                }
+                outcome.text_frames += sent.unwrap_or(0);
+                outcome.text.push_str(&text);
+                continue;
+            }
+            Event::File { mime, src } => {
+                let files = [FileFrame {
+                    src,
+                    kind: file_kind(&mime),
+                }];
+                Frame::Files(&files).to_json()
+            }
+            Event::Usage(usage) => {
+                outcome.usage = Some(usage);
+                continue;
+            }
+            Event::Finish(reason) => {
+                finish = Some(reason);
+                continue;
+            }
+            Event::Error(message) => {
+                outcome.error = Some(message);
+                break;
+            }
+        };
+        if send(sink, frame, client_gone.as_mut()).await.is_err() {
+            outcome.cancelled = true;
+            return outcome;
+        }
+    }
+
+    if outcome.error.is_none() {
+        outcome.error = match finish {
+            Some(FinishReason::Length) => {
+                Some("The reply was cut off because the model reached its token limit.".to_owned())
+            }
+            Some(FinishReason::ContentFilter) => {
+                Some("The provider's content filter stopped this reply.".to_owned())
+            }
+            _ => None,
+        };
+    }
+    if let Some(error) = &outcome.error {
+        if send(sink, Frame::Error(error).to_json(), client_gone.as_mut())
+            .await
+            .is_err()
+        {
+            outcome.cancelled = true;
+            return outcome;
+        }
+    }
+    // Deep Chat needs the stop key even after an error, or it glues the next reply on.
+    if let Ending::StopKey(key) = ending {
+        if send(sink, Frame::Text(key).to_json(), client_gone.as_mut())
+            .await
+            .is_err()
+        {
+            outcome.cancelled = true;
+        }
+    }
+    outcome
+}
+
+/// The client is gone (socket closed or write failed).
+struct Gone;
+
+async fn send<S, G>(
+    sink: &mut S,
+    frame: String,
+    client_gone: std::pin::Pin<&mut G>,
+) -> Result<(), Gone>
+where
+    S: Sink<String> + Unpin,
+    G: Future<Output = ()>,
+{
+    tokio::select! {
+        biased;
+        _ = client_gone => Err(Gone),
+        sent = sink.send(frame) => sent.map_err(|_| Gone),
+    }
+}
+
+/// Sends text so that no frame equals the stop key: such a chunk goes out as two frames.
+/// Returns the number of frames sent.
+async fn send_text<S, G>(
+    sink: &mut S,
+    text: &str,
+    ending: Ending<'_>,
+    mut client_gone: std::pin::Pin<&mut G>,
+) -> Result<usize, Gone>
+where
+    S: Sink<String> + Unpin,
+    G: Future<Output = ()>,
+{
+    let parts = match ending {
+        Ending::StopKey(key) if text == key => split_first_char(text),
+        _ => (text, ""),
+    };
+    send(sink, Frame::Text(parts.0).to_json(), client_gone.as_mut()).await?;
+    if parts.1.is_empty() {
+        return Ok(1);
+    }
+    send(sink, Frame::Text(parts.1).to_json(), client_gone).await?;
+    Ok(2)
+}
+
+fn split_first_char(text: &str) -> (&str, &str) {
+    let cut = text.chars().next().map_or(0, char::len_utf8);
+    text.split_at(cut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+
+    fn texts(frames: &[String]) -> Vec<serde_json::Value> {
+        frames
+            .iter()
+            .map(|f| serde_json::from_str(f).expect("json frame"))
+            .collect()
+    }
+
+    async fn run(events: Vec<Event>) -> (Outcome, Vec<serde_json::Value>) {
+        let mut sink: Vec<String> = Vec::new();
+        let outcome = relay(
+            stream::iter(events).boxed(),
+            &mut sink,
+            Ending::StopKey("stop-key"),
+            std::future::pending(),
+        )
+        .await;
+        (outcome, texts(&sink))
+    }
+
+    #[tokio::test]
+    async fn merges_ready_deltas_and_ends_with_stop_key() {
+        let (outcome, frames) = run(vec![
+            Event::TextDelta("a".into()),
+            Event::TextDelta("b".into()),
+            Event::Finish(FinishReason::Stop),
+        ])
+        .await;
+        assert_eq!(
+            frames,
+            vec![
+                serde_json::json!({"text":"ab"}),
+                serde_json::json!({"text":"stop-key"})
+            ]
+        );
+        assert_eq!(outcome.text, "ab");
+        assert!(outcome.error.is_none());
+    }
+
+    #[tokio::test]
+    async fn stop_key_collision_is_split() {
+        let (_, frames) = run(vec![Event::TextDelta("stop-key".into())]).await;
+        assert_eq!(
+            frames,
+            vec![
+                serde_json::json!({"text":"s"}),
+                serde_json::json!({"text":"top-key"}),
+                serde_json::json!({"text":"stop-key"})
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn error_then_stop_key() {
+        let (outcome, frames) = run(vec![
+            Event::TextDelta("part".into()),
+            Event::Error("boom".into()),
+            Event::TextDelta("never".into()),
+        ])
+        .await;
+        assert_eq!(
+            frames,
+            vec![
+                serde_json::json!({"text":"part"}),
+                serde_json::json!({"error":"boom"}),
+                serde_json::json!({"text":"stop-key"})
+            ]
+        );
+        assert_eq!(outcome.error.as_deref(), Some("boom"));
+    }
+
+    #[tokio::test]
+    async fn length_finish_is_flagged() {
+        let (_, frames) = run(vec![
+            Event::TextDelta("cut".into()),
+            Event::Finish(FinishReason::Length),
+        ])
+        .await;
+        assert!(frames[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("token limit")));
+    }
+
+    #[tokio::test]
+    async fn client_gone_stops_at_once() {
+        let mut sink: Vec<String> = Vec::new();
+        let outcome = relay(
+            stream::pending().boxed(),
+            &mut sink,
+            Ending::StopKey("stop-key"),
+            std::future::ready(()),
+        )
+        .await;
+        assert!(outcome.cancelled);
+        assert!(sink.is_empty());
+    }
+}

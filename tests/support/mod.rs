@@ -1,0 +1,374 @@
+//! Test support: the real proxy started in-process on 127.0.0.1:0, a scripted mock upstream
+//! whose every chunk, delay, status and drop the test controls, and a Deep Chat-like WebSocket
+//! client.
+
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Every wait in tests is bounded so a broken proxy fails the test instead of hanging it.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A running proxy; dropping it (or calling `stop`) shuts it down.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Proxy {
+    /// Starts the proxy with these command-line arguments (after the program name; `--listen`
+    /// is added).
+    pub async fn start(args: &[&str]) -> Proxy {
+        let mut argv = vec!["deepchat-proxy", "--listen", "127.0.0.1:0"];
+        argv.extend_from_slice(args);
+        let cli = deepchat_proxy::cli::Cli::try_parse_from(argv).expect("valid flags");
+        let config = deepchat_proxy::Config::from_cli(cli).expect("valid config");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(deepchat_proxy::run(listener, config, async move {
+            let _ = rx.await;
+        }));
+        Proxy {
+            addr,
+            shutdown: Some(tx),
+            task,
+        }
+    }
+
+    /// Starts an `openai` proxy pointed at `upstream`, plus extra global args before the
+    /// subcommand and provider args after it.
+    pub async fn openai(upstream: &MockUpstream, global: &[&str], provider: &[&str]) -> Proxy {
+        let base = format!("http://{}/v1", upstream.addr);
+        let mut args: Vec<&str> = global.to_vec();
+        args.extend_from_slice(&["openai", "--base-url", &base, "--model", "test-model"]);
+        args.extend_from_slice(&["--api-key-env", "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY"]);
+        args.extend_from_slice(provider);
+        Proxy::start(&args).await
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/chat", self.addr)
+    }
+
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(PATIENCE, &mut self.task)
+            .await
+            .expect("proxy stopped in time")
+            .expect("proxy task")
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One step of a scripted upstream response body.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Raw bytes, sent as one chunk.
+    Bytes(Vec<u8>),
+    /// A pause before the next step.
+    Wait(Duration),
+    /// Abort the connection mid-body (no proper end).
+    Drop,
+    /// Keep the response open, sending SSE comments, until the client goes away.
+    HoldUntilClosed,
+}
+
+/// A scripted response.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub steps: Vec<Step>,
+}
+
+impl Reply {
+    /// An OpenAI SSE stream of these content deltas, ending with `[DONE]`.
+    pub fn openai_text(deltas: &[&str]) -> Reply {
+        let mut steps: Vec<Step> = deltas
+            .iter()
+            .map(|d| Step::Bytes(openai_chunk(d)))
+            .collect();
+        steps.push(Step::Bytes(b"data: [DONE]\n\n".to_vec()));
+        Reply::sse(steps)
+    }
+
+    pub fn sse(steps: Vec<Step>) -> Reply {
+        Reply {
+            status: 200,
+            content_type: "text/event-stream",
+            steps,
+        }
+    }
+
+    pub fn error(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            content_type: "application/json",
+            steps: vec![Step::Bytes(body.as_bytes().to_vec())],
+        }
+    }
+}
+
+/// One `data:` event carrying a Chat Completions content delta.
+pub fn openai_chunk(delta: &str) -> Vec<u8> {
+    let chunk = serde_json::json!({
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": null}]
+    });
+    format!("data: {chunk}\n\n").into_bytes()
+}
+
+/// What the mock saw of one request.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct MockState {
+    replies: VecDeque<Reply>,
+    received: Vec<Received>,
+    /// When each held response noticed its client had gone.
+    closed_at: Vec<Instant>,
+}
+
+/// A scripted upstream on 127.0.0.1:0: replies are served in the order they were queued.
+#[derive(Clone)]
+pub struct MockUpstream {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<MockState>>,
+    changed: Arc<Notify>,
+}
+
+impl MockUpstream {
+    pub async fn start() -> MockUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mock");
+        let mock = MockUpstream {
+            addr: listener.local_addr().expect("addr"),
+            state: Arc::default(),
+            changed: Arc::default(),
+        };
+        let server = mock.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let mock = server.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let mock = mock.clone();
+                        async move { Ok::<_, std::convert::Infallible>(mock.respond(request).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        mock
+    }
+
+    pub fn push(&self, reply: Reply) {
+        self.state.lock().expect("lock").replies.push_back(reply);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().expect("lock").received.clone()
+    }
+
+    pub fn closed_count(&self) -> usize {
+        self.state.lock().expect("lock").closed_at.len()
+    }
+
+    /// Waits until `n` requests have arrived.
+    pub async fn wait_requests(&self, n: usize) -> Vec<Received> {
+        self.wait_for(|s| s.received.len() >= n).await;
+        self.received()
+    }
+
+    /// Waits until `n` held responses saw their client go away; returns when that happened.
+    pub async fn wait_closed(&self, n: usize) -> Instant {
+        self.wait_for(|s| s.closed_at.len() >= n).await;
+        self.state.lock().expect("lock").closed_at[n - 1]
+    }
+
+    async fn wait_for(&self, done: impl Fn(&MockState) -> bool) {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let notified = self.changed.notified();
+                if done(&self.state.lock().expect("lock")) {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .expect("mock upstream condition within patience");
+    }
+
+    async fn respond(
+        &self,
+        request: hyper::Request<hyper::body::Incoming>,
+    ) -> hyper::Response<http_body_util::combinators::BoxBody<Bytes, std::io::Error>> {
+        let method = request.method().to_string();
+        let path = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        let headers = request
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let bytes = request
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let reply = {
+            let mut state = self.state.lock().expect("lock");
+            state.received.push(Received {
+                method,
+                path,
+                headers,
+                body,
+            });
+            state.replies.pop_front()
+        };
+        self.changed.notify_waiters();
+        let reply = reply.unwrap_or_else(|| {
+            Reply::error(500, r#"{"error":{"message":"mock has no reply queued"}}"#)
+        });
+
+        let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+        let mock = self.clone();
+        tokio::spawn(async move {
+            for step in reply.steps {
+                match step {
+                    Step::Bytes(bytes) => {
+                        if tx.send(Ok(Frame::data(Bytes::from(bytes)))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Step::Wait(pause) => tokio::time::sleep(pause).await,
+                    Step::Drop => {
+                        let _ = tx.send(Err(std::io::Error::other("dropped by test"))).await;
+                        return;
+                    }
+                    Step::HoldUntilClosed => loop {
+                        let ping = Frame::data(Bytes::from_static(b": keep-alive\n\n"));
+                        if tx.send(Ok(ping)).await.is_err() {
+                            mock.state
+                                .lock()
+                                .expect("lock")
+                                .closed_at
+                                .push(Instant::now());
+                            mock.changed.notify_waiters();
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    },
+                }
+            }
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        hyper::Response::builder()
+            .status(reply.status)
+            .header("content-type", reply.content_type)
+            .body(BodyExt::boxed(StreamBody::new(stream)))
+            .expect("response")
+    }
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens a Deep Chat-style socket.
+pub async fn connect(url: &str) -> Ws {
+    let (ws, _) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("connect in time")
+        .expect("websocket connect");
+    ws
+}
+
+/// Sends one Deep Chat request: only the newest message, as Deep Chat does by default.
+pub async fn send_user(ws: &mut Ws, text: &str) {
+    let body = serde_json::json!({"messages": [{"role": "user", "text": text}]});
+    ws.send(Message::text(body.to_string()))
+        .await
+        .expect("send");
+}
+
+/// Reads frames until (and including) the stop key frame.
+pub async fn read_reply(ws: &mut Ws, stop_key: &str) -> Vec<Value> {
+    let mut frames = Vec::new();
+    loop {
+        let message = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("frame within patience")
+            .expect("socket open")
+            .expect("frame");
+        if let Message::Text(text) = message {
+            let frame: Value = serde_json::from_str(text.as_str()).expect("JSON frame");
+            let is_stop = frame.get("text").and_then(Value::as_str) == Some(stop_key);
+            frames.push(frame);
+            if is_stop {
+                return frames;
+            }
+        }
+    }
+}
+
+/// Concatenated text of all frames except the final stop key.
+pub fn reply_text(frames: &[Value]) -> String {
+    frames[..frames.len().saturating_sub(1)]
+        .iter()
+        .filter_map(|f| f.get("text").and_then(Value::as_str))
+        .collect()
+}
+
+/// The error frames' texts.
+pub fn errors(frames: &[Value]) -> Vec<String> {
+    frames
+        .iter()
+        .filter_map(|f| f.get("error").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
