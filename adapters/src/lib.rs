@@ -12,6 +12,7 @@ pub mod azure;
 pub mod conversation;
 pub mod event;
 pub mod framing;
+pub mod gemini;
 pub mod ollama;
 pub mod openai;
 pub mod openai_responses;
