@@ -16,6 +16,7 @@ pub mod gemini;
 pub mod ollama;
 pub mod openai;
 pub mod openai_responses;
+pub mod presets;
 
 pub use conversation::{Conversation, Image, Role, Turn};
 pub use event::{Event, FinishReason, Usage};
