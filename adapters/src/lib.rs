@@ -9,6 +9,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod cohere;
 pub mod conversation;
 pub mod event;
 pub mod framing;

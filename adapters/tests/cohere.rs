@@ -1,0 +1,270 @@
+mod support;
+
+use deepchat_adapters::cohere::{Cohere, DEFAULT_BASE_URL};
+use deepchat_adapters::{
+    Adapter, AdapterError, Conversation, Event, FinishReason, Image, Turn, Usage,
+};
+use serde_json::json;
+use support::{decode_chunks, decode_every_split, fixture, text_of};
+
+fn adapter() -> Cohere {
+    Cohere::new("http://127.0.0.1:9/")
+}
+
+#[test]
+fn normal_reply_with_real_token_counts() {
+    let events = decode_every_split(&adapter(), &fixture("cohere", "normal.sse"));
+    assert_eq!(
+        events,
+        vec![
+            Event::TextDelta("Grüße aus Zürich".into()),
+            Event::TextDelta(" — 日本語も 👋🏽\n\"done\"".into()),
+            Event::Finish(FinishReason::Stop),
+            Event::Usage(Usage {
+                input_tokens: Some(186),
+                output_tokens: Some(14)
+            }),
+        ]
+    );
+}
+
+#[test]
+fn thinking_is_hidden_billed_units_are_the_fallback_and_done_is_ignored() {
+    let events = decode_every_split(&adapter(), &fixture("cohere", "thinking.sse"));
+    assert_eq!(
+        events,
+        vec![
+            Event::TextDelta("27 × 453 = 12,231".into()),
+            Event::Finish(FinishReason::Stop),
+            Event::Usage(Usage {
+                input_tokens: Some(12),
+                output_tokens: Some(30)
+            }),
+        ]
+    );
+}
+
+#[test]
+fn error_finish_midstream_is_one_clear_error() {
+    let events = decode_every_split(&adapter(), &fixture("cohere", "error_midstream.sse"));
+    assert_eq!(
+        events,
+        vec![
+            Event::TextDelta("Partial".into()),
+            Event::Error(
+                "upstream error: internal server error, this has been reported to our developers"
+                    .into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn toxic_finish_says_the_safety_filter_blocked_it() {
+    let events = decode_every_split(&adapter(), &fixture("cohere", "toxic.sse"));
+    assert_eq!(
+        events,
+        vec![
+            Event::TextDelta("Sure,".into()),
+            Event::Error("the reply was blocked by Cohere's safety filter (ERROR_TOXIC)".into()),
+        ]
+    );
+}
+
+#[test]
+fn max_tokens_is_a_length_finish() {
+    let events = decode_every_split(&adapter(), &fixture("cohere", "length.sse"));
+    assert_eq!(text_of(&events), "Once upon");
+    assert_eq!(
+        events[1..],
+        [
+            Event::Finish(FinishReason::Length),
+            Event::Usage(Usage {
+                input_tokens: Some(71),
+                output_tokens: Some(3)
+            }),
+        ]
+    );
+}
+
+#[test]
+fn stream_without_message_end_is_an_error() {
+    let events = decode_every_split(&adapter(), &fixture("cohere", "truncated.sse"));
+    assert_eq!(
+        events,
+        vec![
+            Event::TextDelta("Cut".into()),
+            Event::Error("the upstream stream ended before the reply was complete".into()),
+        ]
+    );
+}
+
+#[test]
+fn done_marker_without_message_end_is_still_a_cut_stream() {
+    let mut body = fixture("cohere", "truncated.sse");
+    body.extend_from_slice(b"data: [DONE]\n\n");
+    let events = decode_every_split(&adapter(), &body);
+    assert_eq!(
+        events.last(),
+        Some(&Event::Error(
+            "the upstream stream ended before the reply was complete".into()
+        ))
+    );
+}
+
+#[test]
+fn every_cut_before_message_end_is_reported() {
+    let body = fixture("cohere", "normal.sse");
+    for len in 0..body.len() {
+        let events = decode_chunks(&adapter(), vec![body[..len].to_vec()]);
+        assert!(
+            matches!(events.last(), Some(Event::Error(_))),
+            "cut at byte {len} was not reported: {events:?}"
+        );
+    }
+    let whole = decode_chunks(&adapter(), vec![body]);
+    assert!(!whole.iter().any(|e| matches!(e, Event::Error(_))));
+}
+
+#[test]
+fn other_finish_reasons() {
+    for (reason, expected) in [
+        ("STOP_SEQUENCE", Event::Finish(FinishReason::Stop)),
+        ("TOOL_CALL", Event::Finish(FinishReason::Stop)),
+        (
+            "USER_CANCEL",
+            Event::Finish(FinishReason::Other("USER_CANCEL".into())),
+        ),
+    ] {
+        let body = format!(
+            "event: message-end\ndata: {{\"type\":\"message-end\",\"delta\":{{\"finish_reason\":\"{reason}\"}}}}\n\n"
+        );
+        assert_eq!(
+            decode_every_split(&adapter(), body.as_bytes()),
+            vec![expected]
+        );
+    }
+    let events = decode_every_split(
+        &adapter(),
+        b"event: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"ERROR\"}}\n\n",
+    );
+    assert!(
+        matches!(events.as_slice(), [Event::Error(m)] if m.starts_with("upstream error: ")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn untyped_error_object_in_the_stream_is_an_error() {
+    let events = decode_every_split(
+        &adapter(),
+        b"data: {\"id\":\"e1\",\"message\":\"too many tokens: max tokens must be less than or equal to 4000\"}\n\n",
+    );
+    assert_eq!(
+        events,
+        vec![Event::Error(
+            "upstream error: too many tokens: max tokens must be less than or equal to 4000".into()
+        )]
+    );
+}
+
+#[test]
+fn garbage_data_is_an_error_not_a_panic() {
+    let events = decode_every_split(&adapter(), b"event: content-delta\ndata: {not json\n\n");
+    assert!(matches!(events.as_slice(), [Event::Error(_)]));
+    let events = decode_every_split(
+        &adapter(),
+        b"data: {\"type\":\"content-delta\",\"delta\":{\"message\":{\"content\":[\"x\"]}}}\n\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":5,\"usage\":{\"tokens\":{\"input_tokens\":-3,\"output_tokens\":\"x\"},\"billed_units\":{\"input_tokens\":4.0}}}}\n\n",
+    );
+    assert_eq!(
+        events,
+        vec![
+            Event::Finish(FinishReason::Stop),
+            Event::Usage(Usage {
+                input_tokens: Some(4),
+                output_tokens: None
+            })
+        ]
+    );
+}
+
+#[test]
+fn request_has_system_history_images_and_options() {
+    let mut image_turn = Turn::user("what is this?");
+    image_turn.images.push(Image::Inline {
+        mime: "image/png".into(),
+        base64: "AAAA".into(),
+    });
+    let conversation = Conversation {
+        system: Some("be brief".into()),
+        turns: vec![Turn::user("hi"), Turn::assistant("hello"), image_turn],
+        model: "command-a-vision-07-2025".into(),
+        temperature: Some(0.5),
+        max_tokens: Some(64),
+        extra_headers: vec![("x-client-name".into(), "deepchat-proxy".into())],
+    };
+    let request = adapter()
+        .build_request(&conversation, Some("co-test"))
+        .expect("request");
+    assert_eq!(request.url, "http://127.0.0.1:9/v2/chat");
+    assert_eq!(
+        request.headers,
+        vec![
+            ("authorization".to_owned(), "Bearer co-test".to_owned()),
+            ("x-client-name".to_owned(), "deepchat-proxy".to_owned()),
+        ]
+    );
+    assert_eq!(
+        request.body,
+        json!({
+            "model": "command-a-vision-07-2025",
+            "stream": true,
+            "temperature": 0.5,
+            "max_tokens": 64,
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+                ]}
+            ]
+        })
+    );
+}
+
+#[test]
+fn minimal_keyless_request() {
+    let conversation = Conversation {
+        turns: vec![Turn::user("hi")],
+        model: "command-a-03-2025".into(),
+        ..Default::default()
+    };
+    let request = Cohere::default()
+        .build_request(&conversation, None)
+        .expect("request");
+    assert_eq!(DEFAULT_BASE_URL, "https://api.cohere.com");
+    assert_eq!(request.url, "https://api.cohere.com/v2/chat");
+    assert!(request.headers.is_empty());
+    assert_eq!(
+        request.body,
+        json!({
+            "model": "command-a-03-2025",
+            "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]
+        })
+    );
+    assert_eq!(
+        Cohere::default().build_request(&Conversation::default(), None),
+        Err(AdapterError::Empty)
+    );
+}
+
+#[test]
+fn http_error_body_gives_coheres_message() {
+    assert_eq!(
+        adapter().error_message(401, r#"{"id":"b1c2","message":"invalid api token"}"#),
+        "cohere upstream rejected the API key (HTTP 401): invalid api token"
+    );
+}
