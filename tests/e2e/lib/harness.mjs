@@ -73,7 +73,8 @@ export async function startStaticServer() {
       res.end('not found');
       return;
     }
-    res.writeHead(200, { 'content-type': entry[1], 'cache-control': 'no-store' });
+    // CORS: the proxy's demo page (another origin) may load the bundle from here as a module.
+    res.writeHead(200, { 'content-type': entry[1], 'cache-control': 'no-store', 'access-control-allow-origin': '*' });
     fs.createReadStream(entry[0]).pipe(res);
   });
   server.listen(0, '127.0.0.1');
@@ -85,6 +86,11 @@ export async function startStaticServer() {
 }
 
 // ------------------------------------------------------------------ proxy process
+// The proxy reads DEEPCHAT_PROXY_* settings from the environment; tests pass flags only.
+function cleanEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DEEPCHAT_PROXY_')));
+}
+
 export async function startProxy({ provider, global = [], env = {}, name = 'proxy' }) {
   if (!fs.existsSync(PROXY_BIN)) {
     throw new Error(`proxy binary not found at ${PROXY_BIN}: run \`cargo build --release\` in ${REPO_DIR} or set DEEPCHAT_PROXY_BIN`);
@@ -94,7 +100,7 @@ export async function startProxy({ provider, global = [], env = {}, name = 'prox
   const started = Date.now();
   const output = [];
   const child = spawn(PROXY_BIN, args, {
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', [API_KEY_ENV]: API_KEY, ...env },
+    env: { ...cleanEnv(), RUST_LOG: process.env.RUST_LOG || 'info', [API_KEY_ENV]: API_KEY, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
@@ -193,7 +199,8 @@ export class ChatPage {
   async mount(config, { waitForSocket = true } = {}) {
     await this.page.evaluate((cfg) => window.e2e.mount(cfg), config);
     if (waitForSocket) {
-      await this.page.waitForFunction(() => window.e2e.socketOpen(), null, { timeout: T.ready, polling: 20 });
+      await this.page.waitForFunction(() => window.e2e.socketOpen(), null, { timeout: T.ready, polling: 20 })
+        .catch((err) => { throw new Error(`Deep Chat's WebSocket to ${config.connect?.url} did not open: ${err.message}`, { cause: err }); });
     }
   }
 
@@ -214,8 +221,7 @@ export class ChatPage {
       );
       return handle.jsonValue();
     } catch (err) {
-      err.message = `${what}: ${err.message}`;
-      throw err;
+      throw new Error(`waiting for ${what}: ${err.message}`, { cause: err });
     }
   }
 

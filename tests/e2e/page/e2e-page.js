@@ -62,13 +62,16 @@
   let chat = null;
   const aiTextHistory = []; // distinct texts of the newest AI bubble, in order seen
   const onMessageCalls = [];
-  const onErrorCalls = [];
   let observer = null;
   const renderedChats = new Set();
   // "render" does not bubble, but a capturing listener on window still sees it.
   window.addEventListener('render', (ev) => {
     if (ev.target && ev.target.tagName === 'DEEP-CHAT') renderedChats.add(ev.target);
   }, true);
+
+  function listen(el) {
+    el.addEventListener('message', (ev) => onMessageCalls.push({ t: now(), ...ev.detail }));
+  }
 
   function observe(el) {
     chat = el;
@@ -124,8 +127,7 @@
       el.style.width = '640px';
       el.style.height = '560px';
       for (const [key, value] of Object.entries(config || {})) el[key] = value;
-      el.onMessage = (body) => onMessageCalls.push({ t: now(), message: body.message, isHistory: body.isHistory });
-      el.onError = (error) => onErrorCalls.push({ t: now(), error: String(error) });
+      listen(el);
       const rendered = new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('deep-chat did not fire "render" within 10s')), 10000);
         el.addEventListener('render', () => { clearTimeout(timer); resolve(); }, { once: true });
@@ -141,8 +143,9 @@
       if (chat) return true;
       const el = document.querySelector('deep-chat');
       if (!el || !renderedChats.has(el)) return false;
-      el.onMessage = (body) => onMessageCalls.push({ t: now(), message: body.message, isHistory: body.isHistory });
-      el.onError = (error) => onErrorCalls.push({ t: now(), error: String(error) });
+      // Listeners only: assigning any property after render makes Deep Chat re-render and
+      // open a second socket, which would change what is under test.
+      listen(el);
       observe(el);
       return true;
     },
@@ -156,6 +159,18 @@
       const last = sockets[sockets.length - 1];
       return !!chat && renderedChats.has(chat) && !!last && last.openedAt !== null && last.closedAt === null;
     },
+    // 'open' | 'none' (rendered without ever creating a socket: Deep Chat opens it during
+    // render, so it never will) | 'pending' (not rendered yet, or socket still connecting).
+    connectionState() {
+      if (!chat || !renderedChats.has(chat)) return 'pending';
+      if (sockets.length === 0) return 'none';
+      return window.e2e.socketOpen() ? 'open' : 'pending';
+    },
+    // The element's current `connect` property, as Deep Chat sees it.
+    connectConfig() {
+      const el = chat || document.querySelector('deep-chat');
+      return el ? JSON.parse(JSON.stringify(el.connect ?? null)) : null;
+    },
     lastAiText,
     bubbles,
     busy,
@@ -167,7 +182,6 @@
         busy: busy(),
         aiTextHistory: aiTextHistory.slice(),
         onMessage: onMessageCalls.slice(),
-        onError: onErrorCalls.slice(),
         sockets: JSON.parse(JSON.stringify(sockets)),
       };
     },
