@@ -53,8 +53,20 @@ pub struct Cli {
 /// The upstream to relay to.
 #[derive(Debug, Subcommand)]
 pub enum ProviderCommand {
-    /// OpenAI Chat Completions, or any OpenAI-compatible server.
+    /// OpenAI Chat Completions, or any OpenAI-compatible server (see --preset).
     Openai(OpenAiArgs),
+    /// OpenAI Responses API (`POST {base-url}/responses`).
+    OpenaiResponses(OpenAiResponsesArgs),
+    /// Anthropic Messages API (`POST {base-url}/v1/messages`).
+    Anthropic(AnthropicArgs),
+    /// Google Gemini (`POST {base-url}/v1beta/models/{model}:streamGenerateContent`).
+    Gemini(GeminiArgs),
+    /// Ollama's native API (`POST {base-url}/api/chat`, newline-delimited JSON).
+    Ollama(OllamaArgs),
+    /// Cohere Chat v2 (`POST {base-url}/v2/chat`).
+    Cohere(CohereArgs),
+    /// Azure OpenAI (`POST {base-url}/openai/deployments/{model}/chat/completions`).
+    Azure(AzureArgs),
     /// No network, no key: streams an echo and a canned answer, and serves a demo page at `/`.
     Demo(DemoArgs),
 }
@@ -62,6 +74,10 @@ pub enum ProviderCommand {
 /// Options every HTTP provider shares.
 #[derive(Debug, Args)]
 pub struct GenerationArgs {
+    /// Model name sent upstream (Azure: the deployment name).
+    #[arg(long, env = "DEEPCHAT_PROXY_MODEL")]
+    pub model: String,
+
     /// Sampling temperature.
     #[arg(long, env = "DEEPCHAT_PROXY_TEMPERATURE")]
     pub temperature: Option<f32>,
@@ -77,25 +93,98 @@ pub struct GenerationArgs {
 
 #[derive(Debug, Args)]
 pub struct OpenAiArgs {
-    /// API root; requests go to `{base-url}/chat/completions`.
+    /// An OpenAI-compatible host by name: sets the base URL and key variable
+    /// (openai, openrouter, groq, mistral, deepseek, together, fireworks, vllm, llamacpp,
+    /// lmstudio, ollama). Explicit --base-url / --api-key-env win.
+    #[arg(long, env = "DEEPCHAT_PROXY_PRESET")]
+    pub preset: Option<String>,
+
+    /// API root; requests go to `{base-url}/chat/completions` [default: https://api.openai.com/v1]
+    #[arg(long, env = "DEEPCHAT_PROXY_BASE_URL")]
+    pub base_url: Option<String>,
+
+    /// Environment variable holding the API key (unset is fine for keyless local servers)
+    /// [default: OPENAI_API_KEY, or the preset's]
+    #[arg(long, env = "DEEPCHAT_PROXY_API_KEY_ENV")]
+    pub api_key_env: Option<String>,
+
+    #[command(flatten)]
+    pub generation: GenerationArgs,
+}
+
+/// Declares a provider's argument struct: its own base URL and key variable defaults, plus
+/// the shared generation options. One line per provider keeps the defaults visible in --help.
+macro_rules! provider_args {
+    ($(#[$meta:meta])* $name:ident, $base:expr, $key:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Args)]
+        pub struct $name {
+            /// API root of the provider.
+            #[arg(long, env = "DEEPCHAT_PROXY_BASE_URL", default_value = $base)]
+            pub base_url: String,
+
+            /// Environment variable holding the API key.
+            #[arg(long, env = "DEEPCHAT_PROXY_API_KEY_ENV", default_value = $key)]
+            pub api_key_env: String,
+
+            #[command(flatten)]
+            pub generation: GenerationArgs,
+        }
+    };
+}
+
+provider_args!(
+    OpenAiResponsesArgs,
+    "https://api.openai.com/v1",
+    "OPENAI_API_KEY"
+);
+provider_args!(
+    AnthropicArgs,
+    "https://api.anthropic.com",
+    "ANTHROPIC_API_KEY"
+);
+provider_args!(
+    GeminiArgs,
+    "https://generativelanguage.googleapis.com",
+    "GEMINI_API_KEY"
+);
+provider_args!(CohereArgs, "https://api.cohere.com", "COHERE_API_KEY");
+
+#[derive(Debug, Args)]
+pub struct OllamaArgs {
+    /// API root of the Ollama server.
     #[arg(
         long,
         env = "DEEPCHAT_PROXY_BASE_URL",
-        default_value = "https://api.openai.com/v1"
+        default_value = "http://localhost:11434"
     )]
     pub base_url: String,
 
-    /// Model name sent upstream.
-    #[arg(long, env = "DEEPCHAT_PROXY_MODEL")]
-    pub model: String,
+    /// Environment variable holding a bearer token, for an Ollama behind an authenticating proxy.
+    #[arg(long, env = "DEEPCHAT_PROXY_API_KEY_ENV")]
+    pub api_key_env: Option<String>,
 
-    /// Environment variable holding the API key (unset is fine for keyless local servers).
+    #[command(flatten)]
+    pub generation: GenerationArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AzureArgs {
+    /// The resource endpoint, e.g. https://my-resource.openai.azure.com
+    #[arg(long, env = "DEEPCHAT_PROXY_BASE_URL")]
+    pub base_url: String,
+
+    /// Environment variable holding the API key (sent as `api-key`).
     #[arg(
         long,
         env = "DEEPCHAT_PROXY_API_KEY_ENV",
-        default_value = "OPENAI_API_KEY"
+        default_value = "AZURE_OPENAI_API_KEY"
     )]
     pub api_key_env: String,
+
+    /// The `api-version` query parameter.
+    #[arg(long, env = "DEEPCHAT_PROXY_API_VERSION", default_value = "2024-10-21")]
+    pub api_version: String,
 
     #[command(flatten)]
     pub generation: GenerationArgs,

@@ -1,7 +1,14 @@
 //! Validated runtime configuration, built once from the command line and the environment.
 
-use crate::cli::{Cli, DemoArgs, GenerationArgs, ProviderCommand};
-use deepchat_adapters::{openai::OpenAiChat, Adapter};
+use crate::cli::{Cli, DemoArgs, GenerationArgs, OpenAiArgs, ProviderCommand};
+use deepchat_adapters::anthropic::Anthropic;
+use deepchat_adapters::azure::AzureOpenAi;
+use deepchat_adapters::cohere::Cohere;
+use deepchat_adapters::gemini::Gemini;
+use deepchat_adapters::ollama::Ollama;
+use deepchat_adapters::openai::OpenAiChat;
+use deepchat_adapters::openai_responses::OpenAiResponses;
+use deepchat_adapters::{presets, Adapter};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -17,6 +24,8 @@ pub enum ConfigError {
     Header(String),
     #[error("--base-url {0:?} must start with http:// or https://")]
     BaseUrl(String),
+    #[error("unknown --preset {0:?}; known: {1}")]
+    Preset(String, String),
     #[error("--tokens-per-second must be between 0.1 and 10000")]
     TokensPerSecond,
     #[error("environment variable {0} is set but is not valid Unicode")]
@@ -87,9 +96,35 @@ impl Config {
             return Err(ConfigError::StopKey);
         }
         let provider = match cli.provider {
-            ProviderCommand::Openai(args) => {
-                let adapter = Arc::new(OpenAiChat::new(check_base_url(&args.base_url)?));
-                http_upstream(adapter, &args.api_key_env, args.model, args.generation)?
+            ProviderCommand::Openai(args) => openai(args)?,
+            ProviderCommand::OpenaiResponses(args) => {
+                let adapter = OpenAiResponses::new(check_base_url(&args.base_url)?);
+                http_upstream(Arc::new(adapter), Some(&args.api_key_env), args.generation)?
+            }
+            ProviderCommand::Anthropic(args) => {
+                let adapter = Anthropic::new(check_base_url(&args.base_url)?);
+                http_upstream(Arc::new(adapter), Some(&args.api_key_env), args.generation)?
+            }
+            ProviderCommand::Gemini(args) => {
+                let adapter = Gemini::new(check_base_url(&args.base_url)?);
+                http_upstream(Arc::new(adapter), Some(&args.api_key_env), args.generation)?
+            }
+            ProviderCommand::Cohere(args) => {
+                let adapter = Cohere::new(check_base_url(&args.base_url)?);
+                http_upstream(Arc::new(adapter), Some(&args.api_key_env), args.generation)?
+            }
+            ProviderCommand::Ollama(args) => {
+                let adapter = Ollama::new(check_base_url(&args.base_url)?);
+                http_upstream(
+                    Arc::new(adapter),
+                    args.api_key_env.as_deref(),
+                    args.generation,
+                )?
+            }
+            ProviderCommand::Azure(args) => {
+                let adapter = AzureOpenAi::new(check_base_url(&args.base_url)?)
+                    .with_api_version(args.api_version);
+                http_upstream(Arc::new(adapter), Some(&args.api_key_env), args.generation)?
             }
             ProviderCommand::Demo(args) => demo(args)?,
         };
@@ -115,16 +150,41 @@ fn check_base_url(url: &str) -> Result<String, ConfigError> {
     }
 }
 
+/// `openai`: explicit flags win over the preset, the preset over OpenAI's own defaults.
+fn openai(args: OpenAiArgs) -> Result<ProviderConfig, ConfigError> {
+    let preset = match &args.preset {
+        Some(name) => Some(presets::preset(name).ok_or_else(|| {
+            let known: Vec<&str> = presets::PRESETS.iter().map(|p| p.name).collect();
+            ConfigError::Preset(name.clone(), known.join(", "))
+        })?),
+        None => None,
+    };
+    let base_url = args
+        .base_url
+        .or_else(|| preset.map(|p| p.base_url.to_owned()))
+        .unwrap_or_else(|| "https://api.openai.com/v1".to_owned());
+    let key_env = match (&args.api_key_env, preset) {
+        (Some(env), _) => Some(env.clone()),
+        (None, Some(preset)) => preset.api_key_env.map(str::to_owned),
+        (None, None) => Some("OPENAI_API_KEY".to_owned()),
+    };
+    let adapter = Arc::new(OpenAiChat::new(check_base_url(&base_url)?));
+    http_upstream(adapter, key_env.as_deref(), args.generation)
+}
+
 fn http_upstream(
     adapter: Arc<dyn Adapter>,
-    api_key_env: &str,
-    model: String,
+    api_key_env: Option<&str>,
     generation: GenerationArgs,
 ) -> Result<ProviderConfig, ConfigError> {
+    let api_key = match api_key_env {
+        Some(variable) => read_key(variable)?,
+        None => None,
+    };
     Ok(ProviderConfig::Http(HttpUpstream {
         adapter,
-        api_key: read_key(api_key_env)?,
-        model,
+        api_key,
+        model: generation.model,
         temperature: generation.temperature,
         max_tokens: generation.max_tokens,
         extra_headers: parse_headers(&generation.headers)?,
