@@ -315,10 +315,12 @@ export function createSuite() {
         pages.push(page);
         return page;
       },
-      // A new page showing the test page with <deep-chat> connected to `proxy`'s socket.
-      async openChat(proxy, config = {}, { path: p = '/chat', waitForSocket = true } = {}) {
+      // A new page showing the test page with <deep-chat> connected to `proxy`'s socket;
+      // `config` entries override the defaults (e.g. a different `connect`).
+      async openChat(proxy, config = {}, { path: p = '/chat', waitForSocket = true, beforeMount } = {}) {
         const page = await scope.newPage();
         await page.goto(`${suite.staticServer.origin}/`);
+        if (beforeMount) await beforeMount(page);
         const chat = new ChatPage(page, consoleLog);
         await chat.mount({
           connect: { url: proxy.wsUrl(p), websocket: true, stream: { simulation: STOP_KEY } },

@@ -154,6 +154,7 @@ describe('upstream failures', () => {
     await chat.waitForErrors(1);
     const failed = await chat.waitForStopFrames(1, { what: 'the stop-key frame after the error' });
     const err = failed.bubbles.find((b) => b.kind === 'error');
+    t.diagnostic(`error shown: ${JSON.stringify(err.text)}`);
     assert.match(err.text, /500|on fire/, `error text mentions the upstream failure: ${JSON.stringify(err.text)}`);
     assert.equal(failed.bubbles.filter((b) => b.kind === 'ai').length, 0, 'no AI text');
     assertSettled(failed);
@@ -174,6 +175,7 @@ describe('upstream failures', () => {
     await chat.waitForErrors(1);
     const failed = await chat.waitForStopFrames(1, { what: 'the stop-key frame after the error' });
     const err = failed.bubbles.find((b) => b.kind === 'error');
+    t.diagnostic(`error shown: ${JSON.stringify(err.text)}; partial text kept: ${JSON.stringify(failed.messages.at(-1))}`);
     assert.match(err.text, /Rate limit reached mid-stream/, `error text: ${JSON.stringify(err.text)}`);
     assertSettled(failed);
     const frames = framesIn(failed);
@@ -185,10 +187,17 @@ describe('upstream failures', () => {
   test('the upstream dropping the connection mid-stream shows an error, then recovers', async (t) => suite.run(t, async ({ mock, startProxy, openChat }) => {
     const proxy = await startProxy({ provider: openaiProvider(mock) });
     const chat = await openChat(proxy);
-    mock.enqueue({ events: ['Some text ', 'before the ', { drop: true }] });
+    const g = mock.gate();
+    mock.enqueue({ events: ['Some text ', 'before the ', { wait: g }, { drop: true }] });
     await chat.send('Go');
+    // The text is on screen before the connection breaks.
+    await chat.waitFor((s) => s.bubbles.some((b) => b.kind === 'ai' && b.streaming && b.text.includes('before the')) && s,
+      null, { what: 'partial text before the drop' });
+    g.open();
     await chat.waitForErrors(1);
     const failed = await chat.waitForStopFrames(1, { what: 'the stop-key frame after the error' });
+    t.diagnostic(`error shown: ${JSON.stringify(failed.bubbles.find((b) => b.kind === 'error').text)}; frames: ${failed.sockets.at(-1).received.map((f) => f.data).join(' ')}`);
+    assert.equal(failed.messages.at(-1).text, 'Some text before the ', 'the partial reply stays as it was');
     assertSettled(failed);
     const frames = framesIn(failed);
     assert.equal(frames.filter((f) => f.error !== undefined).length, 1, 'one error frame');
@@ -224,5 +233,32 @@ describe('cancellation', () => {
     const snap = await chat2.waitForAiReplies(1);
     assert.equal(snap.messages[1].text, 'Still alive.');
     assert.deepEqual(mock.requests[1].body.messages, [{ role: 'user', content: 'Are you there?' }], 'new page, new dialogue');
+  }));
+});
+
+describe('connection options', () => {
+  test('--path and WebSocket subprotocols (connect.websocket: [..]) work end to end', async (t) => suite.run(t, async ({ mock, startProxy, openChat }) => {
+    const proxy = await startProxy({ provider: openaiProvider(mock), global: ['--path', '/ws/deep-chat'] });
+    const handshakes = [];
+    const chat = await openChat(proxy, {
+      connect: { url: proxy.wsUrl('/ws/deep-chat'), websocket: ['deep-chat.v1', 'json'], stream: { simulation: STOP_KEY } },
+    }, {
+      async beforeMount(page) {
+        // The handshake's request headers are only visible through CDP.
+        const cdp = await page.context().newCDPSession(page);
+        cdp.on('Network.webSocketWillSendHandshakeRequest', (e) => handshakes.push(e.request.headers));
+        await cdp.send('Network.enable');
+      },
+    });
+    // Deep Chat passes the array to `new WebSocket(url, protocols)`: one header, comma-separated.
+    const header = Object.entries(handshakes[0] || {}).find(([k]) => k.toLowerCase() === 'sec-websocket-protocol')?.[1];
+    assert.equal(header, 'deep-chat.v1, json');
+    let snap = await chat.snapshot();
+    assert.ok(['deep-chat.v1', 'json'].includes(snap.sockets[0].protocol),
+      `the proxy selected one of the offered subprotocols (Chromium refuses the socket otherwise): ${JSON.stringify(snap.sockets[0].protocol)}`);
+    mock.enqueue({ events: ['Custom ', 'path ', 'works.'] });
+    await chat.send('Hi');
+    snap = await chat.waitForAiReplies(1);
+    assert.equal(snap.messages[1].text, 'Custom path works.');
   }));
 });
