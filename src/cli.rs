@@ -42,6 +42,16 @@ pub struct Cli {
     #[arg(long, env = "DEEPCHAT_PROXY_IDLE_TIMEOUT", default_value_t = 120)]
     pub idle_timeout: u64,
 
+    /// Browser origin allowed to connect (repeatable, or comma-separated in the env var);
+    /// `*` allows any. Default: loopback pages and clients that send no Origin.
+    #[arg(
+        long = "allow-origin",
+        env = "DEEPCHAT_PROXY_ALLOW_ORIGIN",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub allow_origins: Vec<String>,
+
     /// Seconds running replies may take to finish after SIGTERM/SIGINT before sockets close.
     #[arg(long, env = "DEEPCHAT_PROXY_DRAIN_TIMEOUT", default_value_t = 30)]
     pub drain_timeout: u64,

@@ -1,5 +1,6 @@
 //! Validated runtime configuration, built once from the command line and the environment.
 
+use crate::access::OriginPolicy;
 use crate::cli::{Cli, DemoArgs, GenerationArgs, OpenAiArgs, ProviderCommand};
 use deepchat_adapters::anthropic::Anthropic;
 use deepchat_adapters::azure::AzureOpenAi;
@@ -83,6 +84,7 @@ pub struct Config {
     pub upstream_timeout: Duration,
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
+    pub origins: OriginPolicy,
     pub provider: ProviderConfig,
 }
 
@@ -137,6 +139,7 @@ impl Config {
             upstream_timeout: Duration::from_secs(cli.upstream_timeout),
             idle_timeout: Duration::from_secs(cli.idle_timeout),
             drain_timeout: Duration::from_secs(cli.drain_timeout),
+            origins: OriginPolicy::from_flags(&cli.allow_origins),
             provider,
         })
     }

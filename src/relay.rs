@@ -22,6 +22,8 @@ pub struct Outcome {
     /// The client left (or its socket broke) before the reply ended.
     pub cancelled: bool,
     pub usage: Option<Usage>,
+    /// Files the client was sent (images from the model).
+    pub files: Vec<FileFrame>,
     /// Text frames sent (after merging).
     pub text_frames: usize,
 }
@@ -93,11 +95,13 @@ where
                 continue;
             }
             Event::File { mime, src } => {
-                let files = [FileFrame {
+                let file = FileFrame {
                     src,
                     kind: file_kind(&mime),
-                }];
-                Frame::Files(&files).to_json()
+                };
+                let frame = Frame::Files(std::slice::from_ref(&file)).to_json();
+                outcome.files.push(file);
+                frame
             }
             Event::Usage(usage) => {
                 outcome.usage = Some(usage);

@@ -1,6 +1,10 @@
 //! The only code that knows Deep Chat: its request JSON, its response frames, its transports.
 
 pub mod frames;
+pub mod http;
+pub mod multipart;
 pub mod page;
 pub mod request;
+pub mod response;
+pub mod sse;
 pub mod ws;

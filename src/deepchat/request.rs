@@ -15,6 +15,10 @@ pub enum RequestError {
     Empty,
     #[error("file {0:?} cannot be sent to the model: only images are supported")]
     UnsupportedFile(String),
+    #[error("the form upload is malformed: {0}")]
+    Multipart(String),
+    #[error("the request is larger than the {0}-byte limit")]
+    TooLarge(usize),
 }
 
 #[derive(Deserialize)]
@@ -22,8 +26,9 @@ struct Body {
     messages: Option<Vec<IncomingMessage>>,
 }
 
+/// One Deep Chat message as sent (`{"role","text","files"}`).
 #[derive(Deserialize)]
-struct IncomingMessage {
+pub struct IncomingMessage {
     role: Option<String>,
     text: Option<String>,
     #[serde(default)]
@@ -38,32 +43,43 @@ struct IncomingFile {
     name: Option<String>,
 }
 
-/// Parses one request. Other top-level fields (`additionalBodyProps`) are ignored here.
+/// Parses one JSON request. Other top-level fields (`additionalBodyProps`) are ignored here.
 pub fn parse(body: &[u8]) -> Result<Vec<Turn>, RequestError> {
     let body: Body = serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
     let messages = body.messages.ok_or(RequestError::NoMessages)?;
     let mut turns = Vec::with_capacity(messages.len());
     for message in messages {
-        let role = match message.role.as_deref() {
-            Some("ai") | Some("assistant") => Role::Assistant,
-            // Deep Chat lets pages invent roles; anything else speaks for the user.
-            _ => Role::User,
-        };
-        let images = message
-            .files
-            .into_iter()
-            .map(to_image)
-            .collect::<Result<Vec<_>, _>>()?;
-        let text = message.text.unwrap_or_default();
-        if text.is_empty() && images.is_empty() {
-            continue;
-        }
-        turns.push(Turn { role, text, images });
+        turns.extend(to_turn(message)?);
     }
-    if !turns.iter().any(|t| t.role == Role::User) {
-        return Err(RequestError::Empty);
+    require_user_turn(turns)
+}
+
+/// The turn for one message; `None` for a message with neither text nor images.
+pub fn to_turn(message: IncomingMessage) -> Result<Option<Turn>, RequestError> {
+    let role = match message.role.as_deref() {
+        Some("ai") | Some("assistant") => Role::Assistant,
+        // Deep Chat lets pages invent roles; anything else speaks for the user.
+        _ => Role::User,
+    };
+    let images = message
+        .files
+        .into_iter()
+        .map(to_image)
+        .collect::<Result<Vec<_>, _>>()?;
+    let text = message.text.unwrap_or_default();
+    if text.is_empty() && images.is_empty() {
+        return Ok(None);
     }
-    Ok(turns)
+    Ok(Some(Turn { role, text, images }))
+}
+
+/// A request must contain something from the user to answer.
+pub fn require_user_turn(turns: Vec<Turn>) -> Result<Vec<Turn>, RequestError> {
+    if turns.iter().any(|t| t.role == Role::User) {
+        Ok(turns)
+    } else {
+        Err(RequestError::Empty)
+    }
 }
 
 fn to_image(file: IncomingFile) -> Result<Image, RequestError> {

@@ -3,13 +3,12 @@
 
 use crate::deepchat::frames::Frame;
 use crate::deepchat::request;
+use crate::deepchat::response::{self, Body};
 use crate::history::History;
 use crate::relay::{self, Ending};
 use crate::App;
-use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{Sink, SinkExt, StreamExt};
-use http_body_util::Full;
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -45,13 +44,13 @@ fn header_has_token(headers: &HeaderMap, name: hyper::header::HeaderName, token:
 /// The handshake answer: 101 for a valid upgrade request, else the 400 to send instead.
 /// Browsers drop a socket whose reply names no subprotocol they offered, so the first offered
 /// one is echoed.
-pub fn accept(headers: &HeaderMap) -> Response<Full<Bytes>> {
+pub fn accept(headers: &HeaderMap) -> Response<Body> {
     let version_ok = headers
         .get(hyper::header::SEC_WEBSOCKET_VERSION)
         .is_some_and(|v| v.as_bytes() == b"13");
     let key = headers.get(hyper::header::SEC_WEBSOCKET_KEY);
     let (Some(key), true) = (key, version_ok) else {
-        let mut response = plain(
+        let mut response = response::plain(
             StatusCode::BAD_REQUEST,
             "WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13",
         );
@@ -61,7 +60,7 @@ pub fn accept(headers: &HeaderMap) -> Response<Full<Bytes>> {
         );
         return response;
     };
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(response::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let out = response.headers_mut();
     out.insert(
@@ -95,19 +94,8 @@ fn first_protocol(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// A plain-text response, for errors before the upgrade.
-pub fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
 /// Answers the upgrade and spawns the session once hyper hands over the connection.
-pub fn upgrade(request: Request<hyper::body::Incoming>, app: Arc<App>) -> Response<Full<Bytes>> {
+pub fn upgrade(request: Request<hyper::body::Incoming>, app: Arc<App>) -> Response<Body> {
     let response = accept(request.headers());
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return response;

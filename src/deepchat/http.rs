@@ -1,0 +1,96 @@
+//! Deep Chat over plain HTTP on `POST {path}`: Server-Sent Events when the client accepts
+//! `text/event-stream` (Deep Chat's `stream: true`), otherwise one JSON answer. Bodies are JSON
+//! or, for file uploads, `multipart/form-data`. There is no socket to remember the dialogue, so
+//! the frontend sends it (`requestBodyLimits: {maxMessages: 0}`).
+
+use crate::deepchat::request::{self, RequestError};
+use crate::deepchat::response::{self, Body};
+use crate::deepchat::{multipart, sse};
+use crate::history::History;
+use crate::relay::{self, Ending};
+use crate::App;
+use http_body_util::{BodyExt, Limited};
+use hyper::header::{ACCEPT, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Answers one Deep Chat HTTP request.
+pub async fn handle(request: Request<hyper::body::Incoming>, app: Arc<App>) -> Response<Body> {
+    let wants_events = header(&request, ACCEPT).contains("text/event-stream");
+    let content_type = header(&request, CONTENT_TYPE);
+    let turns = match read_turns(request, &content_type, app.config.max_request_bytes).await {
+        Ok(turns) => turns,
+        Err(err) => {
+            let status = match err {
+                RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return response::json_error(status, &err.to_string());
+        }
+    };
+    // The client's list is the whole dialogue; the history limit still bounds it.
+    let conversation = app.conversation(History::new(app.config.history_limit).begin(turns));
+    let events = app.start_reply(&conversation).await;
+    if wants_events {
+        return sse::respond(events, app);
+    }
+
+    // The reply is buffered whole; if the client disconnects, hyper drops this future and with
+    // it the upstream stream.
+    let mut discard = futures_util::sink::drain();
+    let outcome = relay::relay(events, &mut discard, Ending::Close, std::future::pending()).await;
+    tracing::info!(
+        transport = "http-json",
+        chars = outcome.text.chars().count(),
+        error = outcome.error.as_deref().unwrap_or(""),
+        "reply finished"
+    );
+    match outcome.error {
+        // Deep Chat shows an error instead of text when both are present, so say it plainly.
+        Some(error) => response::json_error(StatusCode::BAD_GATEWAY, &error),
+        None if outcome.files.is_empty() => {
+            response::json(StatusCode::OK, &json!({ "text": outcome.text }))
+        }
+        None => response::json(
+            StatusCode::OK,
+            &json!({ "text": outcome.text, "files": outcome.files }),
+        ),
+    }
+}
+
+fn header(request: &Request<hyper::body::Incoming>, name: hyper::header::HeaderName) -> String {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Reads the body within `limit` bytes and parses it by content type.
+async fn read_turns(
+    request: Request<hyper::body::Incoming>,
+    content_type: &str,
+    limit: usize,
+) -> Result<Vec<deepchat_adapters::Turn>, RequestError> {
+    let body = match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            return Err(RequestError::TooLarge(limit))
+        }
+        Err(err) => {
+            return Err(RequestError::Multipart(format!(
+                "the upload broke off: {err}"
+            )))
+        }
+    };
+    if content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
+        multipart::parse(body, content_type).await
+    } else {
+        request::parse(&body)
+    }
+}

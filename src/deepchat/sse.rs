@@ -1,0 +1,65 @@
+//! Deep Chat's `stream: true` over HTTP: one `data: {json}` Server-Sent Event per frame; the
+//! reply ends when the response ends. Frames flow through a small bounded channel, so a slow
+//! reader slows the upstream read instead of growing memory, and a closed connection (tab
+//! closed, stop button) drops the receiver, which cancels the relay and the upstream request.
+
+use crate::deepchat::response::Body;
+use crate::relay::{self, Ending};
+use crate::upstream::EventStream;
+use crate::App;
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::Response;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Frames buffered between the relay and the socket.
+const CHANNEL_FRAMES: usize = 8;
+
+/// Starts relaying `events` and returns the streaming response.
+pub fn respond(events: EventStream, app: Arc<App>) -> Response<Body> {
+    let (sender, receiver) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
+    let watcher = sender.clone();
+    app.sessions.spawn(async move {
+        let sink = futures_util::sink::unfold(sender, |sender, frame: String| async move {
+            sender.send(event(&frame)).await.map(|_| sender)
+        });
+        let mut sink = std::pin::pin!(sink);
+        let outcome = relay::relay(events, &mut sink, Ending::Close, async move {
+            watcher.closed().await
+        })
+        .await;
+        tracing::info!(
+            transport = "http-sse",
+            chars = outcome.text.chars().count(),
+            frames = outcome.text_frames,
+            error = outcome.error.as_deref().unwrap_or(""),
+            cancelled = outcome.cancelled,
+            "reply finished"
+        );
+    });
+    let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|bytes| (Ok(Frame::data(bytes)), receiver))
+    });
+    let mut response = Response::new(StreamBody::new(frames).boxed());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells nginx not to buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// One SSE event carrying a JSON frame (JSON never contains a raw newline).
+fn event(frame: &str) -> Bytes {
+    let mut bytes = Vec::with_capacity(frame.len() + 8);
+    bytes.extend_from_slice(b"data: ");
+    bytes.extend_from_slice(frame.as_bytes());
+    bytes.extend_from_slice(b"\n\n");
+    Bytes::from(bytes)
+}
