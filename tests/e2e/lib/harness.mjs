@@ -103,7 +103,13 @@ export async function startProxy({ provider, global = [], env = {}, name = 'prox
     env: { ...cleanEnv(), RUST_LOG: process.env.RUST_LOG || 'info', [API_KEY_ENV]: API_KEY, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
+  // Never outlive the test process, whatever happens to it.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.on('exit', killOnExit);
+  const exited = once(child, 'exit').then(([code, signal]) => {
+    process.off('exit', killOnExit);
+    return { code, signal };
+  });
   let exitInfo = null;
   exited.then((e) => { exitInfo = e; output.push(`[${Date.now() - started} ms] <exit code=${e.code} signal=${e.signal}>`); });
   for (const stream of [child.stdout, child.stderr]) {
@@ -171,6 +177,7 @@ export async function launchBrowser() {
       '--disable-sync',
     ],
     viewport: { width: 720, height: 640 },
+    timeout: 30_000,
   });
   // Nothing may leave the machine: anything not on loopback is refused (tests route
   // specific URLs, e.g. the Deep Chat CDN, to local files with page.route).
@@ -217,7 +224,7 @@ export class ChatPage {
           return f(window.e2e.snapshot(), a) || false;
         },
         [fn.toString(), arg],
-        { timeout, polling: 'raf' },
+        { timeout, polling: 20 },
       );
       return handle.jsonValue();
     } catch (err) {
