@@ -119,7 +119,8 @@ export async function startProxy({ provider, global = [], env = {}, name = 'prox
       buf += d;
       const lines = buf.split('\n');
       buf = lines.pop();
-      for (const l of lines) output.push(`[${Date.now() - started} ms] ${l}`);
+      // eslint-disable-next-line no-control-regex
+      for (const l of lines) output.push(`[${Date.now() - started} ms] ${l.replace(/\x1b\[[0-9;]*m/g, '')}`);
     });
   }
   const proc = {
