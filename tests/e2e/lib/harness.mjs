@@ -1,5 +1,6 @@
 // Harness for the deepchat-proxy browser suite: static test page, proxy child process,
 // headless Chromium (playwright-core, system binary), per-test artifacts on failure.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -213,6 +214,7 @@ export class ChatPage {
   }
 
   send(text) { return this.page.evaluate((t) => window.e2e.send(t), text); }
+  sendWithFile(text, file) { return this.page.evaluate(([t, f]) => window.e2e.sendWithFile(t, f), [text, file]); }
   snapshot() { return this.page.evaluate(() => window.e2e.snapshot()); }
   bubbles() { return this.page.evaluate(() => window.e2e.bubbles()); }
 
@@ -265,6 +267,14 @@ export class ChatPage {
       { what: `${n} stop-key frames received`, timeout: 3000, ...opts },
     );
   }
+}
+
+// Nothing spins: no streaming bubble, no loading bubble, the submit button is back to normal.
+export function assertSettled(snap) {
+  assert.equal(snap.bubbles.filter((b) => b.streaming).length, 0, 'no message is still streaming');
+  assert.equal(snap.bubbles.filter((b) => b.kind === 'loading').length, 0, 'no loading bubble');
+  assert.equal(snap.busy, false, 'submit button is not busy');
+  assert.ok(!['loading', 'stop'].includes(snap.submit), `submit button is back to normal: ${snap.submit}`);
 }
 
 // Collapses whitespace the way a reader perceives rendered text.

@@ -2,7 +2,9 @@
 //
 // Each POST .../chat/completions takes the next queued *plan* (FIFO). A plan is:
 //   { status?: number, headers?: object, json?: any, body?: string,   // plain (error) response
-//     events?: Event[], done?: boolean (default true), hang?: boolean } // streaming response
+//     events?: Event[], done?: boolean (default true), hang?: boolean,  // streaming response
+//     times?: number }  // answer this many requests with the plan (default 1), e.g. so that
+//                       // the proxy's own retries of a 429/5xx see the same failure
 // where an Event is one of
 //   'text'                  -> data: {"choices":[{"delta":{"content":"text"}}]}
 //   { content: 'text' }     -> same
@@ -88,7 +90,11 @@ export async function startMockUpstream({ log = () => {} } = {}) {
       res.end(JSON.stringify({ error: { message: `mock upstream: no route ${req.method} ${req.url}` } }));
       return;
     }
-    const plan = queue.shift();
+    const plan = queue[0];
+    if (plan) {
+      plan.served = (plan.served || 0) + 1;
+      if (plan.served >= (plan.times ?? 1)) queue.shift();
+    }
     if (!plan) {
       res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { message: 'mock upstream: no response queued for this request' } }));
@@ -166,6 +172,7 @@ export async function startMockUpstream({ log = () => {} } = {}) {
     // Queue the plan(s) for the next request(s).
     enqueue(...plans) { queue.push(...plans); },
     pending() { return queue.length; },
+    clearQueue() { queue.length = 0; },
     reset() { queue.length = 0; requests.length = 0; },
     gate,
     // Resolves once predicate(requests) holds (re-checked on every mock state change).

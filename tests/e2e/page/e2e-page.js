@@ -111,6 +111,18 @@
     if (text !== null && aiTextHistory[aiTextHistory.length - 1] !== text) aiTextHistory.push(text);
   }
 
+  // What the submit button shows: 'submit' | 'disabled' | 'loading' | 'stop' | null.
+  function submitState() {
+    if (!chat || !chat.shadowRoot) return null;
+    for (const el of chat.shadowRoot.querySelectorAll('.input-button')) {
+      if (el.classList.contains('loading-button')) return 'loading';
+      if (el.querySelector('#stop-icon')) return 'stop';
+      if (el.classList.contains('disabled-button')) return 'disabled';
+      if (el.classList.contains('submit-button')) return 'submit';
+    }
+    return null;
+  }
+
   function busy() {
     if (!chat || !chat.shadowRoot) return false;
     return !!chat.shadowRoot.querySelector('[aria-busy="true"]');
@@ -154,6 +166,12 @@
       chat.submitUserMessage({ text });
       return true;
     },
+    // Submits text plus one file given as base64 (as if the user had attached it).
+    sendWithFile(text, { name, type, base64 }) {
+      const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+      chat.submitUserMessage({ text, files: [new File([bytes], name, { type })] });
+      return true;
+    },
     // True once Deep Chat's own WebSocket is open and the element can accept input.
     socketOpen() {
       const last = sockets[sockets.length - 1];
@@ -174,12 +192,14 @@
     lastAiText,
     bubbles,
     busy,
+    submitState,
     snapshot() {
       return {
         t: now(),
         messages: chat ? chat.getMessages() : [],
         bubbles: bubbles(),
         busy: busy(),
+        submit: submitState(),
         aiTextHistory: aiTextHistory.slice(),
         onMessage: onMessageCalls.slice(),
         sockets: JSON.parse(JSON.stringify(sockets)),
