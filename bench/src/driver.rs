@@ -1,0 +1,911 @@
+//! The driver: for each scenario it starts a fresh mock upstream and a fresh release proxy as
+//! child processes, runs the same clients straight against the mock (the floor) and then
+//! through the proxy, samples the proxy's CPU and memory from /proc, and writes the report.
+//!
+//! Everything is bounded: every connect and read has a timeout, every stream a deadline, the
+//! whole run `--max-seconds`; the mock exits when the driver's pipe to it closes, and the proxy
+//! runs under `timeout -s KILL` so it dies even if the driver is killed outright.
+
+use crate::client::{self, Limits, StreamResult};
+use crate::procfs::{self, Cpu};
+use crate::report;
+use crate::stats::Pct;
+use crate::token::Spec;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::time::timeout;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A few streams of each kind: seconds; fails on any incomplete or wrong reply.
+    Smoke,
+    /// The published matrix: 1, 100, 1,000 and 10,000 streams, steady and burst, idle sockets.
+    Full,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(long, value_enum, default_value = "smoke")]
+    mode: Mode,
+    /// The proxy binary to measure.
+    #[arg(long, default_value = "target/release/deepchat-proxy")]
+    proxy: PathBuf,
+    /// Where logs, results.json and report.md are written.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// Run only these scenarios (repeatable): a full name (`steady-100`) or a family (`burst`).
+    #[arg(long)]
+    only: Vec<String>,
+    /// Record a `perf record` profile of the proxy during each proxy phase (OUT/NAME.perf.data).
+    #[arg(long)]
+    perf: bool,
+    /// What is measured, for the report (e.g. the commit the proxy was built from).
+    #[arg(long, default_value = "")]
+    label: String,
+    /// Before each scenario, wait up to this many seconds for the machine to be quiet (other
+    /// processes using under a fifth of a CPU), so parallel builds disturb the numbers less.
+    #[arg(long, default_value_t = 0)]
+    quiet_wait: u64,
+    /// Give up on the whole run after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    max_seconds: u64,
+}
+
+/// How streams start.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shape {
+    /// Connects spread evenly over the ramp: token emission is spread evenly in time.
+    Steady { ramp_ms: u64 },
+    /// Every client connects at the same instant and sends as soon as it is connected.
+    Burst,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Kind {
+    /// Open WebSockets that never send: memory per idle socket.
+    Idle { sockets: usize },
+    Streams {
+        streams: usize,
+        tokens: u32,
+        /// Tokens per second per stream; 0 = as fast as the connection goes.
+        rate: u32,
+        shape: Shape,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub kind: Kind,
+}
+
+fn streams(name: &str, streams: usize, tokens: u32, rate: u32, shape: Shape) -> Scenario {
+    Scenario {
+        name: name.to_owned(),
+        kind: Kind::Streams {
+            streams,
+            tokens,
+            rate,
+            shape,
+        },
+    }
+}
+
+fn idle(name: &str, sockets: usize) -> Scenario {
+    Scenario {
+        name: name.to_owned(),
+        kind: Kind::Idle { sockets },
+    }
+}
+
+fn steady(ramp_ms: u64) -> Shape {
+    Shape::Steady { ramp_ms }
+}
+
+pub fn scenarios(mode: Mode) -> Vec<Scenario> {
+    match mode {
+        Mode::Smoke => vec![
+            idle("idle-10", 10),
+            streams("steady-5", 5, 20, 100, steady(100)),
+            streams("burst-5", 5, 20, 100, Shape::Burst),
+            streams("flood-5", 5, 500, 0, Shape::Burst),
+        ],
+        Mode::Full => vec![
+            idle("idle-1000", 1_000),
+            idle("idle-10000", 10_000),
+            streams("steady-1", 1, 250, 50, steady(0)),
+            streams("steady-100", 100, 250, 50, steady(1_000)),
+            streams("steady-1000", 1_000, 250, 50, steady(2_000)),
+            streams("steady-10000", 10_000, 40, 5, steady(4_000)),
+            streams("burst-100", 100, 100, 50, Shape::Burst),
+            streams("burst-1000", 1_000, 100, 50, Shape::Burst),
+            streams("burst-10000", 10_000, 20, 5, Shape::Burst),
+            streams("flood-100", 100, 2_000, 0, Shape::Burst),
+        ],
+    }
+}
+
+/// CPU and memory of one process over one phase.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Usage {
+    pub cpu_user_s: f64,
+    pub cpu_system_s: f64,
+    pub rss_before_kib: u64,
+    pub rss_peak_kib: u64,
+    pub rss_after_kib: u64,
+    pub fds_peak: usize,
+}
+
+impl Usage {
+    pub fn cpu_s(&self) -> f64 {
+        self.cpu_user_s + self.cpu_system_s
+    }
+}
+
+/// One run of N streams against one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub streams: usize,
+    pub complete: usize,
+    pub failures: Vec<String>,
+    pub connect: Pct,
+    pub first_token: Pct,
+    pub per_token: Pct,
+    pub tokens: u64,
+    pub frames: u64,
+    pub wall_s: f64,
+    /// Only for the proxy phase.
+    pub proxy: Option<Usage>,
+    pub mock_cpu_s: f64,
+    pub loadgen_cpu_s: f64,
+    /// CPU seconds used meanwhile by everything else on the machine (other builds, …): the
+    /// measurement is only as clean as this is small.
+    pub other_cpu_s: f64,
+}
+
+impl Phase {
+    pub fn tokens_per_s(&self) -> f64 {
+        if self.wall_s > 0.0 {
+            self.tokens as f64 / self.wall_s
+        } else {
+            0.0
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleResult {
+    pub sockets: usize,
+    pub opened: usize,
+    pub rss_before_kib: u64,
+    pub rss_open_kib: u64,
+    pub rss_closed_kib: u64,
+    pub fds_open: usize,
+    /// Proxy CPU over a few seconds of holding the idle sockets.
+    pub cpu_idle_s: f64,
+    pub hold_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Outcome {
+    Idle(IdleResult),
+    Streams {
+        direct: Box<Phase>,
+        proxy: Box<Phase>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    pub scenario: Scenario,
+    pub outcome: Outcome,
+}
+
+impl ScenarioResult {
+    /// Replies that were not complete and correct.
+    pub fn incomplete(&self) -> usize {
+        match &self.outcome {
+            Outcome::Idle(idle) => idle.sockets - idle.opened,
+            Outcome::Streams { direct, proxy } => {
+                (direct.streams - direct.complete) + (proxy.streams - proxy.complete)
+            }
+        }
+    }
+}
+
+pub fn main(args: Args) -> ExitCode {
+    // Thousands of sockets: raise the soft open-files limit to the hard one (children inherit).
+    if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("bench: could not raise the open-files limit: {err}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("bench: no runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let limit = Duration::from_secs(args.max_seconds);
+    let outcome = runtime.block_on(async { timeout(limit, run(&args)).await });
+    // Children are killed as their handles drop; don't wait for stray client tasks.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match outcome {
+        Ok(Ok(0)) => ExitCode::SUCCESS,
+        Ok(Ok(incomplete)) => {
+            eprintln!("bench: FAILED: {incomplete} replies were incomplete or incorrect");
+            ExitCode::FAILURE
+        }
+        Ok(Err(err)) => {
+            eprintln!("bench: FAILED: {err}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("bench: FAILED: gave up after {} s", args.max_seconds);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the selected scenarios; returns how many replies were incomplete or wrong.
+async fn run(args: &Args) -> Result<usize, String> {
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    if !args.proxy.is_file() {
+        return Err(format!(
+            "no proxy binary at {} (cargo build --release first)",
+            args.proxy.display()
+        ));
+    }
+    let machine = procfs::machine();
+    println!("machine: {machine}");
+    println!("proxy: {} {}", args.proxy.display(), args.label);
+    let selected: Vec<Scenario> = scenarios(args.mode)
+        .into_iter()
+        .filter(|s| {
+            args.only.is_empty()
+                || args
+                    .only
+                    .iter()
+                    .any(|o| s.name == *o || s.name.starts_with(&format!("{o}-")))
+        })
+        .collect();
+    if selected.is_empty() {
+        return Err("no scenario matches --only".into());
+    }
+    let mut results = Vec::new();
+    let mut next_id = 1u64;
+    let mut incomplete = 0;
+    for scenario in selected {
+        println!("== {}", scenario.name);
+        wait_for_quiet(Duration::from_secs(args.quiet_wait)).await;
+        let result = run_scenario(args, &scenario, &mut next_id).await?;
+        println!("{}", report::one_line(&result));
+        incomplete += result.incomplete();
+        results.push(result);
+    }
+    let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+    write(&args.out.join("results.json"), &json)?;
+    let markdown = report::markdown(&machine, args.mode, &args.label, &results);
+    write(&args.out.join("report.md"), &markdown)?;
+    println!("\n{markdown}");
+    println!(
+        "results: {} and {}",
+        args.out.join("results.json").display(),
+        args.out.join("report.md").display()
+    );
+    Ok(incomplete)
+}
+
+/// Waits (at most `limit`) until the machine's CPUs were less than 20 % busy over a second.
+async fn wait_for_quiet(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let before = procfs::machine_busy().unwrap_or(0.0);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let busy = procfs::machine_busy().unwrap_or(0.0) - before;
+        if busy < 0.2 {
+            return;
+        }
+        println!(
+            "   waiting for a quiet machine ({:.0} % of a CPU busy)",
+            busy * 100.0
+        );
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+async fn run_scenario(
+    args: &Args,
+    scenario: &Scenario,
+    next_id: &mut u64,
+) -> Result<ScenarioResult, String> {
+    let lifetime = scenario_bound(scenario) + Duration::from_secs(120);
+    let mock = Mock::start(&args.out, &scenario.name, lifetime).await?;
+    let mut proxy =
+        Proxy::start(&args.proxy, mock.addr, &args.out, &scenario.name, lifetime).await?;
+    let outcome = match scenario.kind {
+        Kind::Idle { sockets } => Outcome::Idle(run_idle(&proxy, sockets).await),
+        Kind::Streams {
+            streams,
+            tokens,
+            rate,
+            shape,
+        } => {
+            let plan = Plan {
+                streams,
+                tokens,
+                rate,
+                interval_us: if rate == 0 {
+                    0
+                } else {
+                    1_000_000 / u64::from(rate)
+                },
+                shape,
+            };
+            let first = *next_id;
+            *next_id += (streams + WARMUP_STREAMS) as u64;
+            let direct = run_phase(Target::Direct(mock.addr), &plan, first, &mock, None).await;
+            // Let sockets of the first phase finish closing before measuring the second.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let first = *next_id;
+            *next_id += (streams + WARMUP_STREAMS) as u64;
+            let perf = args
+                .perf
+                .then(|| args.out.join(format!("{}.perf.data", scenario.name)));
+            let via = run_phase(
+                Target::Proxy(proxy.addr),
+                &plan,
+                first,
+                &mock,
+                Some((proxy.pid, perf)),
+            )
+            .await;
+            Outcome::Streams {
+                direct: Box::new(direct),
+                proxy: Box::new(via),
+            }
+        }
+    };
+    proxy.stop().await;
+    drop(mock);
+    Ok(ScenarioResult {
+        scenario: scenario.clone(),
+        outcome,
+    })
+}
+
+/// The longest a scenario may take before its streams are given up on.
+fn scenario_bound(scenario: &Scenario) -> Duration {
+    match scenario.kind {
+        Kind::Idle { .. } => Duration::from_secs(120),
+        Kind::Streams {
+            tokens,
+            rate,
+            shape,
+            ..
+        } => 2 * stream_bound(tokens, rate, shape) + Duration::from_secs(30),
+    }
+}
+
+/// The longest one conversation may take.
+fn stream_bound(tokens: u32, rate: u32, shape: Shape) -> Duration {
+    let streaming = if rate == 0 {
+        Duration::from_secs(30)
+    } else {
+        Duration::from_secs_f64(f64::from(tokens) / f64::from(rate))
+    };
+    let ramp = match shape {
+        Shape::Steady { ramp_ms } => Duration::from_millis(ramp_ms),
+        Shape::Burst => Duration::ZERO,
+    };
+    ramp + streaming + LIMITS.connect + LIMITS.read
+}
+
+const LIMITS: Limits = Limits {
+    connect: Duration::from_secs(30),
+    read: Duration::from_secs(30),
+};
+
+struct Plan {
+    streams: usize,
+    tokens: u32,
+    rate: u32,
+    interval_us: u64,
+    shape: Shape,
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    Direct(SocketAddr),
+    Proxy(SocketAddr),
+}
+
+/// Samples a process's RSS and open descriptors until stopped.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    peak_rss: Arc<AtomicU64>,
+    peak_fds: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak_rss = Arc::new(AtomicU64::new(procfs::rss_kib(pid).unwrap_or(0)));
+        let peak_fds = Arc::new(AtomicUsize::new(0));
+        let (s, r, f) = (stop.clone(), peak_rss.clone(), peak_fds.clone());
+        let task = tokio::spawn(async move {
+            // Bounded: at most an hour of samples even if never stopped.
+            for tick in 0..36_000u32 {
+                if s.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Some(rss) = procfs::rss_kib(pid) {
+                    r.fetch_max(rss, Ordering::Relaxed);
+                }
+                if tick % 5 == 0 {
+                    if let Some(fds) = procfs::open_fds(pid) {
+                        f.fetch_max(fds, Ordering::Relaxed);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Sampler {
+            stop,
+            peak_rss,
+            peak_fds,
+            task,
+        }
+    }
+
+    async fn finish(self) -> (u64, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = timeout(Duration::from_secs(2), self.task).await;
+        (
+            self.peak_rss.load(Ordering::Relaxed),
+            self.peak_fds.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Short conversations run before each measured phase (not counted): first-connection costs,
+/// lazy initialisation and the proxy's upstream pool are warm when measuring starts.
+const WARMUP_STREAMS: usize = 8;
+
+async fn warm_up(target: Target, first_id: u64) {
+    let mut handles = Vec::new();
+    for i in 0..WARMUP_STREAMS {
+        let spec = Spec {
+            id: first_id + i as u64,
+            tokens: 5,
+            interval_us: 0,
+        };
+        handles.push(tokio::spawn(async move {
+            let conversation = async {
+                match target {
+                    Target::Direct(addr) => client::direct(addr, spec, LIMITS).await,
+                    Target::Proxy(addr) => client::via_proxy(addr, "/chat", spec, LIMITS).await,
+                }
+            };
+            timeout(LIMITS.read, conversation).await
+        }));
+    }
+    for handle in handles {
+        match handle.await {
+            Ok(Ok(result)) => {
+                if let Err(why) = result.verdict {
+                    eprintln!("bench: warm-up conversation failed: {why}");
+                }
+            }
+            _ => eprintln!("bench: warm-up conversation did not finish"),
+        }
+    }
+}
+
+async fn run_phase(
+    target: Target,
+    plan: &Plan,
+    first_id: u64,
+    mock: &Mock,
+    proxy: Option<(u32, Option<PathBuf>)>,
+) -> Phase {
+    warm_up(target, first_id + plan.streams as u64).await;
+    let me = std::process::id();
+    let proxy_pid = proxy.as_ref().map(|(pid, _)| *pid);
+    let proxy_before = proxy_pid.map(|pid| {
+        (
+            procfs::cpu(pid).unwrap_or_default(),
+            procfs::rss_kib(pid).unwrap_or(0),
+        )
+    });
+    let sampler = proxy_pid.map(Sampler::start);
+    let perf = match &proxy {
+        Some((pid, Some(path))) => Perf::start(*pid, path),
+        _ => None,
+    };
+    let mock_before = procfs::cpu(mock.pid).unwrap_or_default();
+    let me_before = procfs::cpu(me).unwrap_or_default();
+    let machine_before = procfs::machine_busy().unwrap_or(0.0);
+
+    let bound = stream_bound(plan.tokens, plan.rate, plan.shape);
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    let mut handles = Vec::with_capacity(plan.streams);
+    for i in 0..plan.streams {
+        let offset = match plan.shape {
+            Shape::Burst => Duration::ZERO,
+            Shape::Steady { ramp_ms } => {
+                Duration::from_millis(ramp_ms).mul_f64(i as f64 / plan.streams as f64)
+            }
+        };
+        let spec = Spec {
+            id: first_id + i as u64,
+            tokens: plan.tokens,
+            interval_us: plan.interval_us,
+        };
+        handles.push(tokio::spawn(async move {
+            tokio::time::sleep_until(start + offset).await;
+            let started = Instant::now();
+            let conversation = async {
+                match target {
+                    Target::Direct(addr) => client::direct(addr, spec, LIMITS).await,
+                    Target::Proxy(addr) => client::via_proxy(addr, "/chat", spec, LIMITS).await,
+                }
+            };
+            match timeout(bound, conversation).await {
+                Ok(result) => result,
+                Err(_) => StreamResult::gave_up(started, format!("not done within {bound:?}")),
+            }
+        }));
+    }
+    let mut results = Vec::with_capacity(plan.streams);
+    for handle in handles {
+        match handle.await {
+            Ok(result) => results.push(result),
+            Err(err) => results.push(StreamResult::gave_up(
+                Instant::now(),
+                format!("client task failed: {err}"),
+            )),
+        }
+    }
+
+    let mock_cpu = procfs::cpu(mock.pid).unwrap_or_default().since(mock_before);
+    let me_cpu = procfs::cpu(me).unwrap_or_default().since(me_before);
+    let machine_cpu = procfs::machine_busy().unwrap_or(0.0) - machine_before;
+    let proxy_cpu = match (proxy_pid, proxy_before) {
+        (Some(pid), Some((before, _))) => procfs::cpu(pid).unwrap_or_default().since(before),
+        _ => Cpu::default(),
+    };
+    let other_cpu = (machine_cpu - mock_cpu.total() - me_cpu.total() - proxy_cpu.total()).max(0.0);
+    let usage = match (proxy_pid, proxy_before, sampler) {
+        (Some(pid), Some((_, rss_before)), Some(sampler)) => {
+            let cpu = proxy_cpu;
+            // Let closed sockets be reaped before reading memory after the load.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (peak, fds) = sampler.finish().await;
+            let after = procfs::rss_kib(pid).unwrap_or(0);
+            Some(Usage {
+                cpu_user_s: cpu.user,
+                cpu_system_s: cpu.system,
+                rss_before_kib: rss_before,
+                rss_peak_kib: peak.max(after),
+                rss_after_kib: after,
+                fds_peak: fds,
+            })
+        }
+        _ => None,
+    };
+    if let Some(perf) = perf {
+        perf.stop().await;
+    }
+    let mut phase = summarize(plan.streams, results, usage, mock_cpu, me_cpu);
+    phase.other_cpu_s = other_cpu;
+    phase
+}
+
+fn summarize(
+    streams: usize,
+    results: Vec<StreamResult>,
+    proxy: Option<Usage>,
+    mock_cpu: Cpu,
+    me_cpu: Cpu,
+) -> Phase {
+    let mut failures = Vec::new();
+    let mut complete = 0;
+    let (mut tokens, mut frames) = (0u64, 0u64);
+    let mut connects = Vec::with_capacity(results.len());
+    let mut ttfts = Vec::with_capacity(results.len());
+    let mut delays = Vec::new();
+    let first = results.iter().map(|r| r.started).min();
+    let last = results.iter().map(|r| r.finished).max();
+    for result in results {
+        match &result.verdict {
+            Ok(()) => complete += 1,
+            Err(why) => failures.push(why.clone()),
+        }
+        tokens += u64::from(result.tokens);
+        frames += u64::from(result.frames);
+        connects.push(nanos(result.connect));
+        if let Some(ttft) = result.ttft {
+            ttfts.push(nanos(ttft));
+        }
+        delays.extend_from_slice(&result.delays_ns);
+    }
+    let wall_s = match (first, last) {
+        (Some(first), Some(last)) => last.duration_since(first).as_secs_f64(),
+        _ => 0.0,
+    };
+    Phase {
+        streams,
+        complete,
+        failures: summarize_failures(failures),
+        connect: Pct::of_ns(connects),
+        first_token: Pct::of_ns(ttfts),
+        per_token: Pct::of_ns(delays),
+        tokens,
+        frames,
+        wall_s,
+        proxy,
+        mock_cpu_s: mock_cpu.total(),
+        loadgen_cpu_s: me_cpu.total(),
+        other_cpu_s: 0.0,
+    }
+}
+
+/// Distinct failure reasons with their counts, most frequent first.
+fn summarize_failures(failures: Vec<String>) -> Vec<String> {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for failure in failures {
+        *counts.entry(failure).or_default() += 1;
+    }
+    let mut counted: Vec<(String, usize)> = counts.into_iter().collect();
+    counted.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    counted
+        .into_iter()
+        .take(8)
+        .map(|(why, n)| format!("{n} × {why}"))
+        .collect()
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Opens `sockets` WebSockets that never send, then measures the proxy holding them.
+async fn run_idle(proxy: &Proxy, sockets: usize) -> IdleResult {
+    let rss_before = procfs::rss_kib(proxy.pid).unwrap_or(0);
+    let mut open = Vec::with_capacity(sockets);
+    // In batches, so the proxy's accept queue is never the limit here.
+    let mut remaining = sockets;
+    while remaining > 0 {
+        let batch = remaining.min(500);
+        remaining -= batch;
+        let mut handles = Vec::with_capacity(batch);
+        for _ in 0..batch {
+            let addr = proxy.addr;
+            handles.push(tokio::spawn(async move {
+                let tcp = timeout(LIMITS.connect, tokio::net::TcpStream::connect(addr)).await;
+                let Ok(Ok(tcp)) = tcp else { return None };
+                let url = format!("ws://{addr}/chat");
+                match timeout(LIMITS.connect, tokio_tungstenite::client_async(url, tcp)).await {
+                    Ok(Ok((ws, _))) => Some(ws),
+                    _ => None,
+                }
+            }));
+        }
+        for handle in handles {
+            if let Ok(Some(ws)) = handle.await {
+                open.push(ws);
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_open = procfs::rss_kib(proxy.pid).unwrap_or(0);
+    let fds_open = procfs::open_fds(proxy.pid).unwrap_or(0);
+    let cpu_before = procfs::cpu(proxy.pid).unwrap_or_default();
+    let hold = Duration::from_secs(3);
+    tokio::time::sleep(hold).await;
+    let cpu_idle = procfs::cpu(proxy.pid)
+        .unwrap_or_default()
+        .since(cpu_before)
+        .total();
+    let opened = open.len();
+    drop(open);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    IdleResult {
+        sockets,
+        opened,
+        rss_before_kib: rss_before,
+        rss_open_kib: rss_open,
+        rss_closed_kib: procfs::rss_kib(proxy.pid).unwrap_or(0),
+        fds_open,
+        cpu_idle_s: cpu_idle,
+        hold_s: hold.as_secs_f64(),
+    }
+}
+
+/// The mock upstream process (this binary's `mock` subcommand).
+struct Mock {
+    _child: Child,
+    /// Held open: the mock exits when it closes.
+    _stdin: Option<ChildStdin>,
+    pid: u32,
+    addr: SocketAddr,
+}
+
+impl Mock {
+    async fn start(out: &Path, name: &str, lifetime: Duration) -> Result<Mock, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+        let log = log_file(out, &format!("{name}.mock.log"))?;
+        let mut child = Command::new(exe)
+            .args(["mock", "--listen", "127.0.0.1:0", "--max-seconds"])
+            .arg(lifetime.as_secs().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start the mock upstream: {e}"))?;
+        let pid = child.id().ok_or("mock exited at once")?;
+        let stdout = child.stdout.take().ok_or("mock has no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .map_err(|_| "mock did not start within 10 s".to_owned())?
+            .map_err(|e| format!("mock stdout: {e}"))?
+            .ok_or("mock exited before listening")?;
+        let addr = line
+            .strip_prefix("listening ")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("mock said {line:?}"))?;
+        Ok(Mock {
+            _stdin: child.stdin.take(),
+            _child: child,
+            pid,
+            addr,
+        })
+    }
+}
+
+/// The proxy under test, run as `timeout -s KILL <lifetime> deepchat-proxy …`.
+struct Proxy {
+    wrapper: Child,
+    pid: u32,
+    addr: SocketAddr,
+}
+
+impl Proxy {
+    async fn start(
+        binary: &Path,
+        mock: SocketAddr,
+        out: &Path,
+        name: &str,
+        lifetime: Duration,
+    ) -> Result<Proxy, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let log = log_file(out, &format!("{name}.proxy.log"))?;
+        let mut wrapper = Command::new("timeout")
+            .args(["-s", "KILL", &lifetime.as_secs().to_string()])
+            .arg(binary)
+            .args(["--listen", &addr.to_string(), "openai"])
+            .args([
+                "--base-url",
+                &format!("http://{mock}/v1"),
+                "--model",
+                "bench",
+            ])
+            .env_remove("OPENAI_API_KEY")
+            .env("RUST_LOG", "info")
+            // Every client comes from 127.0.0.1: a per-IP request limit would measure itself.
+            // (Ignored by proxy versions without one.)
+            .env("DEEPCHAT_PROXY_RATE_LIMIT", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let wrapper_pid = wrapper.id().ok_or("proxy wrapper exited at once")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let pid = loop {
+            if let Some(pid) = procfs::first_child(wrapper_pid) {
+                break pid;
+            }
+            if Instant::now() > deadline || matches!(wrapper.try_wait(), Ok(Some(_))) {
+                return Err("the proxy did not start".into());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let proxy = Proxy { wrapper, pid, addr };
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Ok(proxy);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the proxy is not listening on {addr}"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn stop(&mut self) {
+        signal(self.pid, "KILL");
+        let _ = timeout(Duration::from_secs(5), self.wrapper.wait()).await;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if matches!(self.wrapper.try_wait(), Ok(None)) {
+            signal(self.pid, "KILL");
+        }
+    }
+}
+
+/// Sends a signal to one process by id.
+fn signal(pid: u32, name: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn log_file(out: &Path, name: &str) -> Result<std::fs::File, String> {
+    let path = out.join(name);
+    std::fs::File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))
+}
+
+/// A `perf record` of one process, stopped with SIGINT so it writes a complete file.
+struct Perf {
+    child: Child,
+}
+
+impl Perf {
+    fn start(pid: u32, path: &Path) -> Option<Perf> {
+        let child = Command::new("perf")
+            .args(["record", "-e", "cpu-clock", "-F", "499"])
+            .args(["--call-graph", "dwarf,16384", "-p", &pid.to_string(), "-o"])
+            .arg(path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        match child {
+            Ok(child) => Some(Perf { child }),
+            Err(err) => {
+                eprintln!("bench: perf not started: {err}");
+                None
+            }
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            signal(pid, "INT");
+        }
+        let _ = timeout(Duration::from_secs(60), self.child.wait()).await;
+    }
+}

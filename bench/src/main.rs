@@ -1,0 +1,36 @@
+//! deepchat-bench: measures what deepchat-proxy adds between an OpenAI-style upstream and Deep
+//! Chat clients. `run` drives everything (see `bench/run.sh`); `mock` is the upstream process it
+//! starts.
+
+mod client;
+mod driver;
+mod mock;
+mod procfs;
+mod report;
+mod stats;
+mod token;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "deepchat-bench", about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the proxy and a mock upstream, run the clients, write the report.
+    Run(driver::Args),
+    /// The mock OpenAI Chat Completions upstream (started by `run`).
+    Mock(mock::Args),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Run(args) => driver::main(args),
+        Command::Mock(args) => mock::main(args),
+    }
+}

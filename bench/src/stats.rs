@@ -1,0 +1,72 @@
+//! Percentiles (nearest rank) over exact samples: no histogram buckets, nothing dropped.
+
+use serde::Serialize;
+
+/// p50, p99 and max of a distribution, in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Pct {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub samples: usize,
+}
+
+impl Pct {
+    /// From nanosecond samples (sorted here).
+    pub fn of_ns(mut samples: Vec<i64>) -> Pct {
+        samples.sort_unstable();
+        let us = |ns: i64| ns as f64 / 1000.0;
+        Pct {
+            p50: us(rank(&samples, 50.0)),
+            p99: us(rank(&samples, 99.0)),
+            max: us(samples.last().copied().unwrap_or(0)),
+            samples: samples.len(),
+        }
+    }
+
+    /// `self - floor` per statistic: what the proxy adds.
+    pub fn minus(&self, floor: &Pct) -> Pct {
+        Pct {
+            p50: self.p50 - floor.p50,
+            p99: self.p99 - floor.p99,
+            max: self.max - floor.max,
+            samples: self.samples,
+        }
+    }
+
+    /// `self / floor` per statistic.
+    pub fn ratio(&self, floor: &Pct) -> Pct {
+        let div = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        Pct {
+            p50: div(self.p50, floor.p50),
+            p99: div(self.p99, floor.p99),
+            max: div(self.max, floor.max),
+            samples: self.samples,
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted samples; 0 when empty.
+fn rank(sorted: &[i64], percentile: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let n = sorted.len() as f64;
+    let index = ((percentile / 100.0 * n).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank() {
+        let samples: Vec<i64> = (1..=100).map(|v| v * 1000).collect();
+        let p = Pct::of_ns(samples);
+        assert_eq!((p.p50, p.p99, p.max), (50.0, 99.0, 100.0));
+        let one = Pct::of_ns(vec![5000]);
+        assert_eq!((one.p50, one.p99, one.max), (5.0, 5.0, 5.0));
+        assert_eq!(Pct::of_ns(Vec::new()).samples, 0);
+    }
+}
