@@ -1,9 +1,14 @@
-//! Shared state of a running proxy: validated config, the upstream client, session tracking.
+//! Shared state of a running proxy: validated config, the upstream client, session tracking,
+//! and the shared limits (connection count, request rate).
 
 use crate::config::{Config, ProviderConfig};
 use crate::demo;
-use crate::upstream::{self, EventStream, Timeouts};
+use crate::ratelimit::RateLimiter;
+use crate::relay;
+use crate::upstream::{self, EventStream};
 use deepchat_adapters::{Conversation, Turn};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -11,27 +16,36 @@ pub struct App {
     pub config: Config,
     /// One pooled client for every reply, so connections to the upstream are reused.
     pub client: reqwest::Client,
-    /// Upgraded sockets leave hyper's tracking; shutdown waits for these instead.
+    /// Upgraded sockets and SSE relays leave hyper's tracking; shutdown waits for these.
     pub sessions: TaskTracker,
     /// Cancelled on SIGTERM/SIGINT: idle sessions close, busy ones finish their reply first.
     pub shutdown: CancellationToken,
+    /// Cancelled when the drain timeout passes: running replies end with an error frame.
+    pub force_stop: CancellationToken,
+    /// One permit per open client connection (`--max-connections`).
+    pub connections: Arc<Semaphore>,
+    /// Requests per minute per client IP and token (`--rate-limit`).
+    pub limiter: RateLimiter,
 }
 
 impl App {
     pub fn new(config: Config) -> Self {
         App {
-            config,
-            client: upstream::client(),
+            client: upstream::client(&config.upstream),
             sessions: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            force_stop: CancellationToken::new(),
+            connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+            limiter: RateLimiter::new(config.limits.rate_limit),
+            config,
         }
     }
 
-    /// The conversation to send upstream for these turns.
+    /// The conversation to send upstream for these turns, within the character budget.
     pub fn conversation(&self, turns: Vec<Turn>) -> Conversation {
         let mut conversation = Conversation {
             system: self.config.system_prompt.clone(),
-            turns,
+            turns: fit_chars(turns, self.config.limits.max_conversation_chars),
             ..Default::default()
         };
         if let ProviderConfig::Http(http) = &self.config.provider {
@@ -43,17 +57,49 @@ impl App {
         conversation
     }
 
-    /// Starts one reply from the configured provider.
+    /// Starts one reply from the configured provider, bounded by the reply timeout and by a
+    /// forced shutdown.
     pub async fn start_reply(&self, conversation: &Conversation) -> EventStream {
-        match &self.config.provider {
+        let events = match &self.config.provider {
             ProviderConfig::Http(http) => {
-                let timeouts = Timeouts {
-                    response: self.config.upstream_timeout,
-                    idle: self.config.idle_timeout,
-                };
-                upstream::open(&self.client, http, conversation, timeouts).await
+                upstream::open(&self.client, http, conversation, &self.config.upstream).await
             }
             ProviderConfig::Demo(demo) => demo::stream_reply(conversation, demo.token_interval),
-        }
+        };
+        relay::interruptible(
+            events,
+            self.config.upstream.reply_timeout,
+            self.force_stop.clone(),
+        )
+    }
+}
+
+/// Drops the oldest turns until the dialogue fits `max_chars` (the newest turn always stays;
+/// an oversized newest turn is refused earlier, by the request-size limit).
+fn fit_chars(mut turns: Vec<Turn>, max_chars: usize) -> Vec<Turn> {
+    let mut total: usize = turns.iter().map(|t| t.text.chars().count()).sum();
+    let mut drop = 0;
+    while total > max_chars && drop + 1 < turns.len() {
+        total -= turns[drop].text.chars().count();
+        drop += 1;
+    }
+    turns.drain(..drop);
+    turns
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oldest_turns_go_first_and_the_newest_stays() {
+        let turns = vec![
+            Turn::user("aaaa"),
+            Turn::assistant("bbbb"),
+            Turn::user("cc"),
+        ];
+        assert_eq!(fit_chars(turns.clone(), 100), turns);
+        assert_eq!(fit_chars(turns.clone(), 6), turns[1..].to_vec());
+        assert_eq!(fit_chars(turns.clone(), 1), turns[2..].to_vec());
     }
 }

@@ -30,29 +30,156 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub history_limit: u32,
 
-    /// Largest request (WebSocket message) accepted from a browser, in bytes.
-    #[arg(long, env = "DEEPCHAT_PROXY_MAX_REQUEST_BYTES", default_value_t = 8 * 1024 * 1024)]
-    pub max_request_bytes: usize,
-
-    /// Seconds to wait for the upstream's response headers before giving up.
-    #[arg(long, env = "DEEPCHAT_PROXY_UPSTREAM_TIMEOUT", default_value_t = 60)]
-    pub upstream_timeout: u64,
-
-    /// Seconds of upstream silence in the middle of a reply before it is declared stalled.
-    #[arg(long, env = "DEEPCHAT_PROXY_IDLE_TIMEOUT", default_value_t = 120)]
-    pub idle_timeout: u64,
-
     /// Browser origin allowed to connect (repeatable, or comma-separated in the env var);
     /// `*` allows any. Default: loopback pages and clients that send no Origin.
     #[arg(
         long = "allow-origin",
         env = "DEEPCHAT_PROXY_ALLOW_ORIGIN",
         value_delimiter = ',',
-        value_name = "ORIGIN"
+        value_name = "ORIGIN",
+        help_heading = "Access"
     )]
     pub allow_origins: Vec<String>,
 
-    /// Seconds running replies may take to finish after SIGTERM/SIGINT before sockets close.
+    /// Environment variable holding the accepted client bearer token(s), comma-separated.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_AUTH_TOKEN_ENV",
+        value_name = "VAR",
+        help_heading = "Access"
+    )]
+    pub auth_token_env: Option<String>,
+
+    /// Environment variable holding an HS256 secret; clients present JWTs signed with it.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_JWT_SECRET_ENV",
+        value_name = "VAR",
+        help_heading = "Access"
+    )]
+    pub jwt_secret_env: Option<String>,
+
+    /// PEM public key (RSA or EC P-256) verifying clients' RS256/ES256 JWTs.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_JWT_PUBLIC_KEY",
+        value_name = "FILE",
+        help_heading = "Access"
+    )]
+    pub jwt_public_key: Option<std::path::PathBuf>,
+
+    /// Largest request (WebSocket message or HTTP body) accepted from a browser, in bytes.
+    #[arg(long, env = "DEEPCHAT_PROXY_MAX_REQUEST_BYTES", default_value_t = 8 * 1024 * 1024,
+          help_heading = "Limits")]
+    pub max_request_bytes: usize,
+
+    /// Most messages in one request.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_MAX_MESSAGES",
+        default_value_t = 500,
+        help_heading = "Limits"
+    )]
+    pub max_messages: usize,
+
+    /// Most characters of conversation sent upstream; the oldest turns are dropped to fit.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_MAX_CONVERSATION_CHARS",
+        default_value_t = 400_000,
+        help_heading = "Limits"
+    )]
+    pub max_conversation_chars: usize,
+
+    /// Most open client connections; more are answered 503.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_MAX_CONNECTIONS",
+        default_value_t = 20_000,
+        help_heading = "Limits"
+    )]
+    pub max_connections: usize,
+
+    /// Most requests in flight or queued per connection (WebSocket queue, HTTP/2 streams).
+    #[arg(long, env = "DEEPCHAT_PROXY_MAX_STREAMS_PER_CONNECTION", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]
+    pub max_streams_per_connection: u32,
+
+    /// Requests per minute per client IP and per client token (0 = unlimited).
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_RATE_LIMIT",
+        default_value_t = 120,
+        help_heading = "Limits"
+    )]
+    pub rate_limit: u32,
+
+    /// Seconds a client connection may sit idle (no request, no reply) before it is closed.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_CLIENT_IDLE_TIMEOUT",
+        default_value_t = 600,
+        help_heading = "Limits"
+    )]
+    pub client_idle_timeout: u64,
+
+    /// Seconds between WebSocket pings; a peer silent for two intervals is dropped (0 = off).
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_PING_INTERVAL",
+        default_value_t = 30,
+        help_heading = "Limits"
+    )]
+    pub ping_interval: u64,
+
+    /// Seconds to establish the upstream connection.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_CONNECT_TIMEOUT",
+        default_value_t = 10,
+        help_heading = "Upstream"
+    )]
+    pub connect_timeout: u64,
+
+    /// Seconds until the upstream's first reply data (headers and first chunk).
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_FIRST_BYTE_TIMEOUT",
+        default_value_t = 60,
+        help_heading = "Upstream"
+    )]
+    pub first_byte_timeout: u64,
+
+    /// Seconds of upstream silence in the middle of a reply before it is declared stalled.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_CHUNK_TIMEOUT",
+        default_value_t = 60,
+        help_heading = "Upstream"
+    )]
+    pub chunk_timeout: u64,
+
+    /// Seconds a whole reply may take.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_REPLY_TIMEOUT",
+        default_value_t = 600,
+        help_heading = "Upstream"
+    )]
+    pub reply_timeout: u64,
+
+    /// Retries of a failed upstream request (connect error, 429, 5xx) before anything reached
+    /// the browser, with jittered exponential backoff honouring Retry-After.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_RETRIES",
+        default_value_t = 2,
+        help_heading = "Upstream"
+    )]
+    pub retries: u32,
+
+    /// Seconds running replies may take to finish after SIGTERM/SIGINT; then they end with an
+    /// error frame and sockets close with code 1001.
     #[arg(long, env = "DEEPCHAT_PROXY_DRAIN_TIMEOUT", default_value_t = 30)]
     pub drain_timeout: u64,
 
@@ -99,6 +226,10 @@ pub struct GenerationArgs {
     /// Extra upstream header, `Name: value` (repeatable).
     #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
+
+    /// File holding the API key (a mounted secret); wins over --api-key-env.
+    #[arg(long, env = "DEEPCHAT_PROXY_API_KEY_FILE", value_name = "FILE")]
+    pub api_key_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! Validated runtime configuration, built once from the command line and the environment.
 
 use crate::access::OriginPolicy;
+use crate::auth::Auth;
 use crate::cli::{Cli, DemoArgs, GenerationArgs, OpenAiArgs, ProviderCommand};
 use deepchat_adapters::anthropic::Anthropic;
 use deepchat_adapters::azure::AzureOpenAi;
@@ -31,6 +32,12 @@ pub enum ConfigError {
     TokensPerSecond,
     #[error("environment variable {0} is set but is not valid Unicode")]
     KeyEncoding(String),
+    #[error("cannot read {0}: {1}")]
+    File(String, String),
+    #[error("{0} is empty or unset, but an auth flag names it")]
+    MissingSecret(String),
+    #[error("--jwt-public-key {0}: not a PEM RSA or EC (P-256) public key")]
+    PublicKey(String),
 }
 
 /// An API key that never prints itself.
@@ -73,6 +80,31 @@ pub enum ProviderConfig {
     Demo(Demo),
 }
 
+/// What one client may ask for.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_request_bytes: usize,
+    pub max_messages: usize,
+    pub max_conversation_chars: usize,
+    pub max_connections: usize,
+    pub max_streams_per_connection: usize,
+    /// Requests per minute per client IP and per token; 0 = unlimited.
+    pub rate_limit: u32,
+    pub client_idle_timeout: Duration,
+    /// `None` disables WebSocket keepalive pings.
+    pub ping_interval: Option<Duration>,
+}
+
+/// Timeouts and retries for upstream requests.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamPolicy {
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub chunk_timeout: Duration,
+    pub reply_timeout: Duration,
+    pub retries: u32,
+}
+
 /// Everything the server needs, validated.
 #[derive(Clone)]
 pub struct Config {
@@ -80,11 +112,12 @@ pub struct Config {
     pub stop_key: String,
     pub system_prompt: Option<String>,
     pub history_limit: usize,
-    pub max_request_bytes: usize,
-    pub upstream_timeout: Duration,
-    pub idle_timeout: Duration,
+    pub limits: Limits,
+    pub upstream: UpstreamPolicy,
     pub drain_timeout: Duration,
     pub origins: OriginPolicy,
+    /// Client authentication; `None` admits everyone the origin policy admits.
+    pub auth: Option<Arc<Auth>>,
     pub provider: ProviderConfig,
 }
 
@@ -97,6 +130,7 @@ impl Config {
         if cli.stop_key.chars().count() < 2 {
             return Err(ConfigError::StopKey);
         }
+        let auth = auth(&cli)?;
         let provider = match cli.provider {
             ProviderCommand::Openai(args) => openai(args)?,
             ProviderCommand::OpenaiResponses(args) => {
@@ -130,16 +164,32 @@ impl Config {
             }
             ProviderCommand::Demo(args) => demo(args)?,
         };
+        let secs = Duration::from_secs;
         Ok(Config {
             path: cli.path,
             stop_key: cli.stop_key,
             system_prompt: cli.system_prompt.filter(|p| !p.is_empty()),
             history_limit: cli.history_limit as usize,
-            max_request_bytes: cli.max_request_bytes,
-            upstream_timeout: Duration::from_secs(cli.upstream_timeout),
-            idle_timeout: Duration::from_secs(cli.idle_timeout),
-            drain_timeout: Duration::from_secs(cli.drain_timeout),
+            limits: Limits {
+                max_request_bytes: cli.max_request_bytes,
+                max_messages: cli.max_messages.max(1),
+                max_conversation_chars: cli.max_conversation_chars.max(1),
+                max_connections: cli.max_connections.max(1),
+                max_streams_per_connection: cli.max_streams_per_connection as usize,
+                rate_limit: cli.rate_limit,
+                client_idle_timeout: secs(cli.client_idle_timeout.max(1)),
+                ping_interval: (cli.ping_interval > 0).then(|| secs(cli.ping_interval)),
+            },
+            upstream: UpstreamPolicy {
+                connect_timeout: secs(cli.connect_timeout.max(1)),
+                first_byte_timeout: secs(cli.first_byte_timeout.max(1)),
+                chunk_timeout: secs(cli.chunk_timeout.max(1)),
+                reply_timeout: secs(cli.reply_timeout.max(1)),
+                retries: cli.retries,
+            },
+            drain_timeout: secs(cli.drain_timeout),
             origins: OriginPolicy::from_flags(&cli.allow_origins),
+            auth,
             provider,
         })
     }
@@ -180,9 +230,10 @@ fn http_upstream(
     api_key_env: Option<&str>,
     generation: GenerationArgs,
 ) -> Result<ProviderConfig, ConfigError> {
-    let api_key = match api_key_env {
-        Some(variable) => read_key(variable)?,
-        None => None,
+    let api_key = match (&generation.api_key_file, api_key_env) {
+        (Some(path), _) => Some(ApiKey(read_secret_file(path)?)),
+        (None, Some(variable)) => read_key(variable)?,
+        (None, None) => None,
     };
     Ok(ProviderConfig::Http(HttpUpstream {
         adapter,
@@ -201,6 +252,52 @@ fn read_key(variable: &str) -> Result<Option<ApiKey>, ConfigError> {
         Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::KeyEncoding(variable.into())),
     }
+}
+
+/// A mounted secret, trimmed; an empty file is an error rather than "no key".
+fn read_secret_file(path: &std::path::Path) -> Result<String, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::File(shown.clone(), e.to_string()))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(ConfigError::MissingSecret(shown));
+    }
+    Ok(secret.to_owned())
+}
+
+/// A secret that an auth flag requires: missing is a configuration error, not "open".
+fn required_env(variable: &str) -> Result<String, ConfigError> {
+    match read_key(variable)? {
+        Some(key) => Ok(key.0),
+        None => Err(ConfigError::MissingSecret(variable.to_owned())),
+    }
+}
+
+fn auth(cli: &Cli) -> Result<Option<Arc<Auth>>, ConfigError> {
+    let tokens = match &cli.auth_token_env {
+        Some(variable) => required_env(variable)?
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => Vec::new(),
+    };
+    let jwt = match (&cli.jwt_secret_env, &cli.jwt_public_key) {
+        (Some(variable), _) => Some(Auth::hs256(required_env(variable)?.as_bytes())),
+        (None, Some(path)) => {
+            let shown = path.display().to_string();
+            let pem =
+                std::fs::read(path).map_err(|e| ConfigError::File(shown.clone(), e.to_string()))?;
+            Some(Auth::public_key(&pem).ok_or(ConfigError::PublicKey(shown))?)
+        }
+        (None, None) => None,
+    };
+    if tokens.is_empty() && jwt.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(Auth::new(tokens, jwt))))
 }
 
 /// Parses `Name: value` pairs, checking names and values are valid HTTP.

@@ -7,11 +7,13 @@
 
 pub mod access;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod deepchat;
 pub mod demo;
 pub mod history;
+pub mod ratelimit;
 pub mod relay;
 pub mod server;
 pub mod upstream;

@@ -154,6 +154,29 @@ where
     outcome
 }
 
+/// Ends `events` with an error when the reply takes longer than `limit` or the server is forced
+/// to stop, so the client always gets a clear error and (on WebSocket) the stop key.
+pub fn interruptible(
+    events: EventStream,
+    limit: std::time::Duration,
+    force_stop: tokio_util::sync::CancellationToken,
+) -> EventStream {
+    let deadline = Box::pin(tokio::time::sleep(limit));
+    futures_util::stream::unfold(
+        (Some(events), deadline, force_stop),
+        move |(events, mut deadline, force_stop)| async move {
+            let mut events = events?;
+            let interrupted = tokio::select! {
+                event = events.next() => return event.map(|e| (e, (Some(events), deadline, force_stop))),
+                _ = &mut deadline => format!("the reply took longer than {} s and was stopped", limit.as_secs()),
+                _ = force_stop.cancelled() => "the server is shutting down; please send your message again".to_owned(),
+            };
+            Some((Event::Error(interrupted), (None, deadline, force_stop)))
+        },
+    )
+    .boxed()
+}
+
 /// The client is gone (socket closed or write failed).
 struct Gone;
 

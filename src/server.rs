@@ -5,15 +5,19 @@
 use crate::config::ProviderConfig;
 use crate::deepchat::response::{self, Body};
 use crate::deepchat::{http, page, ws};
+use crate::ratelimit::ClientKey;
 use crate::App;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Accepts connections until `shutdown` resolves, then drains.
 pub async fn serve(
@@ -39,12 +43,27 @@ pub async fn serve(
         let app = app.clone();
         let connections = app.sessions.clone();
         connections.spawn(async move {
+            // The permit lives as long as this task, which owns the connection and its session.
+            // An upgraded WebSocket outlives this task, so its session holds a clone too.
+            let Ok(permit) = app.connections.clone().try_acquire_owned() else {
+                refuse_overloaded(stream).await;
+                return;
+            };
+            let permit = Arc::new(permit);
             let service_app = app.clone();
             let service = hyper::service::service_fn(move |request| {
                 let app = service_app.clone();
-                async move { Ok::<_, Infallible>(route(request, app).await) }
+                let permit = permit.clone();
+                async move { Ok::<_, Infallible>(route(request, app, peer, permit).await) }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            builder
+                .http2()
+                .max_concurrent_streams(app.config.limits.max_streams_per_connection as u32);
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let mut connection = std::pin::pin!(connection);
             tokio::select! {
@@ -68,12 +87,45 @@ pub async fn serve(
         .await
         .is_err()
     {
-        tracing::warn!("drain timeout reached; closing remaining connections");
+        // Running replies now end with an error frame (and the stop key) before sockets close.
+        tracing::warn!("drain timeout reached; stopping the remaining replies");
+        app.force_stop.cancel();
+        let _ = tokio::time::timeout(FORCED_STOP_GRACE, app.sessions.wait()).await;
     }
     Ok(())
 }
 
-async fn route(request: Request<hyper::body::Incoming>, app: Arc<App>) -> Response<Body> {
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After the drain timeout: time for the final error frames to reach the clients.
+const FORCED_STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Over `--max-connections`: a plain 503, written without starting an HTTP session.
+async fn refuse_overloaded(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Let the request head arrive first: HTTP clients reject an answer that precedes it.
+    let mut head = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut head)).await;
+    const BODY: &str = "the proxy is at its connection limit; try again shortly\n";
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        stream.write_all(response.as_bytes()),
+    )
+    .await;
+    let _ = stream.shutdown().await;
+}
+
+async fn route(
+    request: Request<hyper::body::Incoming>,
+    app: Arc<App>,
+    peer: SocketAddr,
+    permit: Arc<OwnedSemaphorePermit>,
+) -> Response<Body> {
     let origin = request
         .headers()
         .get(header::ORIGIN)
@@ -84,13 +136,25 @@ async fn route(request: Request<hyper::body::Incoming>, app: Arc<App>) -> Respon
         return response::plain(StatusCode::FORBIDDEN, "this origin may not use the proxy");
     }
     let mut response = if request.uri().path() == app.config.path {
+        let mut client = ClientKey {
+            ip: peer.ip().to_string(),
+            identity: None,
+        };
+        if let (Some(auth), false) = (&app.config.auth, request.method() == Method::OPTIONS) {
+            match auth.verify(request.headers()) {
+                Ok(identity) => client.identity = Some(identity),
+                Err(err) => return unauthorized(&err.to_string(), origin.as_deref()),
+            }
+        }
         match *request.method() {
-            Method::GET if ws::is_upgrade(request.headers()) => ws::upgrade(request, app),
+            Method::GET if ws::is_upgrade(request.headers()) => {
+                ws::upgrade(request, app, client, permit)
+            }
             Method::GET => response::plain(
                 StatusCode::UPGRADE_REQUIRED,
                 "this is a Deep Chat endpoint: connect with websocket: true, or POST",
             ),
-            Method::POST => http::handle(request, app).await,
+            Method::POST => http::handle(request, app, client).await,
             Method::OPTIONS => preflight(&request),
             _ => response::plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         }
@@ -99,12 +163,26 @@ async fn route(request: Request<hyper::body::Incoming>, app: Arc<App>) -> Respon
     } else {
         response::plain(StatusCode::NOT_FOUND, "not found")
     };
-    // The origin passed the policy above, so the browser may read the answer.
-    if let Some(value) = origin.and_then(|o| HeaderValue::from_str(&o).ok()) {
+    allow_origin(&mut response, origin.as_deref());
+    response
+}
+
+/// The origin passed the policy, so the browser may read the answer.
+fn allow_origin(response: &mut Response<Body>, origin: Option<&str>) {
+    if let Some(value) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
         headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
+}
+
+/// 401 before any work (and before any WebSocket upgrade).
+fn unauthorized(message: &str, origin: Option<&str>) -> Response<Body> {
+    let mut response = response::json_error(StatusCode::UNAUTHORIZED, message);
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    allow_origin(&mut response, origin);
     response
 }
 

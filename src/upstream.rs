@@ -1,12 +1,13 @@
-//! Upstream I/O: one shared, pooled HTTP client; sending an adapter's request; turning the
-//! response body into the adapter's normalized events, with timeouts. Dropping the returned
-//! stream drops the response, which closes the upstream connection (cancellation).
+//! Upstream I/O: one shared, pooled HTTP client; sending an adapter's request with timeouts
+//! and retries; turning the response body into the adapter's normalized events. Dropping the
+//! returned stream drops the response, which closes the upstream connection (cancellation).
 
-use crate::config::HttpUpstream;
-use deepchat_adapters::{framing, Conversation, Event, UpstreamRequest};
+use crate::config::{HttpUpstream, UpstreamPolicy};
+use deepchat_adapters::{framing, Adapter, Conversation, Event, UpstreamRequest};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A reply's events, in order; ends after the last one.
 pub type EventStream = BoxStream<'static, Event>;
@@ -14,10 +15,13 @@ pub type EventStream = BoxStream<'static, Event>;
 /// Longest error body read from a failed upstream response.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
+/// Longest wait before a retry; a longer Retry-After means the upstream is not coming back soon.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(20);
+
 /// Builds the process-wide client: connection pooling and HTTP/2 where the upstream offers it.
-pub fn client() -> reqwest::Client {
+pub fn client(policy: &UpstreamPolicy) -> reqwest::Client {
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
+        .connect_timeout(policy.connect_timeout)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
         .user_agent(concat!("deepchat-proxy/", env!("CARGO_PKG_VERSION")))
@@ -25,89 +29,175 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
-/// Timeouts applied to one upstream reply.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    /// Until the response headers arrive.
-    pub response: Duration,
-    /// Between two body chunks.
-    pub idle: Duration,
+/// One failed attempt, and whether trying again could help.
+struct Failure {
+    message: String,
+    retryable: bool,
+    retry_after: Option<Duration>,
 }
 
 /// Starts one streamed reply. Never fails: every failure becomes a final [`Event::Error`].
+/// Failures before the response starts (connect errors, 429, 5xx, first-byte timeout) are
+/// retried, since nothing has reached the browser yet.
 pub async fn open(
     client: &reqwest::Client,
     upstream: &HttpUpstream,
     conversation: &Conversation,
-    timeouts: Timeouts,
+    policy: &UpstreamPolicy,
 ) -> EventStream {
     let adapter = upstream.adapter.clone();
-    let key = upstream.api_key.as_ref().map(|k| k.expose());
-    let request = match adapter.build_request(conversation, key) {
+    let key = upstream.api_key.as_ref().map(|k| k.expose().to_owned());
+    let request = match adapter.build_request(conversation, key.as_deref()) {
         Ok(request) => request,
         Err(err) => return single_error(err.to_string()),
     };
-    let response = match tokio::time::timeout(timeouts.response, send(client, &request)).await {
-        Err(_) => {
-            return single_error(format!(
-                "the {} upstream did not answer within {} s",
-                adapter.name(),
-                timeouts.response.as_secs()
-            ))
-        }
-        Ok(Err(err)) => {
-            return single_error(format!(
-                "could not reach the {} upstream: {}",
-                adapter.name(),
-                describe_reqwest_error(&err)
-            ))
-        }
-        Ok(Ok(response)) => response,
-    };
-    let status = response.status();
-    if !status.is_success() {
-        let body = read_limited(response, MAX_ERROR_BODY).await;
-        let message = adapter.error_message(status.as_u16(), &body);
-        return single_error(scrub(message, key));
-    }
-
-    let messages = framing::messages(adapter.framing(), response.bytes_stream());
-    let decoder = adapter.decoder();
-    let idle = timeouts.idle;
-    let state = (messages, decoder, VecDeque::<Event>::new(), false);
-    stream::unfold(
-        state,
-        move |(mut messages, mut decoder, mut pending, mut ended)| async move {
-            loop {
-                if let Some(event) = pending.pop_front() {
-                    return Some((event, (messages, decoder, pending, ended)));
+    let mut attempt = 0;
+    loop {
+        let started = Instant::now();
+        let failure =
+            match tokio::time::timeout(policy.first_byte_timeout, send(client, &request)).await {
+                Err(_) => Failure {
+                    message: format!(
+                        "the {} upstream did not answer within {} s",
+                        adapter.name(),
+                        policy.first_byte_timeout.as_secs()
+                    ),
+                    retryable: true,
+                    retry_after: None,
+                },
+                Ok(Err(err)) => Failure {
+                    message: format!(
+                        "could not reach the {} upstream: {}",
+                        adapter.name(),
+                        describe_reqwest_error(&err)
+                    ),
+                    retryable: err.is_connect() || err.is_timeout(),
+                    retry_after: None,
+                },
+                Ok(Ok(response)) if response.status().is_success() => {
+                    let first_deadline = started + policy.first_byte_timeout;
+                    return events(response, adapter, key, first_deadline, policy.chunk_timeout);
                 }
-                if ended {
+                Ok(Ok(response)) => {
+                    let status = response.status().as_u16();
+                    let retry_after = retry_after(response.headers());
+                    let body = read_limited(response, MAX_ERROR_BODY).await;
+                    Failure {
+                        message: scrub(adapter.error_message(status, &body), key.as_deref()),
+                        retryable: status == 429 || (500..=599).contains(&status) && status != 501,
+                        retry_after,
+                    }
+                }
+            };
+        let wait = backoff(attempt, failure.retry_after);
+        if !failure.retryable || attempt >= policy.retries || wait > MAX_RETRY_WAIT {
+            return single_error(failure.message);
+        }
+        attempt += 1;
+        tracing::warn!(
+            provider = adapter.name(),
+            attempt,
+            wait_ms = wait.as_millis() as u64,
+            error = %failure.message,
+            "retrying upstream request"
+        );
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Exponential backoff from 250 ms with ±50 % jitter, or the upstream's Retry-After.
+pub fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    if let Some(wait) = retry_after {
+        return wait;
+    }
+    let base = Duration::from_millis(250) * 2u32.saturating_pow(attempt.min(10));
+    // Jitter from the clock's nanoseconds: spreads retries of many clients, needs no RNG.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let factor = 0.5 + f64::from(nanos % 1000) / 1000.0;
+    base.mul_f64(factor)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare for APIs and treated as absent).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// Decodes a successful response body into events, with first-chunk and between-chunk timeouts.
+fn events(
+    response: reqwest::Response,
+    adapter: Arc<dyn Adapter>,
+    key: Option<String>,
+    first_deadline: Instant,
+    chunk_timeout: Duration,
+) -> EventStream {
+    struct State {
+        messages: BoxStream<'static, Result<framing::Message, framing::FramingError>>,
+        decoder: Box<dyn deepchat_adapters::StreamDecoder>,
+        pending: VecDeque<Event>,
+        ended: bool,
+        first: bool,
+    }
+    let state = State {
+        messages: framing::messages(adapter.framing(), response.bytes_stream()),
+        decoder: adapter.decoder(),
+        pending: VecDeque::new(),
+        ended: false,
+        first: true,
+    };
+    stream::unfold(state, move |mut state| {
+        let key = key.clone();
+        async move {
+            loop {
+                if let Some(event) = state.pending.pop_front() {
+                    let event = match event {
+                        Event::Error(message) => Event::Error(scrub(message, key.as_deref())),
+                        other => other,
+                    };
+                    return Some((event, state));
+                }
+                if state.ended {
                     return None;
                 }
-                match tokio::time::timeout(idle, messages.next()).await {
-                    Ok(Some(Ok(message))) => pending.extend(decoder.decode(&message)),
+                let limit = if state.first {
+                    first_deadline.saturating_duration_since(Instant::now())
+                } else {
+                    chunk_timeout
+                };
+                state.first = false;
+                match tokio::time::timeout(limit, state.messages.next()).await {
+                    Ok(Some(Ok(message))) => state.pending.extend(state.decoder.decode(&message)),
                     Ok(Some(Err(err))) => {
-                        ended = true;
-                        pending.push_back(Event::Error(format!(
+                        state.ended = true;
+                        state.pending.push_back(Event::Error(format!(
                             "the upstream stream broke off: {err}"
                         )));
                     }
                     Ok(None) => {
-                        ended = true;
-                        pending.extend(decoder.end());
+                        state.ended = true;
+                        state.pending.extend(state.decoder.end());
                     }
                     Err(_) => {
-                        ended = true;
-                        pending.push_back(Event::Error(format!(
+                        state.ended = true;
+                        state.pending.push_back(Event::Error(format!(
                             "the upstream stalled: nothing for {} s",
-                            idle.as_secs()
+                            limit.as_secs()
                         )));
                     }
                 }
             }
-        },
-    )
+        }
+    })
     .boxed()
 }
 
@@ -188,5 +278,33 @@ mod tests {
             "bad key [redacted] given"
         );
         assert_eq!(scrub("fine".into(), None), "fine");
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_honours_retry_after() {
+        for attempt in 0..4 {
+            let base = 250.0 * f64::from(2u32.pow(attempt));
+            let wait = backoff(attempt, None).as_secs_f64() * 1000.0;
+            assert!(
+                wait >= base * 0.5 && wait <= base * 1.5,
+                "{attempt}: {wait}"
+            );
+        }
+        assert_eq!(
+            backoff(0, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn retry_after_seconds_parse() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("retry-after", "2".parse().expect("value"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("value"),
+        );
+        assert_eq!(retry_after(&headers), None);
     }
 }

@@ -47,6 +47,7 @@ fn replay(body: &[u8], content_type: &'static str) -> Reply {
         status: 200,
         content_type,
         steps,
+        headers: Vec::new(),
     }
 }
 

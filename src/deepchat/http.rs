@@ -7,6 +7,7 @@ use crate::deepchat::request::{self, RequestError};
 use crate::deepchat::response::{self, Body};
 use crate::deepchat::{multipart, sse};
 use crate::history::History;
+use crate::ratelimit::ClientKey;
 use crate::relay::{self, Ending};
 use crate::App;
 use http_body_util::{BodyExt, Limited};
@@ -16,17 +17,39 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// Answers one Deep Chat HTTP request.
-pub async fn handle(request: Request<hyper::body::Incoming>, app: Arc<App>) -> Response<Body> {
+pub async fn handle(
+    request: Request<hyper::body::Incoming>,
+    app: Arc<App>,
+    client: ClientKey,
+) -> Response<Body> {
     let wants_events = header(&request, ACCEPT).contains("text/event-stream");
     let content_type = header(&request, CONTENT_TYPE);
-    let turns = match read_turns(request, &content_type, app.config.max_request_bytes).await {
+    let limits = &app.config.limits;
+    let admitted = app
+        .limiter
+        .check(&client.keys())
+        .map_err(|wait| RequestError::RateLimited(wait.as_secs().max(1)));
+    let turns = match admitted {
+        Ok(()) => read_turns(request, &content_type, limits.max_request_bytes)
+            .await
+            .and_then(|turns| request::check_count(turns, limits.max_messages)),
+        Err(err) => Err(err),
+    };
+    let turns = match turns {
         Ok(turns) => turns,
         Err(err) => {
             let status = match err {
                 RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                RequestError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::BAD_REQUEST,
             };
-            return response::json_error(status, &err.to_string());
+            let mut response = response::json_error(status, &err.to_string());
+            if let RequestError::RateLimited(seconds) = err {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, seconds.into());
+            }
+            return response;
         }
     };
     // The client's list is the whole dialogue; the history limit still bounds it.

@@ -19,6 +19,12 @@ pub enum RequestError {
     Multipart(String),
     #[error("the request is larger than the {0}-byte limit")]
     TooLarge(usize),
+    #[error("the request has more than {0} messages")]
+    TooManyMessages(usize),
+    #[error("rate limit reached: try again in {0} s")]
+    RateLimited(u64),
+    #[error("too many requests are waiting on this connection; wait for the replies")]
+    Busy,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +77,15 @@ pub fn to_turn(message: IncomingMessage) -> Result<Option<Turn>, RequestError> {
         return Ok(None);
     }
     Ok(Some(Turn { role, text, images }))
+}
+
+/// Applies the per-request message limit.
+pub fn check_count(turns: Vec<Turn>, max_messages: usize) -> Result<Vec<Turn>, RequestError> {
+    if turns.len() > max_messages {
+        Err(RequestError::TooManyMessages(max_messages))
+    } else {
+        Ok(turns)
+    }
 }
 
 /// A request must contain something from the user to answer.

@@ -2,9 +2,10 @@
 //! the per-socket session that answers each text frame with one streamed reply.
 
 use crate::deepchat::frames::Frame;
-use crate::deepchat::request;
+use crate::deepchat::request::{self, RequestError};
 use crate::deepchat::response::{self, Body};
 use crate::history::History;
+use crate::ratelimit::ClientKey;
 use crate::relay::{self, Ending};
 use crate::App;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -16,15 +17,14 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
-
-/// Requests that may wait behind a running reply before the socket is told to slow down.
-const MAX_QUEUED_REQUESTS: usize = 16;
 
 /// True when the request asks for a WebSocket upgrade.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -83,19 +83,32 @@ pub fn accept(headers: &HeaderMap) -> Response<Body> {
     response
 }
 
+/// The protocol to answer with: the first offered one that is not a `bearer.` token carrier
+/// (so the token is not echoed needlessly), else the first offered.
 fn first_protocol(headers: &HeaderMap) -> Option<String> {
-    headers
+    let offered: Vec<&str> = headers
         .get_all(hyper::header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .find(|p| !p.is_empty())
-        .map(str::to_owned)
+        .filter(|p| !p.is_empty())
+        .collect();
+    offered
+        .iter()
+        .find(|p| !p.starts_with(crate::auth::BEARER_PROTOCOL_PREFIX))
+        .or(offered.first())
+        .map(|p| (*p).to_owned())
 }
 
 /// Answers the upgrade and spawns the session once hyper hands over the connection.
-pub fn upgrade(request: Request<hyper::body::Incoming>, app: Arc<App>) -> Response<Body> {
+/// `connection_slot` is the connection's `--max-connections` permit, held while the socket lives.
+pub fn upgrade(
+    request: Request<hyper::body::Incoming>,
+    app: Arc<App>,
+    client: ClientKey,
+    connection_slot: Arc<tokio::sync::OwnedSemaphorePermit>,
+) -> Response<Body> {
     let response = accept(request.headers());
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return response;
@@ -104,16 +117,18 @@ pub fn upgrade(request: Request<hyper::body::Incoming>, app: Arc<App>) -> Respon
     sessions.spawn(async move {
         match hyper::upgrade::on(request).await {
             Ok(upgraded) => {
+                let max = app.config.limits.max_request_bytes;
                 let config = WebSocketConfig::default()
-                    .max_message_size(Some(app.config.max_request_bytes))
-                    .max_frame_size(Some(app.config.max_request_bytes));
+                    .max_message_size(Some(max))
+                    .max_frame_size(Some(max));
                 let socket = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
                     Some(config),
                 )
                 .await;
-                session(socket, app).await;
+                session(socket, app, client).await;
+                drop(connection_slot);
             }
             Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
         }
@@ -121,52 +136,66 @@ pub fn upgrade(request: Request<hyper::body::Incoming>, app: Arc<App>) -> Respon
     response
 }
 
+/// A request waiting behind the running reply.
+enum Pending {
+    Request(String),
+    /// Arrived when the queue was full: answered with an error in its turn.
+    Refused,
+}
+
+/// What the idle socket produced next.
+enum Next {
+    Request(String),
+    Refuse(RequestError),
+    Close(CloseCode, &'static str),
+    Gone,
+}
+
 /// Serves one socket: requests in order, one streamed reply each, memory of the dialogue.
-async fn session(socket: Socket, app: Arc<App>) {
+async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
     let (sink, mut incoming) = socket.split();
     let mut sink = TextSink(sink);
     let mut history = History::new(app.config.history_limit);
-    let mut queued: VecDeque<String> = VecDeque::new();
-    let shutdown = app.shutdown.clone();
-    tracing::debug!("websocket session opened");
+    let mut queued: VecDeque<Pending> = VecDeque::new();
+    let limits = &app.config.limits;
+    let stop_key = app.config.stop_key.as_str();
+    tracing::debug!(ip = %client.ip, "websocket session opened");
 
     loop {
-        let text = match queued.pop_front() {
-            Some(text) => text,
-            None => {
-                let next = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    next = incoming.next() => next,
-                };
-                match next {
-                    Some(Ok(Message::Text(text))) => text.as_str().to_owned(),
-                    Some(Ok(Message::Binary(_))) => {
-                        let error = "binary frames are not supported: send Deep Chat JSON text";
-                        if reject(&mut sink, error, &app.config.stop_key)
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                        continue;
-                    }
-                    Some(Ok(Message::Close(_))) | None => return,
-                    Some(Ok(_)) => continue, // ping/pong are answered by tungstenite
-                    Some(Err(err)) => {
-                        tracing::debug!(%err, "websocket read failed");
-                        return;
-                    }
+        let next = match queued.pop_front() {
+            Some(Pending::Request(text)) => Next::Request(text),
+            Some(Pending::Refused) => Next::Refuse(RequestError::Busy),
+            None => wait_for_request(&mut incoming, &mut sink, &app).await,
+        };
+        let text = match next {
+            Next::Request(text) => text,
+            Next::Refuse(err) => {
+                if reject(&mut sink, &err.to_string(), stop_key).await.is_err() {
+                    return;
                 }
+                continue;
             }
+            Next::Close(code, reason) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = sink.0.send(Message::Close(Some(frame))).await;
+                return;
+            }
+            Next::Gone => return,
         };
 
-        let turns = match request::parse(text.as_bytes()) {
+        let turns = app
+            .limiter
+            .check(&client.keys())
+            .map_err(|wait| RequestError::RateLimited(wait.as_secs().max(1)))
+            .and_then(|()| request::parse(text.as_bytes()))
+            .and_then(|turns| request::check_count(turns, limits.max_messages));
+        let turns = match turns {
             Ok(turns) => turns,
             Err(err) => {
-                if reject(&mut sink, &err.to_string(), &app.config.stop_key)
-                    .await
-                    .is_err()
-                {
+                if reject(&mut sink, &err.to_string(), stop_key).await.is_err() {
                     return;
                 }
                 continue;
@@ -174,14 +203,12 @@ async fn session(socket: Socket, app: Arc<App>) {
         };
         let conversation = app.conversation(history.begin(turns));
         let events = app.start_reply(&conversation).await;
-        let client_gone = watch_client(&mut incoming, &mut queued);
-        let outcome = relay::relay(
-            events,
-            &mut sink,
-            Ending::StopKey(&app.config.stop_key),
-            client_gone,
-        )
-        .await;
+        let client_gone = watch_client(
+            &mut incoming,
+            &mut queued,
+            limits.max_streams_per_connection,
+        );
+        let outcome = relay::relay(events, &mut sink, Ending::StopKey(stop_key), client_gone).await;
         tracing::info!(
             transport = "websocket",
             chars = outcome.text.chars().count(),
@@ -195,26 +222,74 @@ async fn session(socket: Socket, app: Arc<App>) {
         }
         history.finish(outcome.text);
     }
-    // Shutting down: tell the browser the server is going away (1001).
-    let _ = sink
-        .0
-        .send(Message::Close(Some(CloseFrame {
-            code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Away,
-            reason: "server shutting down".into(),
-        })))
-        .await;
+}
+
+/// Waits for the next request on an idle socket, pinging to detect dead peers, closing idle
+/// sockets and, on shutdown, closing with 1001.
+async fn wait_for_request(
+    incoming: &mut SplitStream<Socket>,
+    sink: &mut TextSink,
+    app: &App,
+) -> Next {
+    let limits = &app.config.limits;
+    let idle_deadline = tokio::time::sleep(limits.client_idle_timeout);
+    tokio::pin!(idle_deadline);
+    let ping_every = limits.ping_interval.unwrap_or(Duration::from_secs(86_400));
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        let next = tokio::select! {
+            _ = app.shutdown.cancelled() => return Next::Close(CloseCode::Away, "server shutting down"),
+            _ = &mut idle_deadline => return Next::Close(CloseCode::Normal, "idle timeout"),
+            _ = pings.tick(), if limits.ping_interval.is_some() => {
+                if last_heard.elapsed() > ping_every * 2 {
+                    tracing::debug!("websocket peer stopped answering pings");
+                    return Next::Gone;
+                }
+                if sink.0.send(Message::Ping(Default::default())).await.is_err() {
+                    return Next::Gone;
+                }
+                continue;
+            }
+            next = incoming.next() => next,
+        };
+        last_heard = tokio::time::Instant::now();
+        match next {
+            Some(Ok(Message::Text(text))) => return Next::Request(text.as_str().to_owned()),
+            Some(Ok(Message::Binary(_))) => {
+                return Next::Refuse(RequestError::Json(
+                    "binary frames are not supported: send Deep Chat JSON text".into(),
+                ))
+            }
+            Some(Ok(Message::Close(_))) | None => return Next::Gone,
+            Some(Ok(_)) => continue, // pings are answered by tungstenite; pongs just prove life
+            Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(err))) => {
+                tracing::info!(%err, "websocket message over the size limit");
+                return Next::Close(CloseCode::Size, "message too big for --max-request-bytes");
+            }
+            Some(Err(err)) => {
+                tracing::debug!(%err, "websocket read failed");
+                return Next::Gone;
+            }
+        }
+    }
 }
 
 /// Resolves when the client leaves; meanwhile queues requests that arrive during a reply.
-async fn watch_client(incoming: &mut SplitStream<Socket>, queued: &mut VecDeque<String>) {
+async fn watch_client(
+    incoming: &mut SplitStream<Socket>,
+    queued: &mut VecDeque<Pending>,
+    limit: usize,
+) {
     loop {
         match incoming.next().await {
             Some(Ok(Message::Text(text))) => {
-                if queued.len() >= MAX_QUEUED_REQUESTS {
-                    tracing::warn!("client queued too many requests; closing");
-                    return;
+                // The running reply counts as one of the connection's streams.
+                if queued.len() + 1 >= limit {
+                    queued.push_back(Pending::Refused);
+                } else {
+                    queued.push_back(Pending::Request(text.as_str().to_owned()));
                 }
-                queued.push_back(text.as_str().to_owned());
             }
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
             Some(Ok(_)) => {}

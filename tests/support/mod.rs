@@ -51,10 +51,16 @@ impl Proxy {
     }
 
     /// Starts an `openai` proxy pointed at `upstream`, plus extra global args before the
-    /// subcommand and provider args after it.
+    /// subcommand and provider args after it. Unless the test sets them, retries and rate
+    /// limiting are off, so each scripted reply answers exactly one request.
     pub async fn openai(upstream: &MockUpstream, global: &[&str], provider: &[&str]) -> Proxy {
         let base = format!("http://{}/v1", upstream.addr);
         let mut args: Vec<&str> = global.to_vec();
+        for (flag, value) in [("--retries", "0"), ("--rate-limit", "0")] {
+            if !global.contains(&flag) {
+                args.extend_from_slice(&[flag, value]);
+            }
+        }
         args.extend_from_slice(&["openai", "--base-url", &base, "--model", "test-model"]);
         args.extend_from_slice(&["--api-key-env", "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY"]);
         args.extend_from_slice(provider);
@@ -101,6 +107,7 @@ pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub steps: Vec<Step>,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
@@ -119,6 +126,7 @@ impl Reply {
             status: 200,
             content_type: "text/event-stream",
             steps,
+            headers: Vec::new(),
         }
     }
 
@@ -127,7 +135,13 @@ impl Reply {
             status,
             content_type: "application/json",
             steps: vec![Step::Bytes(body.as_bytes().to_vec())],
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Reply {
+        self.headers.push((name, value.to_owned()));
+        self
     }
 }
 
@@ -275,6 +289,7 @@ impl MockUpstream {
         let reply = reply.unwrap_or_else(|| {
             Reply::error(500, r#"{"error":{"message":"mock has no reply queued"}}"#)
         });
+        let reply_headers = reply.headers.clone();
 
         let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
         let mock = self.clone();
@@ -310,9 +325,13 @@ impl MockUpstream {
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
-        hyper::Response::builder()
+        let mut response = hyper::Response::builder()
             .status(reply.status)
-            .header("content-type", reply.content_type)
+            .header("content-type", reply.content_type);
+        for (name, value) in &reply_headers {
+            response = response.header(*name, value);
+        }
+        response
             .body(BodyExt::boxed(StreamBody::new(stream)))
             .expect("response")
     }
