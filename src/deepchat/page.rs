@@ -30,7 +30,14 @@ const TEMPLATE: &str = r#"<!doctype html>
 <h1>deepchat-proxy demo</h1>
 <p>Deep Chat streaming over a WebSocket from the proxy's built-in demo provider.</p>
 <deep-chat id="chat"></deep-chat>
-<script>
+<script type="module">
+  // Properties set before the element is defined are lost when the bundle upgrades it,
+  // so load Deep Chat first and configure it once it is defined.
+  const script = document.createElement("script");
+  script.type = "module";
+  script.src = __SCRIPT__;
+  document.head.appendChild(script);
+  await customElements.whenDefined("deep-chat");
   const chat = document.getElementById("chat");
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   chat.connect = {
@@ -40,10 +47,6 @@ const TEMPLATE: &str = r#"<!doctype html>
   };
   chat.errorMessages = { displayServiceErrorMessages: true };
   chat.introMessage = { text: "Ask me anything: the demo provider streams its answer." };
-  const script = document.createElement("script");
-  script.type = "module";
-  script.src = __SCRIPT__;
-  document.head.appendChild(script);
 </script>
 </body>
 </html>
