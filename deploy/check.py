@@ -39,7 +39,7 @@ import yaml
 DEPLOY = Path(__file__).resolve().parent
 ROOT = DEPLOY.parent
 # The checker's own files name other tools' flags on purpose; they are not deployment material.
-TOOLING = {"check.sh", "check.py", "pending-flags.txt"}
+TOOLING = {"check.sh", "check.py", "check_live.py", "check_pages.mjs", "pending-flags.txt"}
 IMAGE_NAME = "deepchat-proxy"
 DEFAULT_CMD = ["--listen", "0.0.0.0:8080", "demo"]
 
@@ -136,6 +136,7 @@ class Invocation:
         self.env = dict(env or {})  # variables the deployment sets
         self.provider = None
         self.query = False  # --help / --version: valid without a provider, not run
+        self.mounts = {}  # container path -> file names a volume puts there (Kubernetes)
 
 
 def check_invocation(inv, helps, pending):
@@ -531,6 +532,11 @@ def k8s_invocations(docs):
                     env[e["name"]] = e.get("value", "x")
                 inv = Invocation(where, c.get("args") or DEFAULT_CMD, env)
                 inv.k8s = (path, doc, spec, c)
+                volumes = {v["name"]: v for v in spec.get("volumes") or []}
+                for mount in c.get("volumeMounts") or []:
+                    volume = volumes.get(mount["name"], {})
+                    source = volume.get("secret") or volume.get("configMap") or {}
+                    inv.mounts[mount["mountPath"]] = [i["path"] for i in source.get("items") or []]
                 found.append(inv)
     return found
 
@@ -552,6 +558,7 @@ def check_k8s_objects(docs, dockerfile):
                 fail(f"{rel(path)}: {doc.get('kind')} has no metadata.name")
             if doc.get("kind") == "Secret":
                 secrets[doc["metadata"]["name"]] = set((doc.get("stringData") or {}) | (doc.get("data") or {}))
+    SECRETS.update(secrets)
     for path, items in docs.items():
         if "kubernetes" not in path.parts:
             continue
@@ -647,6 +654,26 @@ def check_k8s_proxy(inv, helps, dockerfile):
     else:
         fail(f"{where}: terminationGracePeriodSeconds {grace} must exceed preStop {pre_stop}s + "
              f"--drain-timeout {drain}s")
+    key_file = flag_value(inv, helps, "--api-key-file") if "--api-key-file" in helps[inv.provider]["flags"] else None
+    if key_file:
+        volumes = {v["name"]: v for v in spec.get("volumes") or []}
+        source = None
+        for mount in c.get("volumeMounts") or []:
+            if key_file.startswith(mount["mountPath"].rstrip("/") + "/"):
+                name = key_file[len(mount["mountPath"].rstrip("/")) + 1:]
+                secret = volumes.get(mount["name"], {}).get("secret") or {}
+                items = {i["path"]: i["key"] for i in secret.get("items") or []}
+                source = (secret.get("secretName"), items.get(name, name) if items or not secret else name)
+        if source and source[1] in SECRETS.get(source[0], set()):
+            ok(f"{where}: --api-key-file {key_file} is Secret {source[0]}/{source[1]} (secret.example.yaml)")
+        else:
+            fail(f"{where}: --api-key-file {key_file} is not a key of a mounted Secret that "
+                 f"secret.example.yaml defines (found {source})")
+        fs_group = (spec.get("securityContext") or {}).get("fsGroup")
+        run_as = {**(spec.get("securityContext") or {}), **(c.get("securityContext") or {})}
+        if fs_group is None and run_as.get("runAsUser", 0) != 0:
+            fail(f"{where}: the key file is root's; set the pod's fsGroup so uid {run_as.get('runAsUser')} "
+                 "can read it")
     pod_sc, sc = spec.get("securityContext") or {}, c.get("securityContext") or {}
     merged = {**pod_sc, **sc}
     wanted = {
@@ -874,9 +901,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-def runnable_args(inv, helps, pending):
-    """The command line with pending flags dropped and every listener on a free loopback port."""
-    out, i, args = [], 0, inv.args
+def runnable_args(inv, helps, pending, fixtures):
+    """The command line with pending flags dropped, every listener on a free loopback port, and
+    paths inside mounted volumes moved to `fixtures`, where the mounted files exist."""
+    out, i, args = [], 0, list(inv.args)
+    for mount, names in inv.mounts.items():
+        local = Path(fixtures, mount.strip("/"))
+        local.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (local / name).write_text("sk-fixture-for-deploy-check\n")
+        args = [str(local) + a[len(mount):] if a == mount or a.startswith(mount.rstrip("/") + "/") else a
+                for a in args]
     while i < len(args):
         tok = args[i]
         name = tok.split("=", 1)[0]
@@ -898,10 +933,11 @@ def check_binary_accepts(binary, invocations, helps, pending):
     has_check = "--check" in helps[""]["flags"]
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPCHAT_PROXY_")}
     procs = []
+    fixtures = tempfile.mkdtemp(prefix="deploy-fixtures-")
     for inv in invocations:
         env = {**base_env, **inv.env, "DEEPCHAT_PROXY_LISTEN": "127.0.0.1:0"}
         env.pop("DEEPCHAT_PROXY_METRICS_LISTEN", None)
-        argv = [binary] + (["--check"] if has_check else []) + runnable_args(inv, helps, pending)
+        argv = [binary] + (["--check"] if has_check else []) + runnable_args(inv, helps, pending, fixtures)
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True, start_new_session=True)
         procs.append((inv, argv, proc))
@@ -926,6 +962,7 @@ def check_binary_accepts(binary, invocations, helps, pending):
             ok(f"{inv.where}: the binary accepts it: {how}")
         else:
             fail(f"{inv.where}: `{' '.join(argv[1:])}` exits {code}: {err[-600:]}")
+    shutil.rmtree(fixtures, ignore_errors=True)
 
 
 def check_endpoints(binary, pending):
@@ -1012,6 +1049,7 @@ def main():
 
 
 HELPS = {}
+SECRETS = {}  # Secret name -> keys, from deploy/kubernetes/
 
 if __name__ == "__main__":
     sys.exit(main())

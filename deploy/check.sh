@@ -178,6 +178,30 @@ else
 fi
 
 # ------------------------------------------------------------------------------------------------
+section "live: a chat through both nginx configs (and the pages in Chromium)"
+MODULES=$ROOT/tests/e2e/node_modules
+CHROMIUM=${CHROMIUM_BIN:-/usr/bin/chromium}
+live_args=()
+if command -v node >/dev/null && [[ -x $CHROMIUM && -d $MODULES/playwright-core && -d $MODULES/deep-chat ]]; then
+  live_args=("$MODULES")
+else
+  skip "pages in Chromium: needs node, $CHROMIUM and \`npm ci\` in tests/e2e (the browser suite's setup)"
+fi
+if [[ -n $NGINX ]]; then
+  set +e
+  "$PY" deploy/check_live.py "$NGINX" "$BIN" "${live_args[@]}" | tee "$TMP/live.out"
+  status=${PIPESTATUS[0]}
+  set -e
+  PASSED=$((PASSED + $(grep -c '^ok:' "$TMP/live.out" || true)))
+  FAILED=$((FAILED + $(grep -c '^FAIL:' "$TMP/live.out" || true)))
+  if [[ $status -ne 0 ]] && ! grep -q '^FAIL:' "$TMP/live.out"; then
+    failed "deploy/check_live.py exited $status"
+  fi
+else
+  skip "live chat through nginx: no nginx"
+fi
+
+# ------------------------------------------------------------------------------------------------
 section "systemd-analyze"
 UNIT=deploy/systemd/deepchat-proxy.service
 if command -v systemd-analyze >/dev/null; then
