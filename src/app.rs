@@ -3,11 +3,15 @@
 
 use crate::config::{Config, ProviderConfig};
 use crate::demo;
+use crate::health::Readiness;
 use crate::ratelimit::RateLimiter;
 use crate::relay;
+use crate::telemetry::{self, ReplyContext};
 use crate::upstream::{self, EventStream};
 use deepchat_adapters::{Conversation, Turn};
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,6 +30,10 @@ pub struct App {
     pub connections: Arc<Semaphore>,
     /// Requests per minute per client IP and token (`--rate-limit`).
     pub limiter: RateLimiter,
+    /// Cached upstream reachability for `/readyz`.
+    pub readiness: Readiness,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
 }
 
 impl App {
@@ -37,6 +45,8 @@ impl App {
             force_stop: CancellationToken::new(),
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
             limiter: RateLimiter::new(config.limits.rate_limit),
+            readiness: Readiness::new(&config.provider),
+            metrics: telemetry::prometheus(),
             config,
         }
     }
@@ -55,6 +65,26 @@ impl App {
             conversation.extra_headers = http.extra_headers.clone();
         }
         conversation
+    }
+
+    /// Who serves replies, for logs and metrics.
+    pub fn reply_context<'a>(
+        &'a self,
+        transport: &'static str,
+        started: Instant,
+        question: Option<&'a str>,
+    ) -> ReplyContext<'a> {
+        let (provider, model) = match &self.config.provider {
+            ProviderConfig::Http(http) => (http.adapter.name(), http.model.as_str()),
+            ProviderConfig::Demo(_) => ("demo", "demo"),
+        };
+        ReplyContext {
+            transport,
+            provider,
+            model,
+            started,
+            question,
+        }
     }
 
     /// Starts one reply from the configured provider, bounded by the reply timeout and by a

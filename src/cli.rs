@@ -178,6 +178,33 @@ pub struct Cli {
     )]
     pub retries: u32,
 
+    /// Serve /healthz, /readyz and /metrics on this address instead of the main listener.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_METRICS_LISTEN",
+        value_name = "ADDR",
+        help_heading = "Operations"
+    )]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Log format on stderr (level via RUST_LOG).
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        help_heading = "Operations"
+    )]
+    pub log_format: LogFormat,
+
+    /// Include message content (the user's newest message and the reply) in reply logs.
+    #[arg(long, env = "DEEPCHAT_PROXY_LOG_CONTENT", help_heading = "Operations")]
+    pub log_content: bool,
+
+    /// Validate every flag and the environment (keys, key files), print the result and exit.
+    #[arg(long, help_heading = "Operations")]
+    pub check: bool,
+
     /// Seconds running replies may take to finish after SIGTERM/SIGINT; then they end with an
     /// error frame and sockets close with code 1001.
     #[arg(long, env = "DEEPCHAT_PROXY_DRAIN_TIMEOUT", default_value_t = 30)]
@@ -185,6 +212,15 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub provider: ProviderCommand,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// The upstream to relay to.
@@ -206,6 +242,13 @@ pub enum ProviderCommand {
     Azure(AzureArgs),
     /// No network, no key: streams an echo and a canned answer, and serves a demo page at `/`.
     Demo(DemoArgs),
+    /// Print shell completions for SHELL (bash, zsh, fish, elvish, powershell) and exit.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) and exit.
+    Man,
 }
 
 /// Options every HTTP provider shares.

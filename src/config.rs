@@ -36,6 +36,8 @@ pub enum ConfigError {
     File(String, String),
     #[error("{0} is empty or unset, but an auth flag names it")]
     MissingSecret(String),
+    #[error("completions and man print text and exit; they run no proxy")]
+    NotAProvider,
     #[error("--jwt-public-key {0}: not a PEM RSA or EC (P-256) public key")]
     PublicKey(String),
 }
@@ -118,6 +120,8 @@ pub struct Config {
     pub origins: OriginPolicy,
     /// Client authentication; `None` admits everyone the origin policy admits.
     pub auth: Option<Arc<Auth>>,
+    /// `--log-content`: message text may appear in reply logs.
+    pub log_content: bool,
     pub provider: ProviderConfig,
 }
 
@@ -163,6 +167,9 @@ impl Config {
                 http_upstream(Arc::new(adapter), Some(&args.api_key_env), args.generation)?
             }
             ProviderCommand::Demo(args) => demo(args)?,
+            ProviderCommand::Completions { .. } | ProviderCommand::Man => {
+                return Err(ConfigError::NotAProvider)
+            }
         };
         let secs = Duration::from_secs;
         Ok(Config {
@@ -190,6 +197,7 @@ impl Config {
             drain_timeout: secs(cli.drain_timeout),
             origins: OriginPolicy::from_flags(&cli.allow_origins),
             auth,
+            log_content: cli.log_content,
             provider,
         })
     }

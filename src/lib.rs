@@ -12,10 +12,12 @@ pub mod cli;
 pub mod config;
 pub mod deepchat;
 pub mod demo;
+pub mod health;
 pub mod history;
 pub mod ratelimit;
 pub mod relay;
 pub mod server;
+pub mod telemetry;
 pub mod upstream;
 
 pub use app::App;
@@ -31,5 +33,15 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    server::serve(listener, Arc::new(App::new(config)), shutdown).await
+    run_with_ops(listener, None, config, shutdown).await
+}
+
+/// As [`run`], with `/healthz`, `/readyz` and `/metrics` on their own listener when given.
+pub async fn run_with_ops(
+    listener: TcpListener,
+    ops_listener: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    server::serve(listener, ops_listener, Arc::new(App::new(config)), shutdown).await
 }

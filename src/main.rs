@@ -1,7 +1,7 @@
 //! Entry point: flags, logging, signals; everything else lives in the library.
 
-use clap::Parser;
-use deepchat_proxy::cli::Cli;
+use clap::{CommandFactory, Parser};
+use deepchat_proxy::cli::{Cli, LogFormat, ProviderCommand};
 use deepchat_proxy::Config;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -9,14 +9,30 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    match &cli.provider {
+        ProviderCommand::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "deepchat-proxy",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        ProviderCommand::Man => {
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("deepchat-proxy: {err}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
+    init_logging(cli.log_format);
 
-    let listen = cli.listen;
+    let (listen, metrics_listen, check) = (cli.listen, cli.metrics_listen, cli.check);
     let config = match Config::from_cli(cli) {
         Ok(config) => config,
         Err(err) => {
@@ -24,6 +40,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if check {
+        println!("deepchat-proxy: configuration OK");
+        return ExitCode::SUCCESS;
+    }
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -31,17 +51,38 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let ops_listener = match metrics_listen {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => Some(listener),
+            Err(err) => {
+                eprintln!("deepchat-proxy: cannot listen on {addr} (--metrics-listen): {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let bound = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(address = %bound, path = %config.path, "deepchat-proxy listening");
-    match deepchat_proxy::run(listener, config, shutdown_signal()).await {
+    match deepchat_proxy::run_with_ops(listener, ops_listener, config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("deepchat-proxy: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 

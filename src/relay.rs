@@ -26,6 +26,8 @@ pub struct Outcome {
     pub files: Vec<FileFrame>,
     /// Text frames sent (after merging).
     pub text_frames: usize,
+    /// When the first text reached the client's socket buffer (time to first token).
+    pub first_text_at: Option<std::time::Instant>,
 }
 
 /// What ends a reply on this transport.
@@ -91,6 +93,9 @@ where
                     return outcome;
                 }
                 outcome.text_frames += sent.unwrap_or(0);
+                outcome
+                    .first_text_at
+                    .get_or_insert_with(std::time::Instant::now);
                 outcome.text.push_str(&text);
                 continue;
             }

@@ -5,7 +5,9 @@
 use crate::config::ProviderConfig;
 use crate::deepchat::response::{self, Body};
 use crate::deepchat::{http, page, ws};
+use crate::health;
 use crate::ratelimit::ClientKey;
+use crate::telemetry::{self, Rejection};
 use crate::App;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -19,12 +21,24 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::OwnedSemaphorePermit;
 
-/// Accepts connections until `shutdown` resolves, then drains.
+/// An open client connection's share of the limits; an upgraded socket keeps it until it closes.
+pub struct ConnectionSlot {
+    _permit: OwnedSemaphorePermit,
+    _active: telemetry::Active,
+}
+
+/// Accepts connections until `shutdown` resolves, then drains. With `ops_listener`, the
+/// operational endpoints live there instead of on the main listener.
 pub async fn serve(
     listener: TcpListener,
+    ops_listener: Option<TcpListener>,
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let ops_on_main = ops_listener.is_none();
+    if let Some(ops) = ops_listener {
+        tokio::spawn(health::serve(ops, app.clone()));
+    }
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -46,15 +60,19 @@ pub async fn serve(
             // The permit lives as long as this task, which owns the connection and its session.
             // An upgraded WebSocket outlives this task, so its session holds a clone too.
             let Ok(permit) = app.connections.clone().try_acquire_owned() else {
+                telemetry::rejected(Rejection::Connections);
                 refuse_overloaded(stream).await;
                 return;
             };
-            let permit = Arc::new(permit);
+            let permit = Arc::new(ConnectionSlot {
+                _permit: permit,
+                _active: telemetry::Active::connection(),
+            });
             let service_app = app.clone();
             let service = hyper::service::service_fn(move |request| {
                 let app = service_app.clone();
                 let permit = permit.clone();
-                async move { Ok::<_, Infallible>(route(request, app, peer, permit).await) }
+                async move { Ok::<_, Infallible>(route(request, app, peer, permit, ops_on_main).await) }
             });
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
@@ -124,8 +142,14 @@ async fn route(
     request: Request<hyper::body::Incoming>,
     app: Arc<App>,
     peer: SocketAddr,
-    permit: Arc<OwnedSemaphorePermit>,
+    permit: Arc<ConnectionSlot>,
+    ops_on_main: bool,
 ) -> Response<Body> {
+    if ops_on_main {
+        if let Some(response) = health::route(&request, &app).await {
+            return response;
+        }
+    }
     let origin = request
         .headers()
         .get(header::ORIGIN)
@@ -133,6 +157,7 @@ async fn route(
         .map(str::to_owned);
     if !app.config.origins.allows(origin.as_deref()) {
         tracing::info!(origin = origin.as_deref().unwrap_or(""), "origin rejected");
+        telemetry::rejected(Rejection::Origin);
         return response::plain(StatusCode::FORBIDDEN, "this origin may not use the proxy");
     }
     let mut response = if request.uri().path() == app.config.path {
@@ -143,7 +168,10 @@ async fn route(
         if let (Some(auth), false) = (&app.config.auth, request.method() == Method::OPTIONS) {
             match auth.verify(request.headers()) {
                 Ok(identity) => client.identity = Some(identity),
-                Err(err) => return unauthorized(&err.to_string(), origin.as_deref()),
+                Err(err) => {
+                    telemetry::rejected(Rejection::Auth);
+                    return unauthorized(&err.to_string(), origin.as_deref());
+                }
             }
         }
         match *request.method() {

@@ -3,6 +3,7 @@
 //! returned stream drops the response, which closes the upstream connection (cancellation).
 
 use crate::config::{HttpUpstream, UpstreamPolicy};
+use crate::telemetry;
 use deepchat_adapters::{framing, Adapter, Conversation, Event, UpstreamRequest};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use std::collections::VecDeque;
@@ -31,6 +32,8 @@ pub fn client(policy: &UpstreamPolicy) -> reqwest::Client {
 
 /// One failed attempt, and whether trying again could help.
 struct Failure {
+    /// Metric label: the HTTP status, or `connect` / `timeout`.
+    kind: String,
     message: String,
     retryable: bool,
     retry_after: Option<Duration>,
@@ -57,6 +60,7 @@ pub async fn open(
         let failure =
             match tokio::time::timeout(policy.first_byte_timeout, send(client, &request)).await {
                 Err(_) => Failure {
+                    kind: "timeout".into(),
                     message: format!(
                         "the {} upstream did not answer within {} s",
                         adapter.name(),
@@ -66,6 +70,12 @@ pub async fn open(
                     retry_after: None,
                 },
                 Ok(Err(err)) => Failure {
+                    kind: if err.is_timeout() {
+                        "timeout"
+                    } else {
+                        "connect"
+                    }
+                    .into(),
                     message: format!(
                         "could not reach the {} upstream: {}",
                         adapter.name(),
@@ -83,17 +93,20 @@ pub async fn open(
                     let retry_after = retry_after(response.headers());
                     let body = read_limited(response, MAX_ERROR_BODY).await;
                     Failure {
+                        kind: status.to_string(),
                         message: scrub(adapter.error_message(status, &body), key.as_deref()),
                         retryable: status == 429 || (500..=599).contains(&status) && status != 501,
                         retry_after,
                     }
                 }
             };
+        telemetry::upstream_error(adapter.name(), &failure.kind);
         let wait = backoff(attempt, failure.retry_after);
         if !failure.retryable || attempt >= policy.retries || wait > MAX_RETRY_WAIT {
             return single_error(failure.message);
         }
         attempt += 1;
+        telemetry::upstream_retry(adapter.name());
         tracing::warn!(
             provider = adapter.name(),
             attempt,

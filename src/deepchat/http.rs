@@ -5,10 +5,11 @@
 
 use crate::deepchat::request::{self, RequestError};
 use crate::deepchat::response::{self, Body};
-use crate::deepchat::{multipart, sse};
+use crate::deepchat::{multipart, sse, ws};
 use crate::history::History;
 use crate::ratelimit::ClientKey;
 use crate::relay::{self, Ending};
+use crate::telemetry;
 use crate::App;
 use http_body_util::{BodyExt, Limited};
 use hyper::header::{ACCEPT, CONTENT_TYPE};
@@ -38,6 +39,7 @@ pub async fn handle(
     let turns = match turns {
         Ok(turns) => turns,
         Err(err) => {
+            telemetry::rejected(err.rejection());
             let status = match err {
                 RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 RequestError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -53,22 +55,22 @@ pub async fn handle(
         }
     };
     // The client's list is the whole dialogue; the history limit still bounds it.
+    let started = std::time::Instant::now();
     let conversation = app.conversation(History::new(app.config.history_limit).begin(turns));
+    let streaming = telemetry::Active::stream();
     let events = app.start_reply(&conversation).await;
     if wants_events {
-        return sse::respond(events, app);
+        let question = ws::newest_text(&conversation).map(str::to_owned);
+        return sse::respond(events, app, started, question, streaming);
     }
 
     // The reply is buffered whole; if the client disconnects, hyper drops this future and with
     // it the upstream stream.
     let mut discard = futures_util::sink::drain();
     let outcome = relay::relay(events, &mut discard, Ending::Close, std::future::pending()).await;
-    tracing::info!(
-        transport = "http-json",
-        chars = outcome.text.chars().count(),
-        error = outcome.error.as_deref().unwrap_or(""),
-        "reply finished"
-    );
+    drop(streaming);
+    let context = app.reply_context("http-json", started, ws::newest_text(&conversation));
+    telemetry::reply_finished(&context, &outcome, app.config.log_content);
     match outcome.error {
         // Deep Chat shows an error instead of text when both are present, so say it plainly.
         Some(error) => response::json_error(StatusCode::BAD_GATEWAY, &error),

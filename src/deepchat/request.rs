@@ -79,6 +79,20 @@ pub fn to_turn(message: IncomingMessage) -> Result<Option<Turn>, RequestError> {
     Ok(Some(Turn { role, text, images }))
 }
 
+impl RequestError {
+    /// The metric label for this refusal.
+    pub fn rejection(&self) -> crate::telemetry::Rejection {
+        use crate::telemetry::Rejection;
+        match self {
+            RequestError::TooLarge(_) => Rejection::TooLarge,
+            RequestError::TooManyMessages(_) => Rejection::TooManyMessages,
+            RequestError::RateLimited(_) => Rejection::RateLimit,
+            RequestError::Busy => Rejection::Busy,
+            _ => Rejection::BadRequest,
+        }
+    }
+}
+
 /// Applies the per-request message limit.
 pub fn check_count(turns: Vec<Turn>, max_messages: usize) -> Result<Vec<Turn>, RequestError> {
     if turns.len() > max_messages {

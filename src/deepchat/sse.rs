@@ -5,6 +5,7 @@
 
 use crate::deepchat::response::Body;
 use crate::relay::{self, Ending};
+use crate::telemetry;
 use crate::upstream::EventStream;
 use crate::App;
 use bytes::Bytes;
@@ -13,16 +14,25 @@ use hyper::body::Frame;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::Response;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// Frames buffered between the relay and the socket.
 const CHANNEL_FRAMES: usize = 8;
 
-/// Starts relaying `events` and returns the streaming response.
-pub fn respond(events: EventStream, app: Arc<App>) -> Response<Body> {
+/// Starts relaying `events` and returns the streaming response. `streaming` keeps the reply
+/// counted as active until the relay ends.
+pub fn respond(
+    events: EventStream,
+    app: Arc<App>,
+    started: Instant,
+    question: Option<String>,
+    streaming: telemetry::Active,
+) -> Response<Body> {
     let (sender, receiver) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
     let watcher = sender.clone();
-    app.sessions.spawn(async move {
+    let sessions = app.sessions.clone();
+    sessions.spawn(async move {
         let sink = futures_util::sink::unfold(sender, |sender, frame: String| async move {
             sender.send(event(&frame)).await.map(|_| sender)
         });
@@ -31,14 +41,9 @@ pub fn respond(events: EventStream, app: Arc<App>) -> Response<Body> {
             watcher.closed().await
         })
         .await;
-        tracing::info!(
-            transport = "http-sse",
-            chars = outcome.text.chars().count(),
-            frames = outcome.text_frames,
-            error = outcome.error.as_deref().unwrap_or(""),
-            cancelled = outcome.cancelled,
-            "reply finished"
-        );
+        drop(streaming);
+        let context = app.reply_context("http-sse", started, question.as_deref());
+        telemetry::reply_finished(&context, &outcome, app.config.log_content);
     });
     let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver

@@ -7,6 +7,7 @@ use crate::deepchat::response::{self, Body};
 use crate::history::History;
 use crate::ratelimit::ClientKey;
 use crate::relay::{self, Ending};
+use crate::telemetry;
 use crate::App;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{Sink, SinkExt, StreamExt};
@@ -107,7 +108,7 @@ pub fn upgrade(
     request: Request<hyper::body::Incoming>,
     app: Arc<App>,
     client: ClientKey,
-    connection_slot: Arc<tokio::sync::OwnedSemaphorePermit>,
+    connection_slot: Arc<crate::server::ConnectionSlot>,
 ) -> Response<Body> {
     let response = accept(request.headers());
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -170,6 +171,7 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
         let text = match next {
             Next::Request(text) => text,
             Next::Refuse(err) => {
+                telemetry::rejected(err.rejection());
                 if reject(&mut sink, &err.to_string(), stop_key).await.is_err() {
                     return;
                 }
@@ -195,13 +197,16 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
         let turns = match turns {
             Ok(turns) => turns,
             Err(err) => {
+                telemetry::rejected(err.rejection());
                 if reject(&mut sink, &err.to_string(), stop_key).await.is_err() {
                     return;
                 }
                 continue;
             }
         };
+        let started = std::time::Instant::now();
         let conversation = app.conversation(history.begin(turns));
+        let _streaming = telemetry::Active::stream();
         let events = app.start_reply(&conversation).await;
         let client_gone = watch_client(
             &mut incoming,
@@ -209,14 +214,8 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
             limits.max_streams_per_connection,
         );
         let outcome = relay::relay(events, &mut sink, Ending::StopKey(stop_key), client_gone).await;
-        tracing::info!(
-            transport = "websocket",
-            chars = outcome.text.chars().count(),
-            frames = outcome.text_frames,
-            error = outcome.error.as_deref().unwrap_or(""),
-            cancelled = outcome.cancelled,
-            "reply finished"
-        );
+        let context = app.reply_context("websocket", started, newest_text(&conversation));
+        telemetry::reply_finished(&context, &outcome, app.config.log_content);
         if outcome.cancelled {
             return;
         }
@@ -295,6 +294,16 @@ async fn watch_client(
             Some(Ok(_)) => {}
         }
     }
+}
+
+/// The user's newest message, for `--log-content`.
+pub fn newest_text(conversation: &deepchat_adapters::Conversation) -> Option<&str> {
+    conversation
+        .turns
+        .iter()
+        .rev()
+        .find(|t| t.role == deepchat_adapters::Role::User)
+        .map(|t| t.text.as_str())
 }
 
 /// Answers a request that cannot be served: an error, then the stop key so the next reply

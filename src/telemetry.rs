@@ -1,0 +1,176 @@
+//! Metrics (Prometheus, names prefixed `deepchat_proxy_`) and the one log line per reply.
+//! Labels are low-cardinality kinds, never message text.
+
+use crate::relay::Outcome;
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once (several in-process servers share it) and returns
+/// the handle that renders `/metrics`.
+pub fn prometheus() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&buckets)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed, in which case ours stays empty.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Why a request was turned away, as a metric label.
+#[derive(Debug, Clone, Copy)]
+pub enum Rejection {
+    Origin,
+    Auth,
+    RateLimit,
+    TooLarge,
+    TooManyMessages,
+    Busy,
+    BadRequest,
+    Connections,
+}
+
+impl Rejection {
+    fn label(self) -> &'static str {
+        match self {
+            Rejection::Origin => "origin",
+            Rejection::Auth => "auth",
+            Rejection::RateLimit => "rate_limit",
+            Rejection::TooLarge => "too_large",
+            Rejection::TooManyMessages => "too_many_messages",
+            Rejection::Busy => "busy",
+            Rejection::BadRequest => "bad_request",
+            Rejection::Connections => "connections",
+        }
+    }
+}
+
+pub fn rejected(reason: Rejection) {
+    counter!("deepchat_proxy_rejected_total", "reason" => reason.label()).increment(1);
+}
+
+pub fn upstream_error(provider: &'static str, status: &str) {
+    counter!("deepchat_proxy_upstream_errors_total", "provider" => provider, "status" => status.to_owned())
+        .increment(1);
+}
+
+pub fn upstream_retry(provider: &'static str) {
+    counter!("deepchat_proxy_upstream_retries_total", "provider" => provider).increment(1);
+}
+
+/// Counts an open thing (connection, stream) while it lives.
+pub struct Active(&'static str);
+
+impl Active {
+    pub fn connection() -> Active {
+        Active::new("deepchat_proxy_connections_active")
+    }
+
+    pub fn stream() -> Active {
+        Active::new("deepchat_proxy_streams_active")
+    }
+
+    fn new(name: &'static str) -> Active {
+        gauge!(name).increment(1.0);
+        Active(name)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        gauge!(self.0).decrement(1.0);
+    }
+}
+
+/// A short id tying a reply's log line to client reports.
+pub fn request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static BASE: OnceLock<u64> = OnceLock::new();
+    let base = *BASE.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    format!(
+        "{:016x}",
+        base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
+    )
+}
+
+/// Who served a reply, for its log line.
+pub struct ReplyContext<'a> {
+    pub transport: &'static str,
+    pub provider: &'static str,
+    pub model: &'a str,
+    pub started: Instant,
+    /// The user's newest message, logged only with `--log-content`.
+    pub question: Option<&'a str>,
+}
+
+/// Records a finished reply: metrics, and one log line without content (unless asked).
+pub fn reply_finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool) {
+    let status = if outcome.cancelled {
+        "cancelled"
+    } else if outcome.error.is_some() {
+        "error"
+    } else {
+        "ok"
+    };
+    let total = context.started.elapsed();
+    let first_token = outcome
+        .first_text_at
+        .map(|t| t.duration_since(context.started));
+    counter!("deepchat_proxy_requests_total", "transport" => context.transport, "outcome" => status)
+        .increment(1);
+    histogram!("deepchat_proxy_reply_duration_seconds", "transport" => context.transport)
+        .record(total.as_secs_f64());
+    if let Some(first) = first_token {
+        histogram!("deepchat_proxy_first_token_seconds", "transport" => context.transport)
+            .record(first.as_secs_f64());
+    }
+    counter!("deepchat_proxy_relayed_bytes_total").increment(outcome.text.len() as u64);
+    counter!("deepchat_proxy_relayed_frames_total").increment(outcome.text_frames as u64);
+    if let Some(tokens) = outcome.usage.and_then(|u| u.output_tokens) {
+        counter!("deepchat_proxy_output_tokens_total", "provider" => context.provider)
+            .increment(tokens);
+    }
+    if outcome.cancelled {
+        counter!("deepchat_proxy_client_cancellations_total", "transport" => context.transport)
+            .increment(1);
+    }
+    let input_tokens = outcome.usage.and_then(|u| u.input_tokens);
+    let output_tokens = outcome.usage.and_then(|u| u.output_tokens);
+    let question = log_content.then_some(context.question).flatten();
+    let answer = log_content.then_some(outcome.text.as_str());
+    tracing::info!(
+        request_id = %request_id(),
+        transport = context.transport,
+        provider = context.provider,
+        model = context.model,
+        status,
+        first_token_ms = first_token.map(|d| d.as_millis() as u64),
+        total_ms = total.as_millis() as u64,
+        input_tokens,
+        output_tokens,
+        chars = outcome.text.chars().count(),
+        frames = outcome.text_frames,
+        error = outcome.error.as_deref(),
+        question,
+        answer,
+        "reply finished"
+    );
+}
