@@ -27,6 +27,9 @@ use tokio_tungstenite::WebSocketStream;
 
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
+/// Initial per-socket read buffer; it grows for larger messages.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// True when the request asks for a WebSocket upgrade.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
     header_has_token(headers, hyper::header::CONNECTION, "upgrade")
@@ -119,7 +122,11 @@ pub fn upgrade(
         match hyper::upgrade::on(request).await {
             Ok(upgraded) => {
                 let max = app.config.limits.max_request_bytes;
+                // tungstenite preallocates its read buffer (128 KiB by default) per socket;
+                // chat requests are small, so a small buffer keeps idle sockets cheap.
                 let config = WebSocketConfig::default()
+                    .read_buffer_size(READ_BUFFER_BYTES)
+                    .write_buffer_size(0)
                     .max_message_size(Some(max))
                     .max_frame_size(Some(max));
                 let socket = WebSocketStream::from_raw_socket(
