@@ -629,22 +629,32 @@ def check_k8s_proxy(inv, helps, dockerfile):
     path, doc, spec, c = inv.k8s
     where = inv.where
     listen = flag_value(inv, helps, "--listen")
-    port = port_of(listen)
     named = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
-    if listen.startswith("127.") or listen.startswith("[::1]"):
-        fail(f"{where}: --listen {listen} is loopback; the kubelet probes the pod IP")
-    if port in named.values():
-        ok(f"{where}: --listen {listen} matches containerPort {port}")
-    else:
-        fail(f"{where}: --listen {listen} is not a containerPort ({named})")
-    for probe, path_ in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+    # The probes go where the health endpoints are: --metrics-listen when given.
+    health = flag_value(inv, helps, "--metrics-listen") if "--metrics-listen" in helps[""]["flags"] else None
+    for flag, addr in (("--listen", listen), ("--metrics-listen", health)):
+        if not addr:
+            continue
+        if addr.startswith("127.") or addr.startswith("[::1]"):
+            fail(f"{where}: {flag} {addr} is loopback; the kubelet and the Service use the pod IP")
+        if port_of(addr) in named.values():
+            ok(f"{where}: {flag} {addr} matches a containerPort")
+        else:
+            fail(f"{where}: {flag} {addr} is not a containerPort ({named})")
+    port = port_of(health or listen)
+    # A pod of its own is ready when the proxy is (/readyz); a sidecar's pod also serves the page,
+    # so there readiness may stay on /healthz.
+    alone = len(spec.get("containers", [])) == 1
+    for probe, paths in (("livenessProbe", ["/healthz"]),
+                         ("readinessProbe", ["/readyz"] if alone else ["/readyz", "/healthz"])):
         get = (c.get(probe) or {}).get("httpGet") or {}
         p = get.get("port")
         p = named.get(p) if isinstance(p, str) else p
-        if get.get("path") == path_ and p == port:
-            ok(f"{where}: {probe} GET {path_} on port {port}")
+        if get.get("path") in paths and p == port:
+            ok(f"{where}: {probe} GET {get['path']} on port {port}")
         else:
-            fail(f"{where}: {probe} should GET {path_} on the listen port {port}, has {get}")
+            fail(f"{where}: {probe} should GET {' or '.join(paths)} on port {port} "
+                 f"({'--metrics-listen' if health else '--listen'}), has {get}")
     drain = int(flag_value(inv, helps, "--drain-timeout"))
     command = ((((c.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}).get("command") or [])
     pre_stop = int(command[1]) if len(command) == 2 and command[0] == "sleep" else 0
@@ -919,8 +929,8 @@ def runnable_args(inv, helps, pending, fixtures):
             nxt = args[i + 1] if i + 1 < len(args) else None
             if "=" not in tok and nxt is not None and not nxt.startswith("--") and nxt not in helps[""]["commands"]:
                 i += 1
-        elif name == "--listen":
-            out += ["--listen", "127.0.0.1:0"]
+        elif name in ("--listen", "--metrics-listen"):
+            out += [name, "127.0.0.1:0"]
             if "=" not in tok:
                 i += 1
         else:
@@ -965,35 +975,52 @@ def check_binary_accepts(binary, invocations, helps, pending):
     shutil.rmtree(fixtures, ignore_errors=True)
 
 
-def check_endpoints(binary, pending):
-    port = free_port()
-    proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "demo"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+def http_get(url):
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        for endpoint in ("/healthz", "/readyz"):
-            try:
-                status = urllib.request.urlopen(f"http://127.0.0.1:{port}{endpoint}", timeout=3).status
-            except urllib.error.HTTPError as err:
-                status = err.code
-            except OSError as err:
-                status = str(err)
-            if status == 200:
-                ok(f"the binary (demo) answers GET {endpoint} with 200")
-                if endpoint in pending["endpoint"]:
-                    say("note", f"{endpoint} is served now: remove it from pending-flags.txt")
-            elif endpoint in pending["endpoint"]:
-                say("pending", f"GET {endpoint} answers {status}; the probes need 200 (pending-flags.txt)")
-            else:
-                fail(f"GET {endpoint} answers {status}; the probes and HEALTHCHECK need 200")
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as err:
+        return err.code, ""
+    except OSError as err:
+        return str(err), ""
+
+
+def check_endpoints(binary, helps, pending):
+    """The endpoints the probes, HEALTHCHECK and Prometheus annotations use, on the main listener
+    and (when the binary has it) on a separate --metrics-listen address."""
+    port, metrics_port = free_port(), free_port()
+    layouts = [("main listener", ["--listen", f"127.0.0.1:{port}"], port, ["/healthz", "/readyz"])]
+    if "--metrics-listen" in helps[""]["flags"]:
+        layouts.append(("--metrics-listen", ["--listen", f"127.0.0.1:{port}", "--metrics-listen",
+                                             f"127.0.0.1:{metrics_port}"], metrics_port,
+                        ["/healthz", "/readyz", "/metrics"]))
+    for name, args, target, endpoints in layouts:
+        proc = subprocess.Popen([binary, *args, "demo"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", target), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            for endpoint in endpoints:
+                status, body = http_get(f"http://127.0.0.1:{target}{endpoint}")
+                if endpoint == "/metrics" and status == 200 and "deepchat_proxy_" not in body:
+                    say("note", f"GET {endpoint} on the {name}: 200, but no deepchat_proxy_ series "
+                                "before any traffic")
+                if status == 200:
+                    ok(f"the binary (demo) answers GET {endpoint} on the {name} with 200")
+                    if endpoint in pending["endpoint"]:
+                        say("note", f"{endpoint} is served now: remove it from pending-flags.txt")
+                elif endpoint in pending["endpoint"]:
+                    say("pending", f"GET {endpoint} on the {name} answers {status}; deploy/ needs 200 "
+                                   "(pending-flags.txt)")
+                else:
+                    fail(f"GET {endpoint} on the {name} answers {status}; deploy/ needs 200")
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1042,7 +1069,7 @@ def main():
                      (DEPLOY / "nginx" / "deepchat-proxy.conf").read_text())
 
     check_binary_accepts(binary, runnable, helps, pending)
-    check_endpoints(binary, pending)
+    check_endpoints(binary, helps, pending)
 
     print(f"check.py: {results['ok']} ok, {results['pending']} pending, {results['FAIL']} failed")
     return 1 if results["FAIL"] else 0

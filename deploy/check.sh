@@ -91,7 +91,20 @@ fi
 
 # ------------------------------------------------------------------------------------------------
 section "binary"
-cargo build --release --locked --quiet --package deepchat-proxy --bin deepchat-proxy
+# --locked, as the image build does: a Cargo.lock that does not match the manifests fails here.
+if cargo build --release --locked --quiet --package deepchat-proxy --bin deepchat-proxy 2>"$TMP/build.err"; then
+  pass "cargo build --release --locked"
+else
+  cat "$TMP/build.err"
+  failed "cargo build --release --locked fails, and so would docker build -f deploy/Dockerfile"
+  [[ -x $BIN ]] || exit 1
+  echo "carrying on with the existing ${BIN#"$ROOT"/}"
+fi
+# In CI the tree is a clean clone: if an earlier step (scripts/test-all builds without --locked)
+# had to rewrite Cargo.lock, the committed one is stale and the image build would fail.
+if [[ -n ${CI:-} ]] && ! git diff --quiet HEAD -- Cargo.lock 2>/dev/null; then
+  failed "Cargo.lock differs from the committed one after building: commit the updated lock file"
+fi
 echo "$("$BIN" --version) at ${BIN#"$ROOT"/}"
 
 # ------------------------------------------------------------------------------------------------
