@@ -3,15 +3,18 @@
 #
 #   bash deploy/check.sh
 #
-# - builds the release binary (a no-op when it is fresh) and runs deploy/check.py against it:
-#   every YAML parses; every flag, DEEPCHAT_PROXY_* variable and command line in deploy/ fits the
-#   binary's --help and is accepted by the binary; the files agree with each other (ports, uid,
-#   grace periods, selectors, Secret names, security settings); the build context still holds the
-#   Cargo workspace; the probes' endpoints answer (or are listed in pending-flags.txt);
+# - builds the release binary with --locked, as the image does (a no-op when it is fresh), and
+#   runs deploy/check.py against it: every YAML parses; every flag, DEEPCHAT_PROXY_* variable and
+#   command line in deploy/ fits the binary's --help and passes its --check; the files agree with
+#   each other (ports, uid, grace periods, selectors, Secret names, security settings); the build
+#   context still holds the Cargo workspace; the endpoints the probes use answer 200;
 # - lints the Dockerfile (hadolint) and the shell scripts (shellcheck);
 # - validates the manifests against the Kubernetes API schemas (kubernetes-validate --strict) and
 #   the compose file against the Compose Specification (check-jsonschema);
-# - `nginx -t` on deploy/nginx/deepchat-proxy.conf and on the sidecar's frontend config;
+# - `nginx -t` on deploy/nginx/deepchat-proxy.conf and on the sidecar's frontend config, then a
+#   live chat through each in front of the binary (deploy/check_live.py: WebSocket, SSE, Origin)
+#   and, where Chromium and tests/e2e/node_modules exist, the pages in a browser
+#   (deploy/check_pages.mjs);
 # - `systemd-analyze verify` and `systemd-analyze security` on the unit, where systemd-analyze
 #   exists;
 # - runs deploy/docker/healthcheck.sh against a stub server and against the binary.
