@@ -317,3 +317,21 @@ async fn default_policy_refuses_foreign_pages_but_admits_loopback() {
         .expect("reply");
     assert!(reply_text(&frames).contains("hi"));
 }
+
+#[tokio::test]
+async fn json_client_leaving_aborts_the_upstream() {
+    let upstream = MockUpstream::start().await;
+    let proxy = Proxy::openai(&upstream, &[], &[]).await;
+    upstream.push(Reply::sse(vec![
+        Step::Bytes(openai_chunk("slow")),
+        Step::HoldUntilClosed,
+    ]));
+    let request = reqwest::Client::new()
+        .post(chat_url(&proxy))
+        .body(dialogue().to_string())
+        .send();
+    // The client gives up while the proxy is still buffering the whole reply.
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), request).await;
+    assert!(gave_up.is_err(), "the reply cannot be complete yet");
+    upstream.wait_closed(1).await;
+}
