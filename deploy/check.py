@@ -300,7 +300,7 @@ def port_of(addr):
 # Dockerfile and build context.
 
 
-def check_dockerfile(helps):
+def check_dockerfile():
     path = DEPLOY / "Dockerfile"
     ins = dockerfile_instructions(path)
     stages = [i for i, (k, _) in enumerate(ins) if k == "FROM"]
@@ -434,7 +434,7 @@ def check_build_context(docker):
 # Compose.
 
 
-def compose_invocations(docs, helps):
+def compose_invocations(docs):
     path = DEPLOY / "compose.yaml"
     found = []
     for doc in docs.get(path, []):
@@ -545,7 +545,7 @@ def matches(selector, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def check_k8s_objects(docs, dockerfile):
+def check_k8s_objects(docs):
     secrets = {}
     for path, items in docs.items():
         if "kubernetes" not in path.parts:
@@ -1035,12 +1035,12 @@ def main():
     pending = load_pending()
 
     docs = load_yaml_files()
-    dockerfile = check_dockerfile(helps)
+    dockerfile = check_dockerfile()
     check_build_context(dockerfile)
     check_names(helps, pending)
 
     invocations = [Invocation("Dockerfile: default CMD", dockerfile["cmd"] or [])]
-    compose = compose_invocations(docs, helps)
+    compose = compose_invocations(docs)
     k8s = k8s_invocations(docs)
     unit = systemd_invocation()
     invocations += compose + k8s + [unit]
@@ -1055,7 +1055,7 @@ def main():
             url = f"ws://localhost:{port_of(listen)}{flag_value(inv, helps, '--path')}"
             check_page(rel(DEPLOY / "compose" / "index.html"),
                        (DEPLOY / "compose" / "index.html").read_text(), helps, url)
-    check_k8s_objects(docs, dockerfile)
+    check_k8s_objects(docs)
     sidecar_listen = None
     for inv in k8s:
         if inv in valid:
