@@ -22,6 +22,10 @@ export const PROXY_BIN = process.env.DEEPCHAT_PROXY_BIN
 export const CHROMIUM_BIN = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const DEEP_CHAT_BUNDLE = path.join(E2E_DIR, 'node_modules', 'deep-chat', 'dist', 'deepChat.bundle.js');
 export const DEEP_CHAT_CDN_URL = 'https://unpkg.com/deep-chat@2.4.2/dist/deepChat.bundle.js';
+// Deep Chat 1.4.11, installed as the npm alias `deep-chat-1`, for the pre-2.0 configuration form.
+export const DEEP_CHAT_1_BUNDLE = path.join(E2E_DIR, 'node_modules', 'deep-chat-1', 'dist', 'deepChat.bundle.js');
+export const DEEP_CHAT_1_CDN_URL = 'https://unpkg.com/deep-chat@1.4.11/dist/deepChat.bundle.js';
+export const PAGE_SCRIPT = path.join(E2E_DIR, 'page', 'e2e-page.js');
 export const STOP_KEY = 'e2e-stop-☃'; // non-default on purpose: proves --stop-key is honoured
 export const API_KEY_ENV = 'DEEPCHAT_E2E_UPSTREAM_KEY';
 export const API_KEY = 'sk-e2e-not-a-real-key';
@@ -66,9 +70,20 @@ const STATIC = {
   '/vendor/deep-chat/deepChat.bundle.js': [DEEP_CHAT_BUNDLE, 'text/javascript; charset=utf-8'],
 };
 
+// Besides the files above, pages a test builds (addPage) are served from memory: a page must come
+// from this real 127.0.0.1 server, not from page.route, or Chromium's Local Network Access checks
+// block its WebSocket to the proxy.
 export async function startStaticServer() {
+  const pages = new Map();
   const server = http.createServer((req, res) => {
-    const entry = STATIC[new URL(req.url, 'http://x').pathname];
+    const pathname = new URL(req.url, 'http://x').pathname;
+    const page = pages.get(pathname);
+    if (page !== undefined && req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(page);
+      return;
+    }
+    const entry = STATIC[pathname];
     if (!entry || req.method !== 'GET') {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found');
@@ -80,8 +95,14 @@ export async function startStaticServer() {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
+  const origin = `http://127.0.0.1:${server.address().port}`;
   return {
-    origin: `http://127.0.0.1:${server.address().port}`,
+    origin,
+    // Serves `html` at `pathname` (e.g. '/readme/attributes.html'); returns the page's URL.
+    addPage(pathname, html) {
+      pages.set(pathname, html);
+      return `${origin}${pathname}`;
+    },
     close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
   };
 }
@@ -92,12 +113,14 @@ function cleanEnv() {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DEEPCHAT_PROXY_')));
 }
 
-export async function startProxy({ provider, global = [], env = {}, name = 'proxy' }) {
+// `stopKey: null` leaves --stop-key out, so the proxy uses its default `stop-key` (the value
+// the README's snippets configure).
+export async function startProxy({ provider, global = [], env = {}, name = 'proxy', stopKey = STOP_KEY }) {
   if (!fs.existsSync(PROXY_BIN)) {
     throw new Error(`proxy binary not found at ${PROXY_BIN}: run \`cargo build --release\` in ${REPO_DIR} or set DEEPCHAT_PROXY_BIN`);
   }
   const port = await freePort();
-  const args = ['--listen', `127.0.0.1:${port}`, '--stop-key', STOP_KEY, ...global, ...provider];
+  const args = ['--listen', `127.0.0.1:${port}`, ...(stopKey === null ? [] : ['--stop-key', stopKey]), ...global, ...provider];
   const started = Date.now();
   const output = [];
   const child = spawn(PROXY_BIN, args, {
@@ -127,6 +150,7 @@ export async function startProxy({ provider, global = [], env = {}, name = 'prox
   const proc = {
     name,
     port,
+    stopKey: stopKey ?? 'stop-key',
     args,
     wsUrl: (p = '/chat') => `ws://127.0.0.1:${port}${p}`,
     httpUrl: (p = '/') => `http://127.0.0.1:${port}${p}`,
@@ -161,6 +185,11 @@ export async function startProxy({ provider, global = [], env = {}, name = 'prox
 // openai provider pointed at the mock upstream.
 export function openaiProvider(mock, extra = []) {
   return ['openai', '--base-url', mock.url, '--model', 'e2e-model', '--api-key-env', API_KEY_ENV, ...extra];
+}
+
+// gemini provider pointed at the mock upstream's Gemini mode.
+export function geminiProvider(mock, model = 'e2e-gemini', extra = []) {
+  return ['gemini', '--base-url', mock.origin, '--model', model, '--api-key-env', API_KEY_ENV, ...extra];
 }
 
 // ------------------------------------------------------------------ browser
@@ -256,16 +285,41 @@ export class ChatPage {
   }
 
   // Waits until the page's newest socket has received `n` stop-key frames.
-  waitForStopFrames(n, opts = {}) {
+  waitForStopFrames(n, { key = STOP_KEY, ...opts } = {}) {
     return this.waitFor(
-      (s, [count, key]) => {
+      (s, [count, k]) => {
         const sock = s.sockets[s.sockets.length - 1];
-        const stops = sock ? sock.received.filter((f) => { try { return JSON.parse(f.data).text === key; } catch { return false; } }) : [];
+        const stops = sock ? sock.received.filter((f) => { try { return JSON.parse(f.data).text === k; } catch { return false; } }) : [];
         return stops.length >= count && s;
       },
-      [n, STOP_KEY],
+      [n, key],
       { what: `${n} stop-key frames received`, timeout: 3000, ...opts },
     );
+  }
+
+  // For a page that creates and configures <deep-chat> itself (instrumented by openPage): waits
+  // until the element has rendered, then until Deep Chat's connection is settled. Returns
+  // 'open' (its WebSocket is open) or 'none' (rendered without opening one: an HTTP `connect`,
+  // or a configuration that never reached Deep Chat).
+  async waitForOwnChat() {
+    await this.page.waitForFunction(() => window.e2e.attachExisting(), null, { timeout: T.ready, polling: 20 })
+      .catch((e) => { throw new Error(`the page never rendered a <deep-chat>: ${e.message}`, { cause: e }); });
+    return this.page.waitForFunction(() => window.e2e.connectionState() !== 'pending' && window.e2e.connectionState(), null, { timeout: T.ready, polling: 20 })
+      .then((h) => h.jsonValue())
+      .catch((e) => { throw new Error(`Deep Chat's WebSocket did not settle: ${e.message}`, { cause: e }); });
+  }
+
+  // The element's `connect` (or 1.x `request`) property and the texts shown, for failure messages.
+  diagnose() {
+    return this.page.evaluate(() => {
+      const el = document.querySelector('deep-chat');
+      const plain = (v) => JSON.parse(JSON.stringify(v ?? null));
+      return {
+        connect: el ? plain(el.connect) : null,
+        request: el ? plain(el.request) : null,
+        shown: window.e2e.bubbles().map((b) => `${b.kind}: ${b.text}`),
+      };
+    });
   }
 }
 
@@ -333,6 +387,26 @@ export function createSuite() {
         pages.push(page);
         return page;
       },
+      // A new page at `url` (a page that sets up <deep-chat> itself, e.g. from staticServer.addPage)
+      // with the test instrumentation injected; `routes` maps script URLs (a CDN) to local files.
+      // Only scripts are routed: a document fulfilled by page.route counts as public, and
+      // Chromium's Local Network Access checks then block its WebSocket to 127.0.0.1.
+      async openPage(url, { routes = {} } = {}) {
+        const page = await scope.newPage();
+        await page.addInitScript({ path: PAGE_SCRIPT });
+        const routed = [];
+        for (const [from, file] of Object.entries(routes)) {
+          await page.route(from, (route) => {
+            routed.push(route.request().url());
+            return route.fulfill({ path: file, contentType: 'text/javascript; charset=utf-8' });
+          });
+        }
+        const response = await page.goto(url);
+        assert.equal(response.status(), 200, `GET ${url}`);
+        const chat = new ChatPage(page, consoleLog);
+        chat.routed = routed;
+        return chat;
+      },
       // A new page showing the test page with <deep-chat> connected to `proxy`'s socket;
       // `config` entries override the defaults (e.g. a different `connect`).
       async openChat(proxy, config = {}, { path: p = '/chat', waitForSocket = true, beforeMount } = {}) {
@@ -341,7 +415,7 @@ export function createSuite() {
         if (beforeMount) await beforeMount(page);
         const chat = new ChatPage(page, consoleLog);
         await chat.mount({
-          connect: { url: proxy.wsUrl(p), websocket: true, stream: { simulation: STOP_KEY } },
+          connect: { url: proxy.wsUrl(p), websocket: true, stream: { simulation: proxy.stopKey } },
           errorMessages: { displayServiceErrorMessages: true },
           ...config,
         }, { waitForSocket });

@@ -19,8 +19,18 @@
 // and `data: [DONE]` unless `done: false`; `hang: true` keeps the response open until the
 // client goes away.
 //
-// Every request is recorded: parsed JSON body, headers, and whether/when the *client* closed
-// the connection before the response was complete (i.e. the proxy cancelled it).
+// Gemini mode: a POST to .../v1beta/models/{model}:streamGenerateContent?alt=sse (the proxy's
+// `gemini` provider with --base-url mock.origin) takes the next plan the same way, and its events
+// are written as Gemini `GenerateContentResponse` SSE events:
+//   'text' or { content: 'text' } -> data: {"candidates":[{"content":{"parts":[{"text":"text"}],"role":"model"},"index":0}]}
+//   { inlineData: { mimeType, data } } -> the same with an inline file part (an image the model made)
+//   { raw }, { delay }, { wait }, { drop } as above
+// There is no role chunk and no [DONE]: the last event carries `"finishReason": plan.finishReason`
+// (default "STOP") and usage metadata, unless `done: false`.
+//
+// Every request is recorded: parsed JSON body, headers, which API it spoke (`api`: 'openai' or
+// 'gemini'), and whether/when the *client* closed the connection before the response was
+// complete (i.e. the proxy cancelled it).
 import http from 'node:http';
 import { once } from 'node:events';
 
@@ -38,6 +48,24 @@ function chunkLine(id, delta, finishReason = null) {
     model: 'e2e-mock',
     choices: [{ index: 0, delta, finish_reason: finishReason }],
   })}\n\n`;
+}
+
+// One Gemini SSE event (the real API ends its events with CRLF CRLF).
+function geminiLine(parts, { candidate = {}, response = {} } = {}) {
+  return `data: ${JSON.stringify({
+    candidates: [{ content: { parts, role: 'model' }, index: 0, ...candidate }],
+    ...response,
+    modelVersion: 'e2e-mock',
+  })}\r\n\r\n`;
+}
+
+// Which API a request is for, by its path (null: no such route).
+function apiOf(req) {
+  const { pathname } = new URL(req.url, 'http://x');
+  if (req.method !== 'POST') return null;
+  if (pathname.endsWith('/chat/completions')) return 'openai';
+  if (/^\/v1beta\/models\/[^/]+:streamGenerateContent$/.test(pathname)) return 'gemini';
+  return null;
 }
 
 export async function startMockUpstream({ log = () => {} } = {}) {
@@ -85,7 +113,8 @@ export async function startMockUpstream({ log = () => {} } = {}) {
     });
     notify();
 
-    if (req.method !== 'POST' || !req.url.endsWith('/chat/completions')) {
+    rec.api = apiOf(req);
+    if (!rec.api) {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { message: `mock upstream: no route ${req.method} ${req.url}` } }));
       return;
@@ -119,11 +148,15 @@ export async function startMockUpstream({ log = () => {} } = {}) {
     const id = `chatcmpl-e2e-${rec.index}`;
     const alive = () => !res.destroyed && !rec.clientClosed;
     const write = (s) => { if (alive()) res.write(s); };
-    write(chunkLine(id, { role: 'assistant', content: '' }));
+    const gemini = rec.api === 'gemini';
+    const textLine = (text) => (gemini ? geminiLine([{ text }]) : chunkLine(id, { content: text }));
+    if (!gemini) write(chunkLine(id, { role: 'assistant', content: '' }));
     for (const ev of plan.events) {
       if (!alive()) return;
-      if (typeof ev === 'string' || ev.content !== undefined) {
-        const line = chunkLine(id, { content: typeof ev === 'string' ? ev : ev.content });
+      if (gemini && ev.inlineData !== undefined) {
+        write(geminiLine([{ inlineData: ev.inlineData }]));
+      } else if (typeof ev === 'string' || ev.content !== undefined) {
+        const line = textLine(typeof ev === 'string' ? ev : ev.content);
         if (ev.splitInside === undefined) {
           write(line);
         } else {
@@ -154,7 +187,13 @@ export async function startMockUpstream({ log = () => {} } = {}) {
       notify();
     }
     if (plan.hang) return; // until the client leaves
-    if (plan.done !== false) {
+    if (plan.done !== false && gemini) {
+      const n = plan.events.length;
+      write(geminiLine([{ text: '' }], {
+        candidate: { finishReason: plan.finishReason ?? 'STOP' },
+        response: { usageMetadata: { promptTokenCount: 3, candidatesTokenCount: n, totalTokenCount: 3 + n } },
+      }));
+    } else if (plan.done !== false) {
       write(chunkLine(id, {}, 'stop'));
       write('data: [DONE]\n\n');
     }
@@ -166,7 +205,8 @@ export async function startMockUpstream({ log = () => {} } = {}) {
   const { port } = server.address();
 
   return {
-    url: `http://127.0.0.1:${port}/v1`,
+    url: `http://127.0.0.1:${port}/v1`, // the openai provider's --base-url
+    origin: `http://127.0.0.1:${port}`, // the gemini provider's --base-url
     port,
     requests,
     // Queue the plan(s) for the next request(s).

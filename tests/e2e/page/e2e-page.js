@@ -69,8 +69,12 @@
     if (ev.target && ev.target.tagName === 'DEEP-CHAT') renderedChats.add(ev.target);
   }, true);
 
+  // Deep Chat 2.x fires "message" for every message added (an AI reply once it is complete);
+  // 1.x fired "new-message".
   function listen(el) {
-    el.addEventListener('message', (ev) => onMessageCalls.push({ t: now(), ...ev.detail }));
+    for (const name of ['message', 'new-message']) {
+      el.addEventListener(name, (ev) => onMessageCalls.push({ t: now(), event: name, ...ev.detail }));
+    }
   }
 
   function observe(el) {
@@ -84,7 +88,8 @@
     const cls = bubble ? bubble.classList : { contains: () => false };
     const roleClass = Array.from(outer.classList).find((c) => c.startsWith('deep-chat-outer-container-role-'));
     let kind = 'other';
-    if (cls.contains('error-message-text')) kind = 'error';
+    if (cls.contains('image-message')) kind = 'image';
+    else if (cls.contains('error-message-text')) kind = 'error';
     else if (cls.contains('deep-chat-loading-message-dots-container') || (bubble && bubble.querySelector('.loading-message-dots'))) kind = 'loading';
     else if (cls.contains('ai-message-text')) kind = 'ai';
     else if (cls.contains('user-message-text')) kind = 'user';
@@ -93,6 +98,13 @@
       role: roleClass ? roleClass.slice('deep-chat-outer-container-role-'.length) : null,
       text: bubble ? bubble.innerText : '',
       streaming: cls.contains('streamed-message'),
+      // Every picture shown in this message container (e.g. an image the model returned).
+      images: Array.from(outer.querySelectorAll('img')).map((img) => ({
+        src: img.getAttribute('src'),
+        loaded: img.complete && img.naturalWidth > 0,
+        width: img.naturalWidth,
+        height: img.naturalHeight,
+      })),
     };
   }
 
