@@ -167,12 +167,9 @@ impl Adapter for Anthropic {
         if let Some(t) = conversation.temperature {
             body["temperature"] = json!(t);
         }
-        let mut headers = Vec::new();
-        if let Some(key) = api_key {
-            headers.push(("x-api-key".to_owned(), key.to_owned()));
-        }
-        headers.push(("anthropic-version".to_owned(), self.version.clone()));
-        headers.extend(conversation.extra_headers.iter().cloned());
+        let auth = api_key.map(|key| ("x-api-key", key.to_owned()));
+        let headers =
+            conversation.request_headers(auth, &[("anthropic-version", self.version.as_str())]);
         Ok(UpstreamRequest {
             url: format!("{}/v1/messages", self.base_url.trim_end_matches('/')),
             headers,

@@ -80,11 +80,8 @@ impl Adapter for AzureOpenAi {
                 "Azure OpenAI needs the deployment name as the model".into(),
             ));
         }
-        let mut headers = Vec::new();
-        if let Some(key) = api_key {
-            headers.push(("api-key".to_owned(), key.to_owned()));
-        }
-        headers.extend(conversation.extra_headers.iter().cloned());
+        let auth = api_key.map(|key| ("api-key", key.to_owned()));
+        let headers = conversation.request_headers(auth, &[]);
         Ok(UpstreamRequest {
             url: format!(
                 "{}/openai/deployments/{}/chat/completions?api-version={}",

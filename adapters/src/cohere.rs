@@ -49,11 +49,7 @@ impl Adapter for Cohere {
         if conversation.turns.is_empty() {
             return Err(AdapterError::Empty);
         }
-        let mut headers = Vec::new();
-        if let Some(key) = api_key {
-            headers.push(("authorization".to_owned(), format!("Bearer {key}")));
-        }
-        headers.extend(conversation.extra_headers.iter().cloned());
+        let headers = conversation.request_headers(crate::conversation::bearer(api_key), &[]);
         // v2's request is Chat Completions-shaped: same roles, string or part-list content,
         // `image_url` parts, `temperature` and `max_tokens`.
         Ok(UpstreamRequest {

@@ -65,3 +65,30 @@ pub struct Conversation {
     /// Operator's extra upstream headers (`--header`), appended after the provider's own.
     pub extra_headers: Vec<(String, String)>,
 }
+
+impl Conversation {
+    /// The provider's auth header (when there is a key), the provider's fixed headers, then the
+    /// operator's extras: the header list every adapter sends.
+    pub fn request_headers(
+        &self,
+        auth: Option<(&str, String)>,
+        fixed: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let mut headers = Vec::with_capacity(1 + fixed.len() + self.extra_headers.len());
+        if let Some((name, value)) = auth {
+            headers.push((name.to_owned(), value));
+        }
+        headers.extend(
+            fixed
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+        );
+        headers.extend(self.extra_headers.iter().cloned());
+        headers
+    }
+}
+
+/// `Authorization: Bearer <key>`, for [`Conversation::request_headers`].
+pub fn bearer(api_key: Option<&str>) -> Option<(&'static str, String)> {
+    api_key.map(|key| ("authorization", format!("Bearer {key}")))
+}

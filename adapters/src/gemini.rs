@@ -140,11 +140,8 @@ impl Adapter for Gemini {
         if !config.is_empty() {
             body["generationConfig"] = Value::Object(config);
         }
-        let mut headers = Vec::new();
-        if let Some(key) = api_key {
-            headers.push(("x-goog-api-key".to_owned(), key.to_owned()));
-        }
-        headers.extend(conversation.extra_headers.iter().cloned());
+        let auth = api_key.map(|key| ("x-goog-api-key", key.to_owned()));
+        let headers = conversation.request_headers(auth, &[]);
         Ok(UpstreamRequest {
             url: format!(
                 "{}/v1beta/models/{model}:streamGenerateContent?alt=sse",

@@ -87,11 +87,7 @@ impl Adapter for Ollama {
         }
         // Local Ollama needs no key; one is only sent for servers behind an auth proxy or
         // ollama.com.
-        let mut headers = Vec::new();
-        if let Some(key) = api_key {
-            headers.push(("authorization".to_owned(), format!("Bearer {key}")));
-        }
-        headers.extend(conversation.extra_headers.iter().cloned());
+        let headers = conversation.request_headers(crate::conversation::bearer(api_key), &[]);
         let mut body = json!({
             "model": conversation.model,
             "messages": ollama_messages(conversation)?,

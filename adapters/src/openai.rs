@@ -84,11 +84,7 @@ impl Adapter for OpenAiChat {
         if conversation.turns.is_empty() {
             return Err(AdapterError::Empty);
         }
-        let mut headers = Vec::new();
-        if let Some(key) = api_key {
-            headers.push(("authorization".to_owned(), format!("Bearer {key}")));
-        }
-        headers.extend(conversation.extra_headers.iter().cloned());
+        let headers = conversation.request_headers(crate::conversation::bearer(api_key), &[]);
         Ok(UpstreamRequest {
             url: format!("{}/chat/completions", self.base_url.trim_end_matches('/')),
             headers,
