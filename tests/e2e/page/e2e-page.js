@@ -83,6 +83,15 @@
     observer.observe(el.shadowRoot, { subtree: true, childList: true, characterData: true });
   }
 
+  function groupPosition(cl) {
+    const top = cl.contains('deep-chat-top-message');
+    const bottom = cl.contains('deep-chat-bottom-message');
+    if (top && bottom) return 'single';
+    if (top) return 'first';
+    if (bottom) return 'last';
+    return cl.contains('deep-chat-middle-message') ? 'middle' : null;
+  }
+
   function bubbleInfo(outer) {
     const bubble = outer.querySelector('.message-bubble');
     const cls = bubble ? bubble.classList : { contains: () => false };
@@ -98,6 +107,9 @@
       role: roleClass ? roleClass.slice('deep-chat-outer-container-role-'.length) : null,
       text: bubble ? bubble.innerText : '',
       streaming: cls.contains('streamed-message'),
+      // Deep Chat draws consecutive messages of one role as a group: 'first', 'middle', 'last',
+      // or 'single' (null where the version does not mark groups).
+      group: groupPosition(outer.classList),
       // Every picture shown in this message container (e.g. an image the model returned).
       images: Array.from(outer.querySelectorAll('img')).map((img) => ({
         src: img.getAttribute('src'),
