@@ -15,7 +15,7 @@ mode="${1:-smoke}"
 [ $# -gt 0 ] && shift
 case "$mode" in
   smoke) limit=300 ;;
-  full) limit=1500 ;;
+  full) limit=1800 ;;
   *) echo "usage: bench/run.sh [smoke|full] [driver flags…]" >&2; exit 2 ;;
 esac
 

@@ -144,6 +144,8 @@ pub struct Usage {
     pub rss_peak_kib: u64,
     pub rss_after_kib: u64,
     pub fds_peak: usize,
+    /// Still open half a second after the last reply (idle upstream connections kept, …).
+    pub fds_after: usize,
 }
 
 impl Usage {
@@ -168,9 +170,11 @@ pub struct Phase {
     pub proxy: Option<Usage>,
     pub mock_cpu_s: f64,
     pub loadgen_cpu_s: f64,
-    /// CPU seconds used meanwhile by everything else on the machine (other builds, …): the
-    /// measurement is only as clean as this is small.
+    /// CPU seconds used meanwhile by every other process on the machine (other builds, …):
+    /// the measurement is only as clean as this is small.
     pub other_cpu_s: f64,
+    /// CPU seconds the kernel spent in interrupts meanwhile (loopback TCP, ours included).
+    pub interrupt_cpu_s: f64,
 }
 
 impl Phase {
@@ -240,7 +244,13 @@ pub fn main(args: Args) -> ExitCode {
         }
     };
     let limit = Duration::from_secs(args.max_seconds);
-    let outcome = runtime.block_on(async { timeout(limit, run(&args)).await });
+    let outcome = runtime.block_on(async {
+        // On Ctrl-C the run is dropped, and with it every child process.
+        tokio::select! {
+            outcome = timeout(limit, run(&args)) => outcome,
+            _ = tokio::signal::ctrl_c() => Ok(Err("interrupted".to_owned())),
+        }
+    });
     // Children are killed as their handles drop; don't wait for stray client tasks.
     runtime.shutdown_timeout(Duration::from_secs(2));
     match outcome {
@@ -314,9 +324,10 @@ async fn run(args: &Args) -> Result<usize, String> {
 async fn wait_for_quiet(limit: Duration) {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        let before = procfs::machine_busy().unwrap_or(0.0);
+        let before = procfs::machine_cpu().unwrap_or_default();
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let busy = procfs::machine_busy().unwrap_or(0.0) - before;
+        let after = procfs::machine_cpu().unwrap_or_default();
+        let busy = (after.processes + after.interrupts) - (before.processes + before.interrupts);
         if busy < 0.2 {
             return;
         }
@@ -543,7 +554,7 @@ async fn run_phase(
     };
     let mock_before = procfs::cpu(mock.pid).unwrap_or_default();
     let me_before = procfs::cpu(me).unwrap_or_default();
-    let machine_before = procfs::machine_busy().unwrap_or(0.0);
+    let machine_before = procfs::machine_cpu().unwrap_or_default();
 
     let bound = stream_bound(plan.tokens, plan.rate, plan.shape);
     let start = tokio::time::Instant::now() + Duration::from_millis(100);
@@ -588,12 +599,17 @@ async fn run_phase(
 
     let mock_cpu = procfs::cpu(mock.pid).unwrap_or_default().since(mock_before);
     let me_cpu = procfs::cpu(me).unwrap_or_default().since(me_before);
-    let machine_cpu = procfs::machine_busy().unwrap_or(0.0) - machine_before;
+    let machine_after = procfs::machine_cpu().unwrap_or_default();
     let proxy_cpu = match (proxy_pid, proxy_before) {
         (Some(pid), Some((before, _))) => procfs::cpu(pid).unwrap_or_default().since(before),
         _ => Cpu::default(),
     };
-    let other_cpu = (machine_cpu - mock_cpu.total() - me_cpu.total() - proxy_cpu.total()).max(0.0);
+    let other_cpu = (machine_after.processes
+        - machine_before.processes
+        - mock_cpu.total()
+        - me_cpu.total()
+        - proxy_cpu.total())
+    .max(0.0);
     let usage = match (proxy_pid, proxy_before, sampler) {
         (Some(pid), Some((_, rss_before)), Some(sampler)) => {
             let cpu = proxy_cpu;
@@ -608,6 +624,7 @@ async fn run_phase(
                 rss_peak_kib: peak.max(after),
                 rss_after_kib: after,
                 fds_peak: fds,
+                fds_after: procfs::open_fds(pid).unwrap_or(0),
             })
         }
         _ => None,
@@ -617,6 +634,7 @@ async fn run_phase(
     }
     let mut phase = summarize(plan.streams, results, usage, mock_cpu, me_cpu);
     phase.other_cpu_s = other_cpu;
+    phase.interrupt_cpu_s = machine_after.interrupts - machine_before.interrupts;
     phase
 }
 
@@ -666,6 +684,7 @@ fn summarize(
         mock_cpu_s: mock_cpu.total(),
         loadgen_cpu_s: me_cpu.total(),
         other_cpu_s: 0.0,
+        interrupt_cpu_s: 0.0,
     }
 }
 
@@ -704,7 +723,9 @@ async fn run_idle(proxy: &Proxy, sockets: usize) -> IdleResult {
                 let tcp = timeout(LIMITS.connect, tokio::net::TcpStream::connect(addr)).await;
                 let Ok(Ok(tcp)) = tcp else { return None };
                 let url = format!("ws://{addr}/chat");
-                match timeout(LIMITS.connect, tokio_tungstenite::client_async(url, tcp)).await {
+                let config = Some(client::client_config());
+                let handshake = tokio_tungstenite::client_async_with_config(url, tcp, config);
+                match timeout(LIMITS.connect, handshake).await {
                     Ok(Ok((ws, _))) => Some(ws),
                     _ => None,
                 }

@@ -52,8 +52,15 @@ pub fn cpu(pid: u32) -> Option<Cpu> {
     })
 }
 
-/// CPU seconds the whole machine has spent busy (all CPUs, everything but idle and iowait).
-pub fn machine_busy() -> Option<f64> {
+/// CPU seconds the whole machine has spent so far: busy in processes (user, nice, system,
+/// steal) and in interrupts (irq, softirq: loopback TCP is processed there, ours included).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MachineCpu {
+    pub processes: f64,
+    pub interrupts: f64,
+}
+
+pub fn machine_cpu() -> Option<MachineCpu> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let ticks: Vec<f64> = line
@@ -62,11 +69,13 @@ pub fn machine_busy() -> Option<f64> {
         .filter_map(|t| t.parse().ok())
         .collect();
     // user nice system idle iowait irq softirq steal (guest time is already in user).
-    let busy: f64 = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .filter_map(|&i| ticks.get(i))
-        .sum();
-    Some(busy / clk_tck())
+    let sum = |fields: &[usize]| -> f64 {
+        fields.iter().filter_map(|&i| ticks.get(i)).sum::<f64>() / clk_tck()
+    };
+    Some(MachineCpu {
+        processes: sum(&[0, 1, 2, 7]),
+        interrupts: sum(&[5, 6]),
+    })
 }
 
 fn status_kib(pid: u32, key: &str) -> Option<u64> {

@@ -18,6 +18,15 @@ fn us(v: f64) -> String {
     }
 }
 
+/// A plain number with `decimals`, or "–" when unknown.
+fn num(v: f64, decimals: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.decimals$}")
+    } else {
+        "–".into()
+    }
+}
+
 fn ratio(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.2}×")
@@ -89,17 +98,20 @@ fn proxy_cpu_per_token(proxy: &Phase) -> f64 {
 pub fn one_line(result: &ScenarioResult) -> String {
     match &result.outcome {
         Outcome::Idle(idle) => format!(
-            "   {}/{} idle sockets open, {:.1} KiB each",
+            "   {}/{} idle sockets open, {} KiB each",
             idle.opened,
             idle.sockets,
-            div(
-                idle.rss_open_kib.saturating_sub(idle.rss_before_kib) as f64,
-                idle.opened as f64
+            num(
+                div(
+                    idle.rss_open_kib.saturating_sub(idle.rss_before_kib) as f64,
+                    idle.opened as f64
+                ),
+                1
             )
         ),
         Outcome::Streams { direct, proxy } => {
             let mut line = format!(
-                "   complete {}/{} direct, {}/{} proxy; added first token p99 {}, per token p50 {} p99 {}; proxy {:.2} µs CPU/token",
+                "   complete {}/{} direct, {}/{} proxy; added first token p99 {}, per token p50 {} p99 {}; proxy {} µs CPU/token",
                 direct.complete,
                 direct.streams,
                 proxy.complete,
@@ -107,7 +119,7 @@ pub fn one_line(result: &ScenarioResult) -> String {
                 us(proxy.first_token.p99 - direct.first_token.p99),
                 us(proxy.per_token.p50 - direct.per_token.p50),
                 us(proxy.per_token.p99 - direct.per_token.p99),
-                proxy_cpu_per_token(proxy),
+                num(proxy_cpu_per_token(proxy), 2),
             );
             for failure in direct.failures.iter().chain(&proxy.failures) {
                 let _ = write!(line, "\n   failure: {failure}");
@@ -135,8 +147,8 @@ pub fn markdown(machine: &str, mode: Mode, label: &str, results: &[ScenarioResul
         .collect();
     if !streams.is_empty() {
         md.push_str("### Summary: what the proxy adds\n\n");
-        md.push_str("| scenario | load | replies complete (direct / proxy) | added first token p50 / p99 / max | added per token p50 / p99 / max | per-token p99 ratio | relayed tokens/s (÷ direct) | proxy CPU µs/token = s/Mtok (÷ mock's) | proxy RSS peak (KiB per stream) |\n");
-        md.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("| scenario | load | replies complete (direct / proxy) | added first token p50 / p99 / max | added per token p50 / p99 / max | per-token p99 ratio | relayed tokens/s (÷ direct) | proxy CPU µs/token = s/Mtok (÷ mock's) | proxy RSS peak (KiB per stream) | other processes' CPU during the proxy phase |\n");
+        md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
         for result in &streams {
             let Outcome::Streams { direct, proxy } = &result.outcome else {
                 continue;
@@ -146,7 +158,7 @@ pub fn markdown(machine: &str, mode: Mode, label: &str, results: &[ScenarioResul
             let cpu = proxy_cpu_per_token(proxy);
             let _ = writeln!(
                 md,
-                "| {} | {} | {}/{} / {}/{} | {} | {} | {} | {:.0} ({}) | {:.2} ({}) | {:.1} MiB ({:.1}) |",
+                "| {} | {} | {}/{} / {}/{} | {} | {} | {} | {:.0} ({}) | {} ({}) | {:.1} MiB ({}) | {:.2} CPUs |",
                 result.scenario.name,
                 describe(result),
                 direct.complete,
@@ -158,13 +170,17 @@ pub fn markdown(machine: &str, mode: Mode, label: &str, results: &[ScenarioResul
                 ratio(div(proxy.per_token.p99, direct.per_token.p99)),
                 proxy.tokens_per_s(),
                 ratio(div(proxy.tokens_per_s(), direct.tokens_per_s())),
-                cpu,
+                num(cpu, 2),
                 ratio(div(cpu, mock_per_token)),
                 usage.rss_peak_kib as f64 / 1024.0,
-                div(
-                    usage.rss_peak_kib.saturating_sub(usage.rss_before_kib) as f64,
-                    proxy.streams as f64
+                num(
+                    div(
+                        usage.rss_peak_kib.saturating_sub(usage.rss_before_kib) as f64,
+                        proxy.streams as f64
+                    ),
+                    1
                 ),
+                div(proxy.other_cpu_s, proxy.wall_s),
             );
         }
         md.push('\n');
@@ -184,15 +200,18 @@ pub fn markdown(machine: &str, mode: Mode, label: &str, results: &[ScenarioResul
             };
             let _ = writeln!(
                 md,
-                "| {} | {}/{} | {:.1} MiB | {:.1} MiB | {:.1} | {} | {:.1} MiB | {:.3} s over {:.0} s |",
+                "| {} | {}/{} | {:.1} MiB | {:.1} MiB | {} | {} | {:.1} MiB | {:.3} s over {:.0} s |",
                 result.scenario.name,
                 idle.opened,
                 idle.sockets,
                 idle.rss_before_kib as f64 / 1024.0,
                 idle.rss_open_kib as f64 / 1024.0,
-                div(
-                    idle.rss_open_kib.saturating_sub(idle.rss_before_kib) as f64,
-                    idle.opened as f64
+                num(
+                    div(
+                        idle.rss_open_kib.saturating_sub(idle.rss_before_kib) as f64,
+                        idle.opened as f64
+                    ),
+                    1
                 ),
                 idle.fds_open,
                 idle.rss_closed_kib as f64 / 1024.0,
@@ -258,9 +277,9 @@ pub fn markdown(machine: &str, mode: Mode, label: &str, results: &[ScenarioResul
         );
         let _ = writeln!(
             md,
-            "| text frames (SSE events) per token | {:.3} | {:.3} | | |",
-            div(direct.frames as f64, direct.tokens as f64),
-            div(proxy.frames as f64, proxy.tokens as f64)
+            "| text frames (SSE events) per token | {} | {} | | |",
+            num(div(direct.frames as f64, direct.tokens as f64), 3),
+            num(div(proxy.frames as f64, proxy.tokens as f64), 3)
         );
         let usage = proxy.proxy.unwrap_or_default();
         let mock_direct = div(direct.mock_cpu_s * 1e6, direct.tokens as f64);
@@ -268,36 +287,48 @@ pub fn markdown(machine: &str, mode: Mode, label: &str, results: &[ScenarioResul
         let cpu = proxy_cpu_per_token(proxy);
         let _ = writeln!(
             md,
-            "| CPU µs per token (= s per million tokens) | mock {:.2} | proxy {:.2} (user {:.2} s, system {:.2} s); mock {:.2} | | proxy ÷ mock {} |",
-            mock_direct,
-            cpu,
+            "| CPU µs per token (= s per million tokens) | mock {} | proxy {} (user {:.2} s, system {:.2} s); mock {} | | proxy ÷ mock {} |",
+            num(mock_direct, 2),
+            num(cpu, 2),
             usage.cpu_user_s,
             usage.cpu_system_s,
-            mock_proxy,
+            num(mock_proxy, 2),
             ratio(div(cpu, mock_proxy))
         );
         let _ = writeln!(
             md,
-            "| load generator CPU µs per token | {:.2} | {:.2} | | |",
-            div(direct.loadgen_cpu_s * 1e6, direct.tokens as f64),
-            div(proxy.loadgen_cpu_s * 1e6, proxy.tokens as f64)
+            "| load generator CPU µs per token | {} | {} | | |",
+            num(div(direct.loadgen_cpu_s * 1e6, direct.tokens as f64), 2),
+            num(div(proxy.loadgen_cpu_s * 1e6, proxy.tokens as f64), 2)
         );
         let _ = writeln!(
             md,
-            "| proxy RSS before / peak / after | | {:.1} / {:.1} / {:.1} MiB | {:.1} KiB per stream at peak | |",
+            "| proxy RSS before / peak / after | | {:.1} / {:.1} / {:.1} MiB | {} KiB per stream at peak | |",
             usage.rss_before_kib as f64 / 1024.0,
             usage.rss_peak_kib as f64 / 1024.0,
             usage.rss_after_kib as f64 / 1024.0,
-            div(
-                usage.rss_peak_kib.saturating_sub(usage.rss_before_kib) as f64,
-                proxy.streams as f64
+            num(
+                div(
+                    usage.rss_peak_kib.saturating_sub(usage.rss_before_kib) as f64,
+                    proxy.streams as f64
+                ),
+                1
             )
         );
-        let _ = writeln!(md, "| proxy open fds (peak) | | {} | | |", usage.fds_peak);
+        let _ = writeln!(
+            md,
+            "| proxy open fds: peak / after the phase | | {} / {} | | |",
+            usage.fds_peak, usage.fds_after
+        );
         let _ = writeln!(
             md,
             "| other processes' CPU meanwhile (s) | {:.2} over {:.1} s | {:.2} over {:.1} s | | |",
             direct.other_cpu_s, direct.wall_s, proxy.other_cpu_s, proxy.wall_s
+        );
+        let _ = writeln!(
+            md,
+            "| kernel interrupt CPU meanwhile (s; loopback TCP, ours included) | {:.2} | {:.2} | | |",
+            direct.interrupt_cpu_s, proxy.interrupt_cpu_s
         );
         for failure in direct.failures.iter() {
             let _ = writeln!(md, "\nDirect failure: {failure}");

@@ -12,8 +12,11 @@ pub struct Pct {
 }
 
 impl Pct {
-    /// From nanosecond samples (sorted here).
+    /// From nanosecond samples (sorted here); "–" in reports when there are none.
     pub fn of_ns(mut samples: Vec<i64>) -> Pct {
+        if samples.is_empty() {
+            return Pct::unknown(0);
+        }
         samples.sort_unstable();
         let us = |ns: i64| ns as f64 / 1000.0;
         Pct {
@@ -24,8 +27,21 @@ impl Pct {
         }
     }
 
+    /// No samples on either side: nothing to compare (shown as "–").
+    fn unknown(samples: usize) -> Pct {
+        Pct {
+            p50: f64::NAN,
+            p99: f64::NAN,
+            max: f64::NAN,
+            samples,
+        }
+    }
+
     /// `self - floor` per statistic: what the proxy adds.
     pub fn minus(&self, floor: &Pct) -> Pct {
+        if self.samples == 0 || floor.samples == 0 {
+            return Pct::unknown(self.samples);
+        }
         Pct {
             p50: self.p50 - floor.p50,
             p99: self.p99 - floor.p99,
@@ -36,6 +52,9 @@ impl Pct {
 
     /// `self / floor` per statistic.
     pub fn ratio(&self, floor: &Pct) -> Pct {
+        if self.samples == 0 || floor.samples == 0 {
+            return Pct::unknown(self.samples);
+        }
         let div = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
         Pct {
             p50: div(self.p50, floor.p50),
@@ -67,6 +86,8 @@ mod tests {
         assert_eq!((p.p50, p.p99, p.max), (50.0, 99.0, 100.0));
         let one = Pct::of_ns(vec![5000]);
         assert_eq!((one.p50, one.p99, one.max), (5.0, 5.0, 5.0));
-        assert_eq!(Pct::of_ns(Vec::new()).samples, 0);
+        let none = Pct::of_ns(Vec::new());
+        assert!(none.p50.is_nan() && none.samples == 0);
+        assert!(p.minus(&none).p99.is_nan());
     }
 }
