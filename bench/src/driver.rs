@@ -175,6 +175,9 @@ pub struct Phase {
     pub other_cpu_s: f64,
     /// CPU seconds the kernel spent in interrupts meanwhile (loopback TCP, ours included).
     pub interrupt_cpu_s: f64,
+    /// Connects the kernel dropped because a listen queue was full (clients retry after 1 s,
+    /// 3 s, …): the mock's in the direct phase, in the proxy phase nearly all the proxy's.
+    pub listen_overflows: u64,
 }
 
 impl Phase {
@@ -555,6 +558,7 @@ async fn run_phase(
     let mock_before = procfs::cpu(mock.pid).unwrap_or_default();
     let me_before = procfs::cpu(me).unwrap_or_default();
     let machine_before = procfs::machine_cpu().unwrap_or_default();
+    let overflows_before = procfs::listen_overflows().unwrap_or(0);
 
     let bound = stream_bound(plan.tokens, plan.rate, plan.shape);
     let start = tokio::time::Instant::now() + Duration::from_millis(100);
@@ -635,6 +639,9 @@ async fn run_phase(
     let mut phase = summarize(plan.streams, results, usage, mock_cpu, me_cpu);
     phase.other_cpu_s = other_cpu;
     phase.interrupt_cpu_s = machine_after.interrupts - machine_before.interrupts;
+    phase.listen_overflows = procfs::listen_overflows()
+        .unwrap_or(0)
+        .saturating_sub(overflows_before);
     phase
 }
 
@@ -685,6 +692,7 @@ fn summarize(
         loadgen_cpu_s: me_cpu.total(),
         other_cpu_s: 0.0,
         interrupt_cpu_s: 0.0,
+        listen_overflows: 0,
     }
 }
 

@@ -78,6 +78,20 @@ pub fn machine_cpu() -> Option<MachineCpu> {
     })
 }
 
+/// The kernel's count of connections dropped because a listen queue was full
+/// (`TcpExt: ListenOverflows` in /proc/net/netstat; machine-wide, cumulative).
+pub fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut tcp_ext = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let names = tcp_ext.next()?;
+    let values = tcp_ext.next()?;
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "ListenOverflows")
+        .and_then(|(_, value)| value.parse().ok())
+}
+
 fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status

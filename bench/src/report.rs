@@ -322,6 +322,11 @@ pub fn markdown(machine: &str, mode: Mode, label: &str, results: &[ScenarioResul
         );
         let _ = writeln!(
             md,
+            "| connects dropped by a full listen queue (retried after ≥ 1 s) | {} | {} | | |",
+            direct.listen_overflows, proxy.listen_overflows
+        );
+        let _ = writeln!(
+            md,
             "| other processes' CPU meanwhile (s) | {:.2} over {:.1} s | {:.2} over {:.1} s | | |",
             direct.other_cpu_s, direct.wall_s, proxy.other_cpu_s, proxy.wall_s
         );
