@@ -58,6 +58,8 @@ const PAGES = {
 
 // Opens the page built from `body` and waits until Deep Chat is ready for a message.
 async function openSnippetPage(scope, proxy, name, body, { websocket }) {
+  assert.equal(bundleScriptUrl(property), DEEP_CHAT_CDN_URL,
+    'the README loads another Deep Chat than the suite pins (harness DEEP_CHAT_CDN_URL, package.json): update them together');
   const html = documentFor(`README snippet: ${name}`, withProxyAddress(body, proxy.port));
   const url = scope.staticServer.addPage(`/readme/${name}.html`, html);
   const chat = await scope.openPage(url, { routes: { [DEEP_CHAT_CDN_URL]: DEEP_CHAT_BUNDLE } });
