@@ -44,7 +44,7 @@ async fn main() -> ExitCode {
         println!("deepchat-proxy: configuration OK");
         return ExitCode::SUCCESS;
     }
-    let listener = match tokio::net::TcpListener::bind(listen).await {
+    let listener = match bind(listen) {
         Ok(listener) => listener,
         Err(err) => {
             eprintln!("deepchat-proxy: cannot listen on {listen}: {err}");
@@ -73,6 +73,20 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Listens with a deep accept queue: the default backlog (128) overflows when many browsers
+/// connect at once, and the kernel then drops connects that retry only after a second.
+fn bind(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    const BACKLOG: u32 = 4096;
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(BACKLOG)
 }
 
 fn init_logging(format: LogFormat) {

@@ -25,6 +25,9 @@ pub fn client(policy: &UpstreamPolicy) -> reqwest::Client {
         .connect_timeout(policy.connect_timeout)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
+        // After a burst, thousands of idle upstream sockets would pin descriptors and buffers
+        // for the whole idle timeout; keep enough for steady reuse.
+        .pool_max_idle_per_host(256)
         .user_agent(concat!("deepchat-proxy/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
