@@ -5,6 +5,7 @@ use crate::deepchat::frames::Frame;
 use crate::deepchat::request::{self, RequestError};
 use crate::deepchat::response::{self, Body};
 use crate::history::History;
+use crate::on_wake::OnWake;
 use crate::ratelimit::ClientKey;
 use crate::relay::{self, Ending};
 use crate::telemetry;
@@ -215,11 +216,12 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
         let conversation = app.conversation(history.begin(turns));
         let _streaming = telemetry::Active::stream();
         let events = app.start_reply(&conversation).await;
-        let client_gone = watch_client(
+        // Polled only when the socket signals, not once per upstream token.
+        let client_gone = OnWake::new(watch_client(
             &mut incoming,
             &mut queued,
             limits.max_streams_per_connection,
-        );
+        ));
         let outcome = relay::relay(events, &mut sink, Ending::StopKey(stop_key), client_gone).await;
         let context = app.reply_context("websocket", started, newest_text(&conversation));
         telemetry::reply_finished(&context, &outcome, app.config.log_content);
