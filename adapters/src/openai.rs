@@ -5,7 +5,9 @@ use crate::{
     Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Message, Role,
     StreamDecoder, UpstreamRequest, Usage,
 };
+use serde::Deserialize;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 /// Chat Completions against one base URL (the part before `/chat/completions`).
 #[derive(Debug, Clone)]
@@ -115,23 +117,34 @@ fn finish_reason(reason: &str) -> FinishReason {
     }
 }
 
-impl StreamDecoder for ChatDecoder {
-    fn decode(&mut self, message: &Message) -> Vec<Event> {
-        if self.done {
-            return Vec::new();
-        }
-        let data = message.data.trim();
-        if data.is_empty() {
-            return Vec::new();
-        }
-        if data == "[DONE]" {
-            self.done = true;
-            if self.finished {
-                return Vec::new();
+impl ChatDecoder {
+    fn typed_events(&mut self, chunk: TypedChunk<'_>) -> Vec<Event> {
+        let mut events = Vec::new();
+        if let Some(choice) = chunk.choices.as_deref().and_then(<[TypedChoice]>::first) {
+            if let Some(delta) = &choice.delta {
+                for text in [&delta.content, &delta.refusal].into_iter().flatten() {
+                    if !text.is_empty() {
+                        events.push(Event::TextDelta(text.clone().into_owned()));
+                    }
+                }
             }
-            self.finished = true;
-            return vec![Event::Finish(FinishReason::Stop)];
+            if let Some(reason) = &choice.finish_reason {
+                if !self.finished {
+                    self.finished = true;
+                    events.push(Event::Finish(finish_reason(reason)));
+                }
+            }
         }
+        if let Some(usage) = chunk.usage {
+            events.push(Event::Usage(Usage {
+                input_tokens: usage.prompt_tokens,
+                output_tokens: usage.completion_tokens,
+            }));
+        }
+        events
+    }
+
+    fn value_events(&mut self, data: &str) -> Vec<Event> {
         let chunk: Value = match serde_json::from_str(data) {
             Ok(v) => v,
             Err(_) => {
@@ -176,6 +189,65 @@ impl StreamDecoder for ChatDecoder {
             }));
         }
         events
+    }
+}
+
+/// The shape of an ordinary chunk, borrowing its strings from the event where it can.
+#[derive(Deserialize)]
+struct TypedChunk<'a> {
+    #[serde(borrow)]
+    choices: Option<Vec<TypedChoice<'a>>>,
+    usage: Option<TypedUsage>,
+    error: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct TypedChoice<'a> {
+    #[serde(borrow)]
+    delta: Option<TypedDelta<'a>>,
+    #[serde(borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct TypedDelta<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    refusal: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct TypedUsage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+impl StreamDecoder for ChatDecoder {
+    fn decode(&mut self, message: &Message) -> Vec<Event> {
+        if self.done {
+            return Vec::new();
+        }
+        let data = message.data.trim();
+        if data.is_empty() {
+            return Vec::new();
+        }
+        if data == "[DONE]" {
+            self.done = true;
+            if self.finished {
+                return Vec::new();
+            }
+            self.finished = true;
+            return vec![Event::Finish(FinishReason::Stop)];
+        }
+        // The common chunk parses into borrowed, typed fields; anything unusual (errors, odd
+        // types) takes the general path below, which accepts exactly what it always did.
+        if let Ok(chunk) = serde_json::from_str::<TypedChunk<'_>>(data) {
+            if chunk.error.is_none() {
+                return self.typed_events(chunk);
+            }
+        }
+        self.value_events(data)
     }
 
     fn end(&mut self) -> Vec<Event> {

@@ -122,3 +122,23 @@ fn keyless_servers_get_no_authorization_header() {
         .expect("request");
     assert!(request.headers.is_empty());
 }
+
+#[test]
+fn unusual_chunk_shapes_take_the_general_path_without_errors() {
+    // Non-string content, null usage and a float token count are not what the typed fast path
+    // expects; they must decode exactly as before (ignored, no error).
+    let body = b"data: {\"choices\":[{\"delta\":{\"content\":5}}]}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":\"ok \\u00e9\\n\"}}],\"usage\":null}\n\n\
+data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1.5,\"completion_tokens\":2}}\n\n\
+data: [DONE]\n\n";
+    let events = decode_every_split(&adapter(), body);
+    assert_eq!(text_of(&events), "ok é\n");
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Error(_))),
+        "{events:?}"
+    );
+    assert!(events.contains(&Event::Usage(Usage {
+        input_tokens: None,
+        output_tokens: Some(2)
+    })));
+}
