@@ -33,7 +33,7 @@ for target in $(cargo fuzz list); do
         tail -n 60 "$scratch/$target.log"
         failed+=("$target")
     else
-        grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|Done )' "$scratch/$target.log" || true
+        grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|Done )' "$scratch/$target.log" || true
     fi
 done
 
