@@ -1,10 +1,11 @@
 //! Turns an upstream response body (a stream of byte chunks, split anywhere) into framed
 //! messages: Server-Sent Events or newline-delimited JSON lines. Pure stream transformation.
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use eventsource_stream::Eventsource;
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use std::fmt::Display;
+use std::pin::Pin;
 
 /// How a provider frames its streamed body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +39,9 @@ impl Message {
 #[error("{0}")]
 pub struct FramingError(pub String);
 
-/// Longest NDJSON line accepted before the stream is declared broken.
-pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+/// Longest line (SSE field or NDJSON document) accepted before the stream is declared broken.
+/// Large enough for an inline image in one event.
+pub const MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Frames `body` according to `framing`. Transport errors end the stream with a [`FramingError`].
 pub fn messages<S, E>(
@@ -50,8 +52,9 @@ where
     S: Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
     E: Display + Send + 'static,
 {
+    let lines = complete_lines(body);
     match framing {
-        Framing::Sse => body
+        Framing::Sse => lines
             .eventsource()
             .map(|item| match item {
                 // The SSE default name "message" means unnamed: decoders only match real names.
@@ -66,75 +69,107 @@ where
                 Err(err) => Err(FramingError(err.to_string())),
             })
             .boxed(),
-        Framing::Ndjson => ndjson_lines(body).boxed(),
+        Framing::Ndjson => lines
+            .flat_map(|chunk| {
+                let items: Vec<Result<Message, FramingError>> = match chunk {
+                    Ok(text) => text
+                        .split('\n')
+                        .map(|line| line.strip_suffix('\r').unwrap_or(line))
+                        .filter(|line| !line.trim().is_empty())
+                        .map(|line| Ok(Message::data(line)))
+                        .collect(),
+                    Err(err) => vec![Err(FramingError(err.to_string()))],
+                };
+                stream::iter(items)
+            })
+            .boxed(),
     }
 }
 
-/// Splits a byte stream into non-empty lines; a final line without newline still counts.
-fn ndjson_lines<S, E>(body: S) -> impl Stream<Item = Result<Message, FramingError>> + Send
+/// Re-chunks a body so every chunk holds whole lines of valid UTF-8 (the last one may lack its
+/// newline). Each byte is scanned once and a line may not exceed [`MAX_LINE_BYTES`], so a
+/// hostile upstream can cost neither quadratic time nor unbounded memory downstream (the SSE
+/// parser re-parses an unfinished line on every chunk). Invalid UTF-8 is reported at once.
+fn complete_lines<S, E>(body: S) -> impl Stream<Item = Result<String, FramingError>> + Send
 where
     S: Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
     E: Display + Send + 'static,
 {
     struct State<S> {
-        body: S,
-        buffer: BytesMut,
+        body: Pin<Box<S>>,
+        /// Bytes after the last newline handed on.
+        pending: BytesMut,
+        /// Invalid UTF-8 found after lines that were still handed on: reported next.
+        broken: Option<FramingError>,
         done: bool,
     }
     let state = State {
         body: Box::pin(body),
-        buffer: BytesMut::new(),
+        pending: BytesMut::new(),
+        broken: None,
         done: false,
     };
     stream::unfold(state, |mut state| async move {
         loop {
-            if let Some(pos) = state.buffer.iter().position(|&b| b == b'\n') {
-                let line = state.buffer.split_to(pos);
-                state.buffer.advance(1);
-                match line_to_message(&line) {
-                    Some(item) => return Some((item, state)),
-                    None => continue,
-                }
-            }
-            if state.done {
-                if state.buffer.is_empty() {
-                    return None;
-                }
-                let line = state.buffer.split();
-                match line_to_message(&line) {
-                    Some(item) => return Some((item, state)),
-                    None => return None,
-                }
-            }
-            if state.buffer.len() > MAX_LINE_BYTES {
+            if let Some(err) = state.broken.take() {
                 state.done = true;
-                state.buffer.clear();
-                let err = FramingError(format!("upstream line longer than {MAX_LINE_BYTES} bytes"));
                 return Some((Err(err), state));
             }
-            match state.body.next().await {
-                Some(Ok(chunk)) => state.buffer.extend_from_slice(&chunk),
+            if state.done {
+                return None;
+            }
+            let chunk = match state.body.next().await {
+                Some(Ok(chunk)) => chunk,
                 Some(Err(err)) => {
                     state.done = true;
-                    state.buffer.clear();
                     return Some((Err(FramingError(err.to_string())), state));
                 }
-                None => state.done = true,
-            }
+                None => {
+                    state.done = true;
+                    if state.pending.is_empty() {
+                        return None;
+                    }
+                    let rest = state.pending.split();
+                    let (text, broken) = to_text(&rest);
+                    state.broken = broken;
+                    return Some((Ok(text), state));
+                }
+            };
+            // Only the new bytes are searched: everything before them had no newline.
+            let split = chunk.iter().rposition(|&b| b == b'\n');
+            let Some(split) = split else {
+                state.pending.extend_from_slice(&chunk);
+                if state.pending.len() > MAX_LINE_BYTES {
+                    state.done = true;
+                    let err = format!("upstream line longer than {MAX_LINE_BYTES} bytes");
+                    return Some((Err(FramingError(err)), state));
+                }
+                continue;
+            };
+            state.pending.extend_from_slice(&chunk[..=split]);
+            let lines = state.pending.split();
+            state.pending.extend_from_slice(&chunk[split + 1..]);
+            let (text, broken) = to_text(&lines);
+            state.broken = broken;
+            return Some((Ok(text), state));
         }
     })
 }
 
-/// `None` for blank lines, which NDJSON streams may use as keep-alives.
-fn line_to_message(line: &[u8]) -> Option<Result<Message, FramingError>> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return None;
+/// The whole lines before any invalid UTF-8, and the error if there was some.
+fn to_text(bytes: &[u8]) -> (String, Option<FramingError>) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_owned(), None),
+        Err(err) => {
+            let valid = &bytes[..err.valid_up_to()];
+            let whole = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let text = String::from_utf8_lossy(&valid[..whole]).into_owned();
+            (
+                text,
+                Some(FramingError("upstream sent invalid UTF-8".into())),
+            )
+        }
     }
-    Some(match std::str::from_utf8(line) {
-        Ok(text) => Ok(Message::data(text)),
-        Err(_) => Err(FramingError("upstream sent invalid UTF-8".into())),
-    })
 }
 
 /// Test helper: frames `body` delivered in the given chunks and collects everything.
@@ -211,5 +246,44 @@ mod tests {
     fn ndjson_reports_invalid_utf8() {
         let out = frame_chunks(Framing::Ndjson, vec![vec![0xff, b'\n']]);
         assert!(matches!(out.as_slice(), [Err(_)]));
+    }
+
+    #[test]
+    fn an_endless_line_is_refused_at_the_limit_for_both_framings() {
+        for framing in [Framing::Sse, Framing::Ndjson] {
+            let mut chunks = vec![b"data: ".to_vec()];
+            chunks.extend(std::iter::repeat_n(
+                vec![b'x'; 64 * 1024],
+                MAX_LINE_BYTES / (64 * 1024) + 2,
+            ));
+            let out = frame_chunks(framing, chunks);
+            assert_eq!(out.len(), 1, "{framing:?}");
+            assert!(
+                matches!(&out[0], Err(e) if e.0.contains("longer than")),
+                "{framing:?}: {out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_where_it_occurs() {
+        let mut body = b"data: ok\n\ndata: \xff\n\n".to_vec();
+        body.extend(b"data: later\n\n".repeat(100));
+        let out = frame_chunks(Framing::Sse, vec![body]);
+        assert_eq!(out.first(), Some(&Ok(Message::data("ok"))), "{out:?}");
+        assert!(
+            matches!(out.get(1), Some(Err(e)) if e.0.contains("UTF-8")),
+            "{out:?}"
+        );
+        assert_eq!(out.len(), 2, "nothing is framed after the broken line");
+    }
+
+    #[test]
+    fn a_long_line_delivered_byte_by_byte_frames_once() {
+        // Each byte is scanned once: a quarter-megabyte line in single bytes stays cheap.
+        let line = format!("{{\"t\":\"{}\"}}\n", "y".repeat(256 * 1024));
+        let chunks = line.bytes().map(|b| vec![b]).collect();
+        let out = frame_chunks(Framing::Ndjson, chunks);
+        assert_eq!(out, vec![Ok(Message::data(line.trim_end()))]);
     }
 }
