@@ -7,6 +7,7 @@ use crate::telemetry;
 use deepchat_adapters::{framing, Adapter, Conversation, Event, UpstreamRequest};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -161,55 +162,65 @@ fn events(
         messages: BoxStream<'static, Result<framing::Message, framing::FramingError>>,
         decoder: Box<dyn deepchat_adapters::StreamDecoder>,
         pending: VecDeque<Event>,
-        ended: bool,
+        /// Scrubbed from error texts the upstream sends.
+        key: Option<String>,
+        /// One timer per reply, re-armed per chunk, instead of a new timeout per chunk.
+        timer: Pin<Box<tokio::time::Sleep>>,
+        /// No body data yet: the timer runs to the first-byte deadline.
         first: bool,
+        ended: bool,
     }
     let state = State {
         messages: framing::messages(adapter.framing(), response.bytes_stream()),
         decoder: adapter.decoder(),
         pending: VecDeque::new(),
-        ended: false,
+        key,
+        timer: Box::pin(tokio::time::sleep_until(first_deadline.into())),
         first: true,
+        ended: false,
     };
-    stream::unfold(state, move |mut state| {
-        let key = key.clone();
-        async move {
-            loop {
-                if let Some(event) = state.pending.pop_front() {
-                    let event = match event {
-                        Event::Error(message) => Event::Error(scrub(message, key.as_deref())),
-                        other => other,
-                    };
-                    return Some((event, state));
-                }
-                if state.ended {
-                    return None;
-                }
-                let limit = if state.first {
-                    first_deadline.saturating_duration_since(Instant::now())
-                } else {
-                    chunk_timeout
+    stream::unfold(state, move |mut state| async move {
+        loop {
+            if let Some(event) = state.pending.pop_front() {
+                let event = match event {
+                    Event::Error(message) => Event::Error(scrub(message, state.key.as_deref())),
+                    other => other,
                 };
-                state.first = false;
-                match tokio::time::timeout(limit, state.messages.next()).await {
-                    Ok(Some(Ok(message))) => state.pending.extend(state.decoder.decode(&message)),
-                    Ok(Some(Err(err))) => {
-                        state.ended = true;
-                        state.pending.push_back(Event::Error(format!(
-                            "the upstream stream broke off: {err}"
-                        )));
-                    }
-                    Ok(None) => {
-                        state.ended = true;
-                        state.pending.extend(state.decoder.end());
-                    }
-                    Err(_) => {
-                        state.ended = true;
-                        state.pending.push_back(Event::Error(format!(
-                            "the upstream stalled: nothing for {} s",
-                            limit.as_secs()
-                        )));
-                    }
+                return Some((event, state));
+            }
+            if state.ended {
+                return None;
+            }
+            let next = tokio::select! {
+                biased;
+                next = state.messages.next() => next,
+                _ = state.timer.as_mut() => {
+                    state.ended = true;
+                    let message = if state.first {
+                        "the upstream stalled: no reply data before the first-byte timeout".to_owned()
+                    } else {
+                        format!("the upstream stalled: nothing for {} s", chunk_timeout.as_secs())
+                    };
+                    state.pending.push_back(Event::Error(message));
+                    continue;
+                }
+            };
+            match next {
+                Some(Ok(message)) => {
+                    state.first = false;
+                    state.pending.extend(state.decoder.decode(&message));
+                    let deadline = tokio::time::Instant::now() + chunk_timeout;
+                    state.timer.as_mut().reset(deadline);
+                }
+                Some(Err(err)) => {
+                    state.ended = true;
+                    state
+                        .pending
+                        .push_back(Event::Error(format!("the upstream stream broke off: {err}")));
+                }
+                None => {
+                    state.ended = true;
+                    state.pending.extend(state.decoder.end());
                 }
             }
         }
