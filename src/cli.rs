@@ -68,6 +68,17 @@ pub struct Cli {
     )]
     pub jwt_public_key: Option<std::path::PathBuf>,
 
+    /// Header carrying the browser's IP when the proxy sits behind a reverse proxy (e.g.
+    /// X-Forwarded-For; its last entry is used). Only set it when every client comes through
+    /// that proxy: clients can forge the header otherwise.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_CLIENT_IP_HEADER",
+        value_name = "NAME",
+        help_heading = "Limits"
+    )]
+    pub client_ip_header: Option<String>,
+
     /// Largest request (WebSocket message or HTTP body) accepted from a browser, in bytes.
     #[arg(long, env = "DEEPCHAT_PROXY_MAX_REQUEST_BYTES", default_value_t = 8 * 1024 * 1024,
           help_heading = "Limits")]

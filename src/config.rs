@@ -92,6 +92,8 @@ pub struct Limits {
     pub max_streams_per_connection: usize,
     /// Requests per minute per client IP and per token; 0 = unlimited.
     pub rate_limit: u32,
+    /// Where the client IP comes from behind a reverse proxy; `None` = the TCP peer.
+    pub client_ip_header: Option<hyper::header::HeaderName>,
     pub client_idle_timeout: Duration,
     /// `None` disables WebSocket keepalive pings.
     pub ping_interval: Option<Duration>,
@@ -184,6 +186,13 @@ impl Config {
                 max_connections: cli.max_connections.max(1),
                 max_streams_per_connection: cli.max_streams_per_connection as usize,
                 rate_limit: cli.rate_limit,
+                client_ip_header: match &cli.client_ip_header {
+                    Some(name) => Some(
+                        hyper::header::HeaderName::from_bytes(name.trim().as_bytes())
+                            .map_err(|_| ConfigError::Header(name.clone()))?,
+                    ),
+                    None => None,
+                },
                 client_idle_timeout: secs(cli.client_idle_timeout.max(1)),
                 ping_interval: (cli.ping_interval > 0).then(|| secs(cli.ping_interval)),
             },

@@ -162,7 +162,7 @@ async fn route(
     }
     let mut response = if request.uri().path() == app.config.path {
         let mut client = ClientKey {
-            ip: peer.ip().to_string(),
+            ip: client_ip(&request, peer, app.config.limits.client_ip_header.as_ref()),
             identity: None,
         };
         if let (Some(auth), false) = (&app.config.auth, request.method() == Method::OPTIONS) {
@@ -193,6 +193,22 @@ async fn route(
     };
     allow_origin(&mut response, origin.as_deref());
     response
+}
+
+/// The client's IP for rate limiting: the last entry of `--client-ip-header` (the one the
+/// reverse proxy appended) when configured and valid, else the TCP peer.
+fn client_ip(
+    request: &Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    header: Option<&header::HeaderName>,
+) -> String {
+    header
+        .and_then(|name| request.headers().get_all(name).iter().next_back())
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.rsplit(',').next())
+        .and_then(|last| last.trim().parse::<std::net::IpAddr>().ok())
+        .unwrap_or_else(|| peer.ip())
+        .to_string()
 }
 
 /// The origin passed the policy, so the browser may read the answer.

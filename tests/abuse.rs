@@ -402,3 +402,41 @@ async fn api_key_file_is_used_and_keys_are_scrubbed_from_stream_errors() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn behind_a_reverse_proxy_rate_limits_follow_the_forwarded_client_ip() {
+    let upstream = MockUpstream::start().await;
+    let proxy = Proxy::openai(
+        &upstream,
+        &["--rate-limit", "1", "--client-ip-header", "X-Forwarded-For"],
+        &[],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let post = |forwarded: &'static str| {
+        client
+            .post(chat_url(&proxy))
+            .header("x-forwarded-for", forwarded)
+            .body(one_message("hi"))
+            .send()
+    };
+    upstream.push(Reply::openai_text(&["a"]));
+    upstream.push(Reply::openai_text(&["b"]));
+    // Two browsers behind the same reverse proxy each get their own budget...
+    assert_eq!(
+        post("198.51.100.7, 10.0.0.1")
+            .await
+            .expect("response")
+            .status(),
+        200
+    );
+    assert_eq!(post("203.0.113.9").await.expect("response").status(), 200);
+    // ...and the same browser again is over its limit (the last entry is the one that counts).
+    assert_eq!(
+        post("192.0.2.1, 10.0.0.1")
+            .await
+            .expect("response")
+            .status(),
+        429
+    );
+}
