@@ -9,6 +9,7 @@
 use crate::client::{self, Limits, StreamResult};
 use crate::procfs::{self, Cpu};
 use crate::report;
+use crate::stalled::{self, StalledResult};
 use crate::stats::Pct;
 use crate::token::Spec;
 use serde::Serialize;
@@ -74,6 +75,15 @@ pub enum Shape {
 pub enum Kind {
     /// Open WebSockets that never send: memory per idle socket.
     Idle { sockets: usize },
+    /// Clients that send one message and never read, against long unpaced replies: the proxy
+    /// must stop reading the upstream instead of buffering (backpressure).
+    Stalled {
+        clients: usize,
+        /// Tokens each reply would have (unpaced), far more than the sockets can hold.
+        tokens: u32,
+        /// Seconds the sockets are held unread.
+        hold_s: u64,
+    },
     Streams {
         streams: usize,
         tokens: u32,
@@ -108,6 +118,20 @@ fn idle(name: &str, sockets: usize) -> Scenario {
     }
 }
 
+fn stalled(name: &str, clients: usize, hold_s: u64) -> Scenario {
+    Scenario {
+        name: name.to_owned(),
+        kind: Kind::Stalled {
+            clients,
+            // ≈ 195 MiB per reply: far beyond what the kernel's socket buffers can absorb
+            // (auto-tuned receive buffers may reach tcp_rmem's 32 MiB here), so a plateau is the
+            // proxy's doing.
+            tokens: 1_000_000,
+            hold_s,
+        },
+    }
+}
+
 fn steady(ramp_ms: u64) -> Shape {
     Shape::Steady { ramp_ms }
 }
@@ -119,6 +143,7 @@ pub fn scenarios(mode: Mode) -> Vec<Scenario> {
             streams("steady-5", 5, 20, 100, steady(100)),
             streams("burst-5", 5, 20, 100, Shape::Burst),
             streams("flood-5", 5, 500, 0, Shape::Burst),
+            stalled("stalled-20", 20, 4),
         ],
         Mode::Full => vec![
             idle("idle-1000", 1_000),
@@ -131,6 +156,9 @@ pub fn scenarios(mode: Mode) -> Vec<Scenario> {
             streams("burst-1000", 1_000, 100, 50, Shape::Burst),
             streams("burst-10000", 10_000, 20, 5, Shape::Burst),
             streams("flood-100", 100, 2_000, 0, Shape::Burst),
+            // On two cores the proxy needs 8–10 s to fill 1,000 clients' socket paths; the
+            // hold is long enough that most of its last half comes after that.
+            stalled("stalled-1000", 1_000, 15),
         ],
     }
 }
@@ -207,6 +235,7 @@ pub struct IdleResult {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Outcome {
     Idle(IdleResult),
+    Stalled(Box<StalledResult>),
     Streams {
         direct: Box<Phase>,
         proxy: Box<Phase>,
@@ -220,10 +249,11 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
-    /// Replies that were not complete and correct.
+    /// Replies that were not complete and correct (for stalled clients: failed checks).
     pub fn incomplete(&self) -> usize {
         match &self.outcome {
             Outcome::Idle(idle) => idle.sockets - idle.opened,
+            Outcome::Stalled(stalled) => stalled.failures.len(),
             Outcome::Streams { direct, proxy } => {
                 (direct.streams - direct.complete) + (proxy.streams - proxy.complete)
             }
@@ -259,7 +289,9 @@ pub fn main(args: Args) -> ExitCode {
     match outcome {
         Ok(Ok(0)) => ExitCode::SUCCESS,
         Ok(Ok(incomplete)) => {
-            eprintln!("bench: FAILED: {incomplete} replies were incomplete or incorrect");
+            eprintln!(
+                "bench: FAILED: {incomplete} replies were incomplete or incorrect, or checks failed"
+            );
             ExitCode::FAILURE
         }
         Ok(Err(err)) => {
@@ -351,11 +383,41 @@ async fn run_scenario(
     next_id: &mut u64,
 ) -> Result<ScenarioResult, String> {
     let lifetime = scenario_bound(scenario) + Duration::from_secs(120);
-    let mock = Mock::start(&args.out, &scenario.name, lifetime).await?;
+    let mock_args: Vec<String> = match scenario.kind {
+        Kind::Stalled { .. } => vec![
+            "--mss".into(),
+            stalled::MSS.to_string(),
+            "--send-buffer".into(),
+            stalled::MOCK_SNDBUF.to_string(),
+        ],
+        _ => Vec::new(),
+    };
+    let mock = Mock::start(&args.out, &scenario.name, lifetime, &mock_args).await?;
     let mut proxy =
         Proxy::start(&args.proxy, mock.addr, &args.out, &scenario.name, lifetime).await?;
     let outcome = match scenario.kind {
         Kind::Idle { sockets } => Outcome::Idle(run_idle(&proxy, sockets).await),
+        Kind::Stalled {
+            clients,
+            tokens,
+            hold_s,
+        } => {
+            let first = *next_id;
+            *next_id += clients as u64;
+            Outcome::Stalled(Box::new(
+                stalled::run(
+                    proxy.addr,
+                    proxy.pid,
+                    mock.addr,
+                    mock.pid,
+                    clients,
+                    tokens,
+                    Duration::from_secs(hold_s),
+                    first,
+                )
+                .await,
+            ))
+        }
         Kind::Streams {
             streams,
             tokens,
@@ -409,6 +471,7 @@ async fn run_scenario(
 fn scenario_bound(scenario: &Scenario) -> Duration {
     match scenario.kind {
         Kind::Idle { .. } => Duration::from_secs(120),
+        Kind::Stalled { hold_s, .. } => Duration::from_secs(hold_s + 120),
         Kind::Streams {
             tokens,
             rate,
@@ -780,12 +843,18 @@ struct Mock {
 }
 
 impl Mock {
-    async fn start(out: &Path, name: &str, lifetime: Duration) -> Result<Mock, String> {
+    async fn start(
+        out: &Path,
+        name: &str,
+        lifetime: Duration,
+        extra: &[String],
+    ) -> Result<Mock, String> {
         let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
         let log = log_file(out, &format!("{name}.mock.log"))?;
         let mut child = Command::new(exe)
             .args(["mock", "--listen", "127.0.0.1:0", "--max-seconds"])
             .arg(lifetime.as_secs().to_string())
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log)

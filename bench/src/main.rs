@@ -7,6 +7,7 @@ mod driver;
 mod mock;
 mod procfs;
 mod report;
+mod stalled;
 mod stats;
 mod token;
 

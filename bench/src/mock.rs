@@ -5,6 +5,11 @@
 //!
 //! It runs as its own process so its CPU is measured apart from the load generator's, and it
 //! stops by itself: when its standard input closes (the driver is gone) or after `--max-seconds`.
+//!
+//! It also counts, per stream id, the bytes the kernel accepted from it on that stream's
+//! connection, the tokens it produced, and whether the reply finished or its connection closed
+//! first. `GET /stats?first=ID&count=N` returns those counters for a range of ids
+//! ([`StatsReply`]): the backpressure scenarios read them to see the upstream stall and close.
 
 use crate::token::{push_token, unix_nanos, Spec};
 use bytes::Bytes;
@@ -12,15 +17,19 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpSocket;
 use tokio::time::{Instant, Sleep};
 
@@ -32,12 +41,25 @@ pub struct Args {
     /// Stop after this long whatever happens.
     #[arg(long, default_value_t = 1800)]
     max_seconds: u64,
+    /// Announce this TCP maximum segment size to connecting peers (TCP_MAXSEG on the
+    /// listener), e.g. 1460 as on Ethernet instead of loopback's 64 KiB: Linux sizes socket
+    /// send buffers per segment, so on loopback every stalled stream would hold megabytes in
+    /// the kernel.
+    #[arg(long)]
+    mss: Option<u32>,
+    /// Fixed send buffer of accepted connections (SO_SNDBUF on the listener; the kernel doubles
+    /// it and stops auto-tuning it). Without it a stalled stream's buffer grows to megabytes.
+    #[arg(long)]
+    send_buffer: Option<u32>,
 }
 
 const CHUNK_HEAD: &str = r#"data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench","choices":[{"index":0,"delta":{"content":""#;
 const CHUNK_TAIL: &str = "\"},\"finish_reason\":null}]}\n\n";
 const ROLE_CHUNK: &[u8] = b"data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n";
 const FINISH_CHUNK: &[u8] = b"data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+
+/// Bytes of one content event without its token text (SSE framing and JSON around it).
+pub const TOKEN_EVENT_OVERHEAD: usize = CHUNK_HEAD.len() + CHUNK_TAIL.len();
 
 /// Largest request body read.
 const MAX_REQUEST_BYTES: usize = 1 << 20;
@@ -65,6 +87,12 @@ pub fn main(args: Args) -> ExitCode {
 async fn serve(args: Args) -> std::io::Result<()> {
     let socket = TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
+    if let Some(mss) = args.mss {
+        socket2::SockRef::from(&socket).set_tcp_mss(mss)?;
+    }
+    if let Some(bytes) = args.send_buffer {
+        socket.set_send_buffer_size(bytes)?;
+    }
     socket.bind(args.listen)?;
     // A deep accept queue: a burst of thousands of connects must not be dropped by the mock.
     let listener = socket.listen(8192)?;
@@ -80,6 +108,7 @@ async fn serve(args: Args) -> std::io::Result<()> {
     let deadline = tokio::time::sleep(Duration::from_secs(args.max_seconds));
     let mut parent_gone = std::pin::pin!(parent_gone);
     let mut deadline = std::pin::pin!(deadline);
+    let registry = Arc::new(Registry::default());
     loop {
         let stream = tokio::select! {
             _ = parent_gone.as_mut() => return Ok(()),
@@ -93,18 +122,219 @@ async fn serve(args: Args) -> std::io::Result<()> {
             },
         };
         let _ = stream.set_nodelay(true);
+        let registry = registry.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(respond);
+            let connection = Arc::new(Connection::default());
+            let io = Counting {
+                inner: stream,
+                connection: connection.clone(),
+                stream: None,
+                seen: 0,
+            };
+            let on_request = connection.clone();
+            let service = hyper::service::service_fn(move |request| {
+                respond(request, registry.clone(), on_request.clone())
+            });
             let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(io), service)
                 .await;
+            // The connection is gone (done, or closed by the peer): a reply still running on it
+            // was cut off.
+            if let Some(stream) = connection.current() {
+                stream.closed.store(true, Ordering::Relaxed);
+            }
         });
+    }
+}
+
+/// What the mock knows about one stream (one request), by the stream's id.
+#[derive(Debug, Default)]
+struct StreamStats {
+    /// Bytes the kernel accepted on the stream's connection while it carried this stream
+    /// (response head, chunked framing and SSE events).
+    written: AtomicU64,
+    /// Content tokens produced so far (handed to hyper, which queues at most a few chunks
+    /// beyond what the socket took).
+    tokens: AtomicU32,
+    /// The last event (`[DONE]`) was produced.
+    finished: AtomicBool,
+    /// The connection closed while this stream was its current one.
+    closed: AtomicBool,
+}
+
+/// Every stream the mock has served, by id (ids are unique within a run).
+#[derive(Debug, Default)]
+struct Registry {
+    streams: Mutex<HashMap<u64, Arc<StreamStats>>>,
+}
+
+impl Registry {
+    fn register(&self, id: u64) -> Arc<StreamStats> {
+        let stats = Arc::new(StreamStats::default());
+        if let Ok(mut streams) = self.streams.lock() {
+            streams.insert(id, stats.clone());
+        }
+        stats
+    }
+
+    fn reply(&self, first: u64, count: u64) -> StatsReply {
+        let mut reply = StatsReply::default();
+        let Ok(streams) = self.streams.lock() else {
+            return reply;
+        };
+        for id in first..first.saturating_add(count) {
+            let Some(stream) = streams.get(&id) else {
+                continue;
+            };
+            reply.found += 1;
+            let finished = stream.finished.load(Ordering::Relaxed);
+            let closed = stream.closed.load(Ordering::Relaxed);
+            match (finished, closed) {
+                (true, _) => reply.finished += 1,
+                (false, true) => reply.cut += 1,
+                (false, false) => reply.streaming += 1,
+            }
+            reply.written.push(stream.written.load(Ordering::Relaxed));
+            reply.tokens.push(stream.tokens.load(Ordering::Relaxed));
+        }
+        reply
+    }
+}
+
+/// `GET /stats?first=ID&count=N`: the mock's counters for streams `ID..ID+N`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StatsReply {
+    /// Streams of the range the mock has seen a request for.
+    pub found: usize,
+    /// Still being written: reply not finished and connection open.
+    pub streaming: usize,
+    /// Reply produced to the end.
+    pub finished: usize,
+    /// Connection closed before the reply ended.
+    pub cut: usize,
+    /// Per stream seen (in id order): bytes the kernel accepted from the mock.
+    pub written: Vec<u64>,
+    /// Per stream seen (in id order): content tokens produced.
+    pub tokens: Vec<u32>,
+}
+
+/// One accepted connection: which stream it is currently carrying.
+#[derive(Debug, Default)]
+struct Connection {
+    current: Mutex<Option<Arc<StreamStats>>>,
+    /// Bumped whenever `current` changes, so writers re-read it only then.
+    generation: AtomicU64,
+}
+
+impl Connection {
+    fn current(&self) -> Option<Arc<StreamStats>> {
+        self.current.lock().ok().and_then(|c| c.clone())
+    }
+
+    fn carry(&self, stream: Arc<StreamStats>) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = Some(stream);
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// The accepted socket, counting what the kernel accepts; vectored writes are passed through
+/// so hyper keeps its queueing write strategy. Per write: one atomic load and one atomic add.
+struct Counting {
+    inner: tokio::net::TcpStream,
+    connection: Arc<Connection>,
+    /// The stream being written and the connection's generation it was read at.
+    stream: Option<Arc<StreamStats>>,
+    seen: u64,
+}
+
+impl Counting {
+    fn count(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let generation = self.connection.generation.load(Ordering::Acquire);
+        if generation != self.seen {
+            self.stream = self.connection.current();
+            self.seen = generation;
+        }
+        if let Some(stream) = &self.stream {
+            stream.written.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+impl AsyncRead for Counting {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counting {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.count(n);
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.count(n);
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
 type Reply = Response<http_body_util::Either<TokenBody, Full<Bytes>>>;
 
-async fn respond(request: Request<Incoming>) -> Result<Reply, Infallible> {
+async fn respond(
+    request: Request<Incoming>,
+    registry: Arc<Registry>,
+    connection: Arc<Connection>,
+) -> Result<Reply, Infallible> {
+    if request.method() == Method::GET && request.uri().path() == "/stats" {
+        let (mut first, mut count) = (0u64, 0u64);
+        for pair in request.uri().query().unwrap_or("").split('&') {
+            match pair.split_once('=') {
+                Some(("first", v)) => first = v.parse().unwrap_or(0),
+                Some(("count", v)) => count = v.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+        let reply = registry.reply(first, count.min(1_000_000));
+        let json = serde_json::to_string(&reply).unwrap_or_default();
+        return Ok(Response::new(http_body_util::Either::Right(Full::new(
+            Bytes::from(json),
+        ))));
+    }
     if request.method() != Method::POST || !request.uri().path().ends_with("/chat/completions") {
         return Ok(plain(StatusCode::NOT_FOUND, "not found"));
     }
@@ -121,7 +351,12 @@ async fn respond(request: Request<Incoming>) -> Result<Reply, Infallible> {
             "the last message must be `bench id=… n=… interval_us=…`",
         ));
     };
-    let mut response = Response::new(http_body_util::Either::Left(TokenBody::new(spec)));
+    let stats = registry.register(spec.id);
+    connection.carry(stats.clone());
+    let mut response = Response::new(http_body_util::Either::Left(TokenBody::new(
+        spec,
+        Some(stats),
+    )));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("text/event-stream"),
@@ -170,10 +405,11 @@ pub struct TokenBody {
     start: Instant,
     interval: Option<Duration>,
     sleep: Pin<Box<Sleep>>,
+    stats: Option<Arc<StreamStats>>,
 }
 
 impl TokenBody {
-    fn new(spec: Spec) -> TokenBody {
+    fn new(spec: Spec, stats: Option<Arc<StreamStats>>) -> TokenBody {
         let start = Instant::now();
         TokenBody {
             spec,
@@ -182,6 +418,7 @@ impl TokenBody {
             start,
             interval: (spec.interval_us > 0).then(|| Duration::from_micros(spec.interval_us)),
             sleep: Box::pin(tokio::time::sleep_until(start)),
+            stats,
         }
     }
 }
@@ -202,6 +439,9 @@ impl Body for TokenBody {
             }
             Phase::Tokens if this.next >= this.spec.tokens => {
                 this.phase = Phase::Done;
+                if let Some(stats) = &this.stats {
+                    stats.finished.store(true, Ordering::Relaxed);
+                }
                 Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(FINISH_CHUNK)))))
             }
             Phase::Tokens => {
@@ -221,6 +461,9 @@ impl Body for TokenBody {
                 push_token(&mut chunk, this.spec.id, this.next, unix_nanos());
                 chunk.push_str(CHUNK_TAIL);
                 this.next += 1;
+                if let Some(stats) = &this.stats {
+                    stats.tokens.store(this.next, Ordering::Relaxed);
+                }
                 Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
             }
             Phase::Done => Poll::Ready(None),
@@ -257,7 +500,8 @@ mod tests {
             tokens: 3,
             interval_us: 0,
         };
-        let body = TokenBody::new(spec)
+        let stats = Arc::new(StreamStats::default());
+        let body = TokenBody::new(spec, Some(stats.clone()))
             .collect()
             .await
             .map(|b| b.to_bytes())
@@ -279,5 +523,25 @@ mod tests {
         let mut checker = crate::token::Checker::new(spec);
         checker.feed(&content, unix_nanos(), std::time::Instant::now());
         assert_eq!(checker.verdict(), Ok(()));
+        assert_eq!(stats.tokens.load(Ordering::Relaxed), 3);
+        assert!(stats.finished.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn stats_classify_streams_by_id() {
+        let registry = Registry::default();
+        let a = registry.register(10);
+        let b = registry.register(11);
+        let _c = registry.register(12);
+        a.written.store(100, Ordering::Relaxed);
+        a.finished.store(true, Ordering::Relaxed);
+        b.closed.store(true, Ordering::Relaxed);
+        let reply = registry.reply(10, 4);
+        assert_eq!(
+            (reply.found, reply.finished, reply.cut, reply.streaming),
+            (3, 1, 1, 1)
+        );
+        assert_eq!(reply.written, vec![100, 0, 0]);
+        assert_eq!(registry.reply(20, 5).found, 0);
     }
 }

@@ -3,6 +3,7 @@
 //! run; ratios divide the two. CPU seconds per million tokens equal CPU microseconds per token.
 
 use crate::driver::{Kind, Mode, Outcome, Phase, ScenarioResult, Shape};
+use crate::stalled::{MockSample, StalledResult};
 use crate::stats::Pct;
 use std::fmt::Write as _;
 
@@ -43,6 +44,22 @@ fn div(a: f64, b: f64) -> f64 {
     }
 }
 
+fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+/// A byte count in B, KiB or MiB.
+fn bytes(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1024.0 * 1024.0 {
+        format!("{:.2} MiB", n / 1024.0 / 1024.0)
+    } else if n >= 1024.0 {
+        format!("{:.0} KiB", n / 1024.0)
+    } else {
+        format!("{n:.0} B")
+    }
+}
+
 fn triple(p: &Pct) -> String {
     format!("{} / {} / {}", us(p.p50), us(p.p99), us(p.max))
 }
@@ -62,6 +79,15 @@ fn thousands(n: usize) -> String {
 fn describe(result: &ScenarioResult) -> String {
     match &result.scenario.kind {
         Kind::Idle { sockets } => format!("{} idle WebSockets", thousands(*sockets)),
+        Kind::Stalled {
+            clients,
+            tokens,
+            hold_s,
+        } => format!(
+            "{} clients send one message each and never read; replies of {} tokens, unpaced; held {hold_s} s",
+            thousands(*clients),
+            thousands(*tokens as usize)
+        ),
         Kind::Streams {
             streams,
             tokens,
@@ -109,6 +135,28 @@ pub fn one_line(result: &ScenarioResult) -> String {
                 1
             )
         ),
+        Outcome::Stalled(st) => {
+            let end = st.mock.last().copied().unwrap_or_default();
+            let mut line = format!(
+                "   {}/{} stalled clients; proxy RSS {} → {} (2 s) → {} (end) MiB, slope {} KiB/s over the last half; mock wrote ≤ {} per stream ({} of {} tokens); upstream closed {} after the clients; RSS then {} MiB",
+                st.connected,
+                st.clients,
+                mib(st.rss_start_kib),
+                mib(st.rss_2s_kib),
+                mib(st.rss_end_kib),
+                num(st.slope_kib_per_s, 1),
+                bytes(end.written_max),
+                end.tokens_max,
+                st.tokens,
+                st.upstream_closed_after_s
+                    .map_or("NOT all".to_owned(), |s| format!("{s:.1} s")),
+                mib(st.rss_closed_3s_kib),
+            );
+            for failure in &st.failures {
+                let _ = write!(line, "\n   failure: {failure}");
+            }
+            line
+        }
         Outcome::Streams { direct, proxy } => {
             let mut line = format!(
                 "   complete {}/{} direct, {}/{} proxy; added first token p99 {}, per token p50 {} p99 {}; proxy {} µs CPU/token",
@@ -220,6 +268,12 @@ pub fn markdown(machine: &str, mode: Mode, label: &str, results: &[ScenarioResul
             );
         }
         md.push('\n');
+    }
+
+    for result in results {
+        if let Outcome::Stalled(st) = &result.outcome {
+            stalled_markdown(&mut md, &result.scenario.name, &describe(result), st);
+        }
     }
 
     for result in &streams {
@@ -344,4 +398,245 @@ pub fn markdown(machine: &str, mode: Mode, label: &str, results: &[ScenarioResul
         md.push('\n');
     }
     md
+}
+
+/// The proxy's RSS sampled nearest to second `t` of the hold.
+fn rss_at_second(st: &StalledResult, t: f64) -> u64 {
+    st.rss_series
+        .iter()
+        .min_by(|a, b| (a.0 - t).abs().total_cmp(&(b.0 - t).abs()))
+        .map_or(0, |s| s.1)
+}
+
+/// Approximate size of a whole reply of `tokens` (content events only).
+fn reply_bytes(tokens: u32) -> u64 {
+    // A token is `id:seq:stamp;`: about 30 characters; chunked framing adds about 6 bytes.
+    u64::from(tokens) * (crate::mock::TOKEN_EVENT_OVERHEAD as u64 + 36)
+}
+
+fn stalled_markdown(md: &mut String, name: &str, description: &str, st: &StalledResult) {
+    let _ = writeln!(md, "### Backpressure: {name}: {description}\n");
+    let at = |t: f64| {
+        st.mock
+            .iter()
+            .find(|s| s.t_s >= t)
+            .copied()
+            .unwrap_or_default()
+    };
+    let end = st.mock.last().copied().unwrap_or_default();
+    let two = at(2.0);
+    let half = at((st.hold_s / 2.0).round());
+    let per_stream = |s: &MockSample| {
+        format!(
+            "{} ({} – {})",
+            bytes(s.written_p50),
+            bytes(s.written_min),
+            bytes(s.written_max)
+        )
+    };
+    md.push_str("| | |\n|---|---|\n");
+    let rows: Vec<(String, String)> = vec![
+        (
+            "clients connected and sent their message".into(),
+            format!("{}/{} in {:.1} s", st.connected, st.clients, st.connect_s),
+        ),
+        (
+            "each reply if read to the end".into(),
+            format!(
+                "{} tokens, ≈ {}",
+                thousands(st.tokens as usize),
+                bytes(reply_bytes(st.tokens))
+            ),
+        ),
+        (
+            "proxy RSS before connecting / at t = 0 (all sent) / 2 s / end of hold / peak".into(),
+            format!(
+                "{} / {} / {} / {} / {} MiB",
+                mib(st.rss_before_kib),
+                mib(st.rss_start_kib),
+                mib(st.rss_2s_kib),
+                mib(st.rss_end_kib),
+                mib(st.rss_peak_kib)
+            ),
+        ),
+        (
+            format!(
+                "**proxy RSS slope over the last half of the hold** ({}–{} s, 100 ms samples)",
+                st.hold_s / 2.0,
+                st.hold_s
+            ),
+            format!("**{} KiB/s**", num(st.slope_kib_per_s, 1)),
+        ),
+        (
+            "proxy RSS from the second the mock's writes stopped growing to the end of the hold"
+                .into(),
+            match st.plateau_at_s {
+                Some(t) if t <= st.hold_s => {
+                    let from = rss_at_second(st, t);
+                    format!(
+                        "{} → {} MiB ({:.0} s → {:.0} s)",
+                        mib(from),
+                        mib(st.rss_end_kib),
+                        t,
+                        st.hold_s
+                    )
+                }
+                Some(t) => format!("writes stopped only at {t:.0} s, after the hold"),
+                None => "writes never stopped".into(),
+            },
+        ),
+        (
+            "proxy RSS per stalled stream at the end of the hold ((end − before) ÷ clients)".into(),
+            format!(
+                "{} KiB",
+                num(
+                    div(
+                        st.rss_end_kib.saturating_sub(st.rss_before_kib) as f64,
+                        st.connected as f64
+                    ),
+                    0
+                )
+            ),
+        ),
+        (
+            "proxy CPU during the hold / its last half".into(),
+            format!("{:.2} s / {:.2} s", st.cpu_hold_s, st.cpu_last_half_s),
+        ),
+        (
+            "other processes' CPU during the hold".into(),
+            format!("{:.2} s over {:.1} s", st.other_cpu_s, st.held_s),
+        ),
+        (
+            "proxy open fds while holding".into(),
+            st.fds_held.to_string(),
+        ),
+        (
+            "mock bytes written per stream (median (min – max)) at 2 s".into(),
+            per_stream(&two),
+        ),
+        (
+            format!(
+                "… at {:.0} s (half the hold)",
+                half.t_s
+            ),
+            per_stream(&half),
+        ),
+        (
+            format!("… at {:.0} s (end)", end.t_s),
+            per_stream(&end),
+        ),
+        (
+            "mock bytes written, all streams, at the end".into(),
+            bytes(end.written_sum),
+        ),
+        (
+            "tokens out of the mock per stream at the end: median / max".into(),
+            format!(
+                "{} / {} of {} ({:.2} %)",
+                thousands(end.tokens_p50 as usize),
+                thousands(end.tokens_max as usize),
+                thousands(st.tokens as usize),
+                100.0 * f64::from(end.tokens_max) / f64::from(st.tokens.max(1))
+            ),
+        ),
+        (
+            "largest growth of one stream's written bytes over the last second".into(),
+            format!(
+                "{} (plateau: no stream grew more than {} in a second from {})",
+                bytes(end.grew_max),
+                bytes(crate::stalled::PLATEAU_SLACK),
+                st.plateau_at_s
+                    .map_or("never".to_owned(), |t| format!("{t:.0} s"))
+            ),
+        ),
+        (
+            "streams still streaming / finished / cut, at the end of the hold".into(),
+            format!("{} / {} / {}", end.streaming, end.finished, end.cut),
+        ),
+        (
+            "kernel TCP buffers, machine-wide, at the end of the hold".into(),
+            bytes(st.kernel_tcp_kib * 1024),
+        ),
+        (
+            "bytes queued in the kernel at the end of the hold, per stream: mock's send queue / proxy's unread upstream / proxy's send queue to the client / client's unread".into(),
+            {
+                let n = st.connected.max(1) as u64;
+                let q = &st.queues;
+                format!(
+                    "{} / {} / {} / {}",
+                    bytes(q.mock_tx / n),
+                    bytes(q.proxy_upstream_rx / n),
+                    bytes(q.proxy_client_tx / n),
+                    bytes(q.client_rx / n)
+                )
+            },
+        ),
+        (
+            "so the proxy had read per stream (mock's bytes minus both upstream queues), mean".into(),
+            {
+                let n = st.connected.max(1) as u64;
+                let q = &st.queues;
+                bytes(
+                    end.written_sum
+                        .saturating_sub(q.mock_tx + q.proxy_upstream_rx)
+                        / n,
+                )
+            },
+        ),
+        (
+            "**every upstream connection closed (seen by the mock) after the clients closed**".into(),
+            match st.upstream_closed_after_s {
+                Some(s) => format!("**after {:.2} s**", s),
+                None => format!(
+                    "**no: {} still open after {} s**",
+                    st.upstream_still_open,
+                    crate::stalled::CLOSE_WAIT.as_secs()
+                ),
+            },
+        ),
+        (
+            "proxy RSS 1 s / 3 s after that; open fds".into(),
+            format!(
+                "{} / {} MiB; {}",
+                mib(st.rss_closed_kib),
+                mib(st.rss_closed_3s_kib),
+                st.fds_closed
+            ),
+        ),
+        (
+            "checks".into(),
+            if st.failures.is_empty() {
+                "pass".into()
+            } else {
+                format!("**FAILED**: {}", st.failures.join("; "))
+            },
+        ),
+    ];
+    for (label, value) in rows {
+        let _ = writeln!(md, "| {label} | {value} |");
+    }
+    md.push('\n');
+    md.push_str("| t (s) | proxy RSS | streams streaming / finished / cut | mock bytes written per stream: min / median / max | all streams | tokens out per stream: median / max | largest one-stream growth over the second | kernel, all streams: proxy's unread upstream / proxy's send queues to the clients |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|\n");
+    for s in &st.mock {
+        let _ = writeln!(
+            md,
+            "| {:.0} | {} MiB | {} / {} / {} | {} / {} / {} | {} | {} / {} | {} | {} / {} |",
+            s.t_s,
+            mib(s.proxy_rss_kib),
+            s.streaming,
+            s.finished,
+            s.cut,
+            bytes(s.written_min),
+            bytes(s.written_p50),
+            bytes(s.written_max),
+            bytes(s.written_sum),
+            thousands(s.tokens_p50 as usize),
+            thousands(s.tokens_max as usize),
+            bytes(s.grew_max),
+            bytes(s.queues.proxy_upstream_rx),
+            bytes(s.queues.proxy_client_tx),
+        );
+    }
+    md.push('\n');
 }
