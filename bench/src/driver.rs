@@ -7,30 +7,22 @@
 //! runs under `timeout -s KILL` so it dies even if the driver is killed outright.
 
 use crate::client::{self, Limits, StreamResult};
+use crate::idle::{run_idle, IdleResult};
+use crate::processes::{Mock, Perf, Proxy};
 use crate::procfs::{self, Cpu};
 use crate::report;
+use crate::scenarios::{scenarios, Kind, Mode, Scenario, Shape};
 use crate::stalled::{self, StalledResult};
 use crate::stats::Pct;
 use crate::token::Spec;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
 use tokio::time::timeout;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// A few streams of each kind: seconds; fails on any incomplete or wrong reply.
-    Smoke,
-    /// The published matrix: 1, 100, 1,000 and 10,000 streams, steady and burst, idle sockets.
-    Full,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,109 +50,6 @@ pub struct Args {
     /// Give up on the whole run after this many seconds.
     #[arg(long, default_value_t = 900)]
     max_seconds: u64,
-}
-
-/// How streams start.
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Shape {
-    /// Connects spread evenly over the ramp: token emission is spread evenly in time.
-    Steady { ramp_ms: u64 },
-    /// Every client connects at the same instant and sends as soon as it is connected.
-    Burst,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Kind {
-    /// Open WebSockets that never send: memory per idle socket.
-    Idle { sockets: usize },
-    /// Clients that send one message and never read, against long unpaced replies: the proxy
-    /// must stop reading the upstream instead of buffering (backpressure).
-    Stalled {
-        clients: usize,
-        /// Tokens each reply would have (unpaced), far more than the sockets can hold.
-        tokens: u32,
-        /// Seconds the sockets are held unread.
-        hold_s: u64,
-    },
-    Streams {
-        streams: usize,
-        tokens: u32,
-        /// Tokens per second per stream; 0 = as fast as the connection goes.
-        rate: u32,
-        shape: Shape,
-    },
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Scenario {
-    pub name: String,
-    pub kind: Kind,
-}
-
-fn streams(name: &str, streams: usize, tokens: u32, rate: u32, shape: Shape) -> Scenario {
-    Scenario {
-        name: name.to_owned(),
-        kind: Kind::Streams {
-            streams,
-            tokens,
-            rate,
-            shape,
-        },
-    }
-}
-
-fn idle(name: &str, sockets: usize) -> Scenario {
-    Scenario {
-        name: name.to_owned(),
-        kind: Kind::Idle { sockets },
-    }
-}
-
-fn stalled(name: &str, clients: usize, hold_s: u64) -> Scenario {
-    Scenario {
-        name: name.to_owned(),
-        kind: Kind::Stalled {
-            clients,
-            // ≈ 195 MiB per reply: far beyond what the kernel's socket buffers can absorb
-            // (auto-tuned receive buffers may reach tcp_rmem's 32 MiB here), so a plateau is the
-            // proxy's doing.
-            tokens: 1_000_000,
-            hold_s,
-        },
-    }
-}
-
-fn steady(ramp_ms: u64) -> Shape {
-    Shape::Steady { ramp_ms }
-}
-
-pub fn scenarios(mode: Mode) -> Vec<Scenario> {
-    match mode {
-        Mode::Smoke => vec![
-            idle("idle-10", 10),
-            streams("steady-5", 5, 20, 100, steady(100)),
-            streams("burst-5", 5, 20, 100, Shape::Burst),
-            streams("flood-5", 5, 500, 0, Shape::Burst),
-            stalled("stalled-20", 20, 4),
-        ],
-        Mode::Full => vec![
-            idle("idle-1000", 1_000),
-            idle("idle-10000", 10_000),
-            streams("steady-1", 1, 250, 50, steady(0)),
-            streams("steady-100", 100, 250, 50, steady(1_000)),
-            streams("steady-1000", 1_000, 250, 50, steady(2_000)),
-            streams("steady-10000", 10_000, 40, 5, steady(4_000)),
-            streams("burst-100", 100, 100, 50, Shape::Burst),
-            streams("burst-1000", 1_000, 100, 50, Shape::Burst),
-            streams("burst-10000", 10_000, 20, 5, Shape::Burst),
-            streams("flood-100", 100, 2_000, 0, Shape::Burst),
-            // On two cores the proxy needs 8–10 s to fill 1,000 clients' socket paths; the
-            // hold is long enough that most of its last half comes after that.
-            stalled("stalled-1000", 1_000, 15),
-        ],
-    }
 }
 
 /// CPU and memory of one process over one phase.
@@ -216,19 +105,6 @@ impl Phase {
             0.0
         }
     }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct IdleResult {
-    pub sockets: usize,
-    pub opened: usize,
-    pub rss_before_kib: u64,
-    pub rss_open_kib: u64,
-    pub rss_closed_kib: u64,
-    pub fds_open: usize,
-    /// Proxy CPU over a few seconds of holding the idle sockets.
-    pub cpu_idle_s: f64,
-    pub hold_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -495,7 +371,7 @@ fn stream_bound(tokens: u32, rate: u32, shape: Shape) -> Duration {
     ramp + streaming + LIMITS.connect + LIMITS.read
 }
 
-const LIMITS: Limits = Limits {
+pub(crate) const LIMITS: Limits = Limits {
     connect: Duration::from_secs(30),
     read: Duration::from_secs(30),
 };
@@ -776,234 +652,4 @@ fn summarize_failures(failures: Vec<String>) -> Vec<String> {
 
 fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
-}
-
-/// Opens `sockets` WebSockets that never send, then measures the proxy holding them.
-async fn run_idle(proxy: &Proxy, sockets: usize) -> IdleResult {
-    let rss_before = procfs::rss_kib(proxy.pid).unwrap_or(0);
-    let mut open = Vec::with_capacity(sockets);
-    // In batches, so the proxy's accept queue is never the limit here.
-    let mut remaining = sockets;
-    while remaining > 0 {
-        let batch = remaining.min(500);
-        remaining -= batch;
-        let mut handles = Vec::with_capacity(batch);
-        for _ in 0..batch {
-            let addr = proxy.addr;
-            handles.push(tokio::spawn(async move {
-                let tcp = timeout(LIMITS.connect, tokio::net::TcpStream::connect(addr)).await;
-                let Ok(Ok(tcp)) = tcp else { return None };
-                let url = format!("ws://{addr}/chat");
-                let config = Some(client::client_config());
-                let handshake = tokio_tungstenite::client_async_with_config(url, tcp, config);
-                match timeout(LIMITS.connect, handshake).await {
-                    Ok(Ok((ws, _))) => Some(ws),
-                    _ => None,
-                }
-            }));
-        }
-        for handle in handles {
-            if let Ok(Some(ws)) = handle.await {
-                open.push(ws);
-            }
-        }
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_open = procfs::rss_kib(proxy.pid).unwrap_or(0);
-    let fds_open = procfs::open_fds(proxy.pid).unwrap_or(0);
-    let cpu_before = procfs::cpu(proxy.pid).unwrap_or_default();
-    let hold = Duration::from_secs(3);
-    tokio::time::sleep(hold).await;
-    let cpu_idle = procfs::cpu(proxy.pid)
-        .unwrap_or_default()
-        .since(cpu_before)
-        .total();
-    let opened = open.len();
-    drop(open);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    IdleResult {
-        sockets,
-        opened,
-        rss_before_kib: rss_before,
-        rss_open_kib: rss_open,
-        rss_closed_kib: procfs::rss_kib(proxy.pid).unwrap_or(0),
-        fds_open,
-        cpu_idle_s: cpu_idle,
-        hold_s: hold.as_secs_f64(),
-    }
-}
-
-/// The mock upstream process (this binary's `mock` subcommand).
-struct Mock {
-    _child: Child,
-    /// Held open: the mock exits when it closes.
-    _stdin: Option<ChildStdin>,
-    pid: u32,
-    addr: SocketAddr,
-}
-
-impl Mock {
-    async fn start(
-        out: &Path,
-        name: &str,
-        lifetime: Duration,
-        extra: &[String],
-    ) -> Result<Mock, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-        let log = log_file(out, &format!("{name}.mock.log"))?;
-        let mut child = Command::new(exe)
-            .args(["mock", "--listen", "127.0.0.1:0", "--max-seconds"])
-            .arg(lifetime.as_secs().to_string())
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start the mock upstream: {e}"))?;
-        let pid = child.id().ok_or("mock exited at once")?;
-        let stdout = child.stdout.take().ok_or("mock has no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let line = timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .map_err(|_| "mock did not start within 10 s".to_owned())?
-            .map_err(|e| format!("mock stdout: {e}"))?
-            .ok_or("mock exited before listening")?;
-        let addr = line
-            .strip_prefix("listening ")
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| format!("mock said {line:?}"))?;
-        Ok(Mock {
-            _stdin: child.stdin.take(),
-            _child: child,
-            pid,
-            addr,
-        })
-    }
-}
-
-/// The proxy under test, run as `timeout -s KILL <lifetime> deepchat-proxy …`.
-struct Proxy {
-    wrapper: Child,
-    pid: u32,
-    addr: SocketAddr,
-}
-
-impl Proxy {
-    async fn start(
-        binary: &Path,
-        mock: SocketAddr,
-        out: &Path,
-        name: &str,
-        lifetime: Duration,
-    ) -> Result<Proxy, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let log = log_file(out, &format!("{name}.proxy.log"))?;
-        let mut wrapper = Command::new("timeout")
-            .args(["-s", "KILL", &lifetime.as_secs().to_string()])
-            .arg(binary)
-            .args(["--listen", &addr.to_string(), "openai"])
-            .args([
-                "--base-url",
-                &format!("http://{mock}/v1"),
-                "--model",
-                "bench",
-            ])
-            .env_remove("OPENAI_API_KEY")
-            .env("RUST_LOG", "info")
-            // Every client comes from 127.0.0.1: a per-IP request limit would measure itself.
-            // (Ignored by proxy versions without one.)
-            .env("DEEPCHAT_PROXY_RATE_LIMIT", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let wrapper_pid = wrapper.id().ok_or("proxy wrapper exited at once")?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let pid = loop {
-            if let Some(pid) = procfs::first_child(wrapper_pid) {
-                break pid;
-            }
-            if Instant::now() > deadline || matches!(wrapper.try_wait(), Ok(Some(_))) {
-                return Err("the proxy did not start".into());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
-        let proxy = Proxy { wrapper, pid, addr };
-        loop {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return Ok(proxy);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("the proxy is not listening on {addr}"));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    async fn stop(&mut self) {
-        signal(self.pid, "KILL");
-        let _ = timeout(Duration::from_secs(5), self.wrapper.wait()).await;
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if matches!(self.wrapper.try_wait(), Ok(None)) {
-            signal(self.pid, "KILL");
-        }
-    }
-}
-
-/// Sends a signal to one process by id.
-fn signal(pid: u32, name: &str) {
-    let _ = std::process::Command::new("kill")
-        .args([format!("-{name}"), pid.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-fn log_file(out: &Path, name: &str) -> Result<std::fs::File, String> {
-    let path = out.join(name);
-    std::fs::File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))
-}
-
-/// A `perf record` of one process, stopped with SIGINT so it writes a complete file.
-struct Perf {
-    child: Child,
-}
-
-impl Perf {
-    fn start(pid: u32, path: &Path) -> Option<Perf> {
-        let child = Command::new("perf")
-            .args(["record", "-e", "cpu-clock", "-F", "499"])
-            .args(["--call-graph", "dwarf,16384", "-p", &pid.to_string(), "-o"])
-            .arg(path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
-        match child {
-            Ok(child) => Some(Perf { child }),
-            Err(err) => {
-                eprintln!("bench: perf not started: {err}");
-                None
-            }
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            signal(pid, "INT");
-        }
-        let _ = timeout(Duration::from_secs(60), self.child.wait()).await;
-    }
 }

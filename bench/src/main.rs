@@ -4,9 +4,12 @@
 
 mod client;
 mod driver;
+mod idle;
 mod mock;
+mod processes;
 mod procfs;
 mod report;
+mod scenarios;
 mod stalled;
 mod stats;
 mod token;

@@ -1,0 +1,116 @@
+//! The benchmark's scenarios: how many streams, how many tokens at what rate, how they start,
+//! and the smoke and full matrices built from them.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A few streams of each kind: seconds; fails on any incomplete or wrong reply.
+    Smoke,
+    /// The published matrix: 1, 100, 1,000 and 10,000 streams, steady and burst, idle sockets.
+    Full,
+}
+
+/// How streams start.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shape {
+    /// Connects spread evenly over the ramp: token emission is spread evenly in time.
+    Steady { ramp_ms: u64 },
+    /// Every client connects at the same instant and sends as soon as it is connected.
+    Burst,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Kind {
+    /// Open WebSockets that never send: memory per idle socket.
+    Idle { sockets: usize },
+    /// Clients that send one message and never read, against long unpaced replies: the proxy
+    /// must stop reading the upstream instead of buffering (backpressure).
+    Stalled {
+        clients: usize,
+        /// Tokens each reply would have (unpaced), far more than the sockets can hold.
+        tokens: u32,
+        /// Seconds the sockets are held unread.
+        hold_s: u64,
+    },
+    Streams {
+        streams: usize,
+        tokens: u32,
+        /// Tokens per second per stream; 0 = as fast as the connection goes.
+        rate: u32,
+        shape: Shape,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub kind: Kind,
+}
+
+fn streams(name: &str, streams: usize, tokens: u32, rate: u32, shape: Shape) -> Scenario {
+    Scenario {
+        name: name.to_owned(),
+        kind: Kind::Streams {
+            streams,
+            tokens,
+            rate,
+            shape,
+        },
+    }
+}
+
+fn idle(name: &str, sockets: usize) -> Scenario {
+    Scenario {
+        name: name.to_owned(),
+        kind: Kind::Idle { sockets },
+    }
+}
+
+fn stalled(name: &str, clients: usize, hold_s: u64) -> Scenario {
+    Scenario {
+        name: name.to_owned(),
+        kind: Kind::Stalled {
+            clients,
+            // ≈ 195 MiB per reply: far beyond what the kernel's socket buffers can absorb
+            // (auto-tuned receive buffers may reach tcp_rmem's 32 MiB here), so a plateau is the
+            // proxy's doing.
+            tokens: 1_000_000,
+            hold_s,
+        },
+    }
+}
+
+fn steady(ramp_ms: u64) -> Shape {
+    Shape::Steady { ramp_ms }
+}
+
+pub fn scenarios(mode: Mode) -> Vec<Scenario> {
+    match mode {
+        Mode::Smoke => vec![
+            idle("idle-10", 10),
+            streams("steady-5", 5, 20, 100, steady(100)),
+            streams("burst-5", 5, 20, 100, Shape::Burst),
+            streams("flood-5", 5, 500, 0, Shape::Burst),
+            stalled("stalled-20", 20, 4),
+        ],
+        Mode::Full => vec![
+            idle("idle-1000", 1_000),
+            idle("idle-10000", 10_000),
+            streams("steady-1", 1, 250, 50, steady(0)),
+            streams("steady-100", 100, 250, 50, steady(1_000)),
+            streams("steady-1000", 1_000, 250, 50, steady(2_000)),
+            streams("steady-10000", 10_000, 40, 5, steady(4_000)),
+            streams("burst-100", 100, 100, 50, Shape::Burst),
+            streams("burst-1000", 1_000, 100, 50, Shape::Burst),
+            streams("burst-10000", 10_000, 20, 5, Shape::Burst),
+            streams("flood-100", 100, 2_000, 0, Shape::Burst),
+            // On two cores the proxy needs 8–10 s to fill 1,000 clients' socket paths; the
+            // hold is long enough that most of its last half comes after that.
+            stalled("stalled-1000", 1_000, 15),
+        ],
+    }
+}
