@@ -134,7 +134,8 @@ pub struct Cli {
     )]
     pub client_idle_timeout: u64,
 
-    /// Seconds between WebSocket pings; a peer silent for two intervals is dropped (0 = off).
+    /// Seconds between WebSocket pings; a peer silent for two intervals is dropped, and during
+    /// a reply a ping unanswered for one interval ends the reply (0 = off).
     #[arg(
         long,
         env = "DEEPCHAT_PROXY_PING_INTERVAL",

@@ -99,6 +99,14 @@ pub struct Limits {
     pub ping_interval: Option<Duration>,
 }
 
+impl Limits {
+    /// Most bytes of one reply worth remembering: the conversation sent upstream never holds
+    /// more than `max_conversation_chars` characters of at most 4 bytes each.
+    pub fn reply_memory_bytes(&self) -> usize {
+        self.max_conversation_chars.saturating_mul(4)
+    }
+}
+
 /// Timeouts and retries for upstream requests.
 #[derive(Debug, Clone, Copy)]
 pub struct UpstreamPolicy {

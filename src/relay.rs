@@ -15,8 +15,12 @@ const MAX_MERGED_BYTES: usize = 16 * 1024;
 /// How a reply ended.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Everything the client was sent as text, in order.
+    /// The text the client was sent, in order, up to the relay's `keep_text` budget (for the
+    /// conversation memory or a JSON answer); beyond it text is relayed but not kept, so a
+    /// client that stops reading cannot grow the proxy's memory through its reply.
     pub text: String,
+    /// Bytes of text the client was sent, kept or not.
+    pub relayed_bytes: usize,
     /// The error shown to the user, if any.
     pub error: Option<String>,
     /// The client left (or its socket broke) before the reply ended.
@@ -40,11 +44,13 @@ pub enum Ending<'a> {
 }
 
 /// Relays `events` to `sink` until the upstream ends, fails, or `client_gone` resolves.
-/// Dropping `events` on return closes the upstream connection.
+/// Dropping `events` on return closes the upstream connection. At most `keep_text` bytes of the
+/// reply are kept in [`Outcome::text`].
 pub async fn relay<S, G>(
     mut events: EventStream,
     sink: &mut S,
     ending: Ending<'_>,
+    keep_text: usize,
     client_gone: G,
 ) -> Outcome
 where
@@ -96,7 +102,8 @@ where
                 outcome
                     .first_text_at
                     .get_or_insert_with(std::time::Instant::now);
-                outcome.text.push_str(&text);
+                outcome.relayed_bytes += text.len();
+                keep_prefix(&mut outcome.text, &text, keep_text);
                 continue;
             }
             Event::File { mime, src } => {
@@ -225,6 +232,20 @@ where
     Ok(2)
 }
 
+/// Appends as much of `text` to `kept` as fits in `budget` bytes, cut on a char boundary.
+fn keep_prefix(kept: &mut String, text: &str, budget: usize) {
+    let room = budget.saturating_sub(kept.len());
+    if text.len() <= room {
+        kept.push_str(text);
+        return;
+    }
+    let mut cut = room;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    kept.push_str(&text[..cut]);
+}
+
 fn split_first_char(text: &str) -> (&str, &str) {
     let cut = text.chars().next().map_or(0, char::len_utf8);
     text.split_at(cut)
@@ -243,11 +264,16 @@ mod tests {
     }
 
     async fn run(events: Vec<Event>) -> (Outcome, Vec<serde_json::Value>) {
+        run_keeping(events, usize::MAX).await
+    }
+
+    async fn run_keeping(events: Vec<Event>, keep: usize) -> (Outcome, Vec<serde_json::Value>) {
         let mut sink: Vec<String> = Vec::new();
         let outcome = relay(
             stream::iter(events).boxed(),
             &mut sink,
             Ending::StopKey("stop-key"),
+            keep,
             std::future::pending(),
         )
         .await;
@@ -318,12 +344,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn keeps_only_the_text_budget_but_relays_everything() {
+        let (outcome, _) = run_keeping(vec![Event::TextDelta("ab".into())], 3).await;
+        assert_eq!(outcome.text, "ab");
+        assert_eq!(outcome.relayed_bytes, 2);
+
+        let (outcome, frames) = run_keeping(vec![Event::TextDelta("abcdef".into())], 4).await;
+        assert_eq!(outcome.text, "abcd");
+        assert_eq!(outcome.relayed_bytes, 6);
+        assert_eq!(reassembled(&frames), "abcdef");
+
+        let mut kept = String::from("ab");
+        keep_prefix(&mut kept, "cé", 4);
+        assert_eq!(kept, "abc", "cut on the char boundary before the budget");
+        keep_prefix(&mut kept, "more", 4);
+        assert_eq!(kept, "abcm", "fills the budget exactly");
+        keep_prefix(&mut kept, "x", 4);
+        assert_eq!(kept, "abcm");
+    }
+
+    fn reassembled(frames: &[serde_json::Value]) -> String {
+        frames
+            .iter()
+            .filter_map(|f| f["text"].as_str())
+            .filter(|t| *t != "stop-key")
+            .collect()
+    }
+
+    #[tokio::test]
     async fn client_gone_stops_at_once() {
         let mut sink: Vec<String> = Vec::new();
         let outcome = relay(
             stream::pending().boxed(),
             &mut sink,
             Ending::StopKey("stop-key"),
+            usize::MAX,
             std::future::ready(()),
         )
         .await;

@@ -21,6 +21,22 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::OwnedSemaphorePermit;
 
+/// Most unsent bytes the kernel queues toward one client. Without a bound, Linux grows a
+/// socket's send buffer to megabytes, and a client that stops reading lets the proxy push that
+/// much more of the reply (and keep it) before backpressure reaches the upstream. A chat
+/// stream never needs more in flight than this.
+const CLIENT_UNSENT_BYTES: u32 = 16 * 1024;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn limit_unsent(stream: &tokio::net::TcpStream) {
+    if let Err(err) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(CLIENT_UNSENT_BYTES) {
+        tracing::debug!(%err, "TCP_NOTSENT_LOWAT not set");
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn limit_unsent(_stream: &tokio::net::TcpStream) {}
+
 /// An open client connection's share of the limits; an upgraded socket keeps it until it closes.
 pub struct ConnectionSlot {
     _permit: OwnedSemaphorePermit,
@@ -54,6 +70,7 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        limit_unsent(&stream);
         let app = app.clone();
         let connections = app.sessions.clone();
         connections.spawn(async move {
@@ -267,4 +284,22 @@ fn demo_page(app: &App) -> Response<Body> {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     response
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn client_sockets_bound_their_unsent_bytes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        limit_unsent(&accepted);
+        let lowat = socket2::SockRef::from(&accepted)
+            .tcp_notsent_lowat()
+            .expect("getsockopt");
+        assert_eq!(lowat, CLIENT_UNSENT_BYTES);
+    }
 }

@@ -142,7 +142,7 @@ pub fn reply_finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content
         histogram!("deepchat_proxy_first_token_seconds", "transport" => context.transport)
             .record(first.as_secs_f64());
     }
-    counter!("deepchat_proxy_relayed_bytes_total").increment(outcome.text.len() as u64);
+    counter!("deepchat_proxy_relayed_bytes_total").increment(outcome.relayed_bytes as u64);
     counter!("deepchat_proxy_relayed_frames_total").increment(outcome.text_frames as u64);
     if let Some(tokens) = outcome.usage.and_then(|u| u.output_tokens) {
         counter!("deepchat_proxy_output_tokens_total", "provider" => context.provider)
@@ -166,7 +166,7 @@ pub fn reply_finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content
         total_ms = total.as_millis() as u64,
         input_tokens,
         output_tokens,
-        chars = outcome.text.chars().count(),
+        bytes = outcome.relayed_bytes,
         frames = outcome.text_frames,
         error = outcome.error.as_deref(),
         question,

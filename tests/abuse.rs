@@ -235,6 +235,76 @@ async fn idle_sockets_are_closed_and_pings_are_sent() {
     assert!(saw_ping, "keepalive pings arrive before the idle close");
 }
 
+/// A reply of `chunks` deltas, one every 50 ms.
+fn slow_reply(chunks: usize) -> Reply {
+    let mut steps = Vec::new();
+    for i in 0..chunks {
+        steps.push(Step::Bytes(openai_chunk(&format!("t{i} "))));
+        steps.push(Step::Wait(Duration::from_millis(50)));
+    }
+    steps.push(Step::Bytes(b"data: [DONE]\n\n".to_vec()));
+    Reply::sse(steps)
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_mid_reply_is_dropped_by_the_keepalive() {
+    let upstream = MockUpstream::start().await;
+    let proxy = Proxy::openai(&upstream, &["--ping-interval", "1"], &[]).await;
+    let mut ws = connect(&proxy.ws_url()).await;
+    // 8 s of tokens: without the keepalive the whole reply fits the socket buffers and the
+    // upstream would run to its end.
+    upstream.push(slow_reply(160));
+    send_user(&mut ws, "then I stop reading").await;
+    let first = tokio::time::timeout(PATIENCE, ws.next())
+        .await
+        .expect("first frame");
+    assert!(matches!(first, Some(Ok(Message::Text(_)))), "{first:?}");
+    let stopped_reading = std::time::Instant::now();
+    // Not polled from here on, so the proxy's pings go unanswered.
+    let closed = upstream.wait_closed(1).await;
+    let after = closed.duration_since(stopped_reading);
+    assert!(
+        after < Duration::from_millis(3500),
+        "upstream closed {after:?} after the client stopped reading"
+    );
+    drop(ws);
+}
+
+#[tokio::test]
+async fn a_client_that_reads_keeps_a_reply_longer_than_the_ping_interval() {
+    let upstream = MockUpstream::start().await;
+    let proxy = Proxy::openai(&upstream, &["--ping-interval", "1"], &[]).await;
+    let mut ws = connect(&proxy.ws_url()).await;
+    upstream.push(slow_reply(60));
+    send_user(&mut ws, "a long answer please").await;
+    let mut text = String::new();
+    let mut pings = 0;
+    loop {
+        let message = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("frame within patience")
+            .expect("socket open")
+            .expect("frame");
+        match message {
+            // tokio-tungstenite answers with a pong as it reads, as browsers do.
+            Message::Ping(_) => pings += 1,
+            Message::Text(frame) => {
+                let frame: serde_json::Value = serde_json::from_str(frame.as_str()).expect("json");
+                assert!(frame.get("error").is_none(), "{frame}");
+                match frame["text"].as_str() {
+                    Some(STOP) => break,
+                    Some(part) => text.push_str(part),
+                    None => panic!("unexpected frame {frame}"),
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let expected: String = (0..60).map(|i| format!("t{i} ")).collect();
+    assert_eq!(text, expected);
+    assert!(pings >= 2, "pings ride along with a 3 s reply: {pings}");
+}
+
 #[tokio::test]
 async fn first_byte_chunk_and_reply_timeouts_end_with_an_error_and_the_stop_key() {
     let upstream = MockUpstream::start().await;

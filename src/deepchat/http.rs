@@ -66,8 +66,16 @@ pub async fn handle(
 
     // The reply is buffered whole; if the client disconnects, hyper drops this future and with
     // it the upstream stream.
+    // The JSON answer is the whole text, so all of it is kept.
     let mut discard = futures_util::sink::drain();
-    let outcome = relay::relay(events, &mut discard, Ending::Close, std::future::pending()).await;
+    let outcome = relay::relay(
+        events,
+        &mut discard,
+        Ending::Close,
+        usize::MAX,
+        std::future::pending(),
+    )
+    .await;
     drop(streaming);
     let context = app.reply_context("http-json", started, ws::newest_text(&conversation));
     telemetry::reply_finished(&context, &outcome, app.config.log_content);

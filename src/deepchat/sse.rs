@@ -37,7 +37,13 @@ pub fn respond(
             sender.send(event(&frame)).await.map(|_| sender)
         });
         let mut sink = std::pin::pin!(sink);
-        let outcome = relay::relay(events, &mut sink, Ending::Close, async move {
+        // HTTP has no conversation memory: the text is kept only to be logged.
+        let keep_text = if app.config.log_content {
+            app.config.limits.reply_memory_bytes()
+        } else {
+            0
+        };
+        let outcome = relay::relay(events, &mut sink, Ending::Close, keep_text, async move {
             watcher.closed().await
         })
         .await;

@@ -17,9 +17,11 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -163,7 +165,11 @@ enum Next {
 /// Serves one socket: requests in order, one streamed reply each, memory of the dialogue.
 async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
     let (sink, mut incoming) = socket.split();
-    let mut sink = TextSink(sink);
+    let mut sink = TextSink {
+        inner: sink,
+        keepalive: None,
+        ping_owed: false,
+    };
     let mut history = History::new(app.config.history_limit);
     let mut queued: VecDeque<Pending> = VecDeque::new();
     let limits = &app.config.limits;
@@ -190,7 +196,7 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
                     code,
                     reason: reason.into(),
                 };
-                let _ = sink.0.send(Message::Close(Some(frame))).await;
+                let _ = sink.inner.send(Message::Close(Some(frame))).await;
                 return;
             }
             Next::Gone => return,
@@ -216,13 +222,28 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
         let conversation = app.conversation(history.begin(turns));
         let _streaming = telemetry::Active::stream();
         let events = app.start_reply(&conversation).await;
-        // Polled only when the socket signals, not once per upstream token.
+        let keepalive = limits
+            .ping_interval
+            .map(|every| Arc::new(Keepalive::new(every)));
+        sink.keepalive = keepalive.clone();
+        sink.ping_owed = false;
+        // Polled only when the socket signals (or the keepalive check is due), not once per
+        // upstream token.
         let client_gone = OnWake::new(watch_client(
             &mut incoming,
             &mut queued,
             limits.max_streams_per_connection,
+            keepalive,
         ));
-        let outcome = relay::relay(events, &mut sink, Ending::StopKey(stop_key), client_gone).await;
+        let outcome = relay::relay(
+            events,
+            &mut sink,
+            Ending::StopKey(stop_key),
+            limits.reply_memory_bytes(),
+            client_gone,
+        )
+        .await;
+        sink.keepalive = None;
         let context = app.reply_context("websocket", started, newest_text(&conversation));
         telemetry::reply_finished(&context, &outcome, app.config.log_content);
         if outcome.cancelled {
@@ -254,7 +275,7 @@ async fn wait_for_request(
                     tracing::debug!("websocket peer stopped answering pings");
                     return Next::Gone;
                 }
-                if sink.0.send(Message::Ping(Default::default())).await.is_err() {
+                if sink.inner.send(Message::Ping(Default::default())).await.is_err() {
                     return Next::Gone;
                 }
                 continue;
@@ -283,14 +304,33 @@ async fn wait_for_request(
     }
 }
 
-/// Resolves when the client leaves; meanwhile queues requests that arrive during a reply.
+/// Resolves when the client leaves, or stops answering the pings sent during the reply;
+/// meanwhile queues requests that arrive during a reply.
 async fn watch_client(
     incoming: &mut SplitStream<Socket>,
     queued: &mut VecDeque<Pending>,
     limit: usize,
+    keepalive: Option<Arc<Keepalive>>,
 ) {
+    let check_every = keepalive
+        .as_ref()
+        .map_or(Duration::from_secs(86_400), |k| k.interval / 2);
+    let mut checks = tokio::time::interval_at(Instant::now() + check_every, check_every);
     loop {
-        match incoming.next().await {
+        let next = tokio::select! {
+            next = incoming.next() => next,
+            _ = checks.tick(), if keepalive.is_some() => {
+                if keepalive.as_ref().is_some_and(|k| k.overdue()) {
+                    tracing::info!("websocket client stopped answering pings during a reply; ending it");
+                    return;
+                }
+                continue;
+            }
+        };
+        if let Some(keepalive) = &keepalive {
+            keepalive.answered();
+        }
+        match next {
             Some(Ok(Message::Text(text))) => {
                 // The running reply counts as one of the connection's streams.
                 if queued.len() + 1 >= limit {
@@ -325,26 +365,98 @@ where
     sink.send(Frame::Text(stop_key).to_json()).await
 }
 
-/// Adapts the socket's sink to the relay's `Sink<String>` of JSON frames.
-struct TextSink(SplitSink<Socket, Message>);
+/// Keepalive during a reply. A peer that vanished, or a client that stopped reading, would
+/// otherwise hold the reply (and the paid upstream stream) until the send buffer fills or the
+/// reply times out. Pings ride along with the reply's frames; a ping that stays unanswered, or
+/// cannot even be written, for one interval ends the reply.
+struct Keepalive {
+    interval: Duration,
+    started: Instant,
+    /// Milliseconds after `started` (+1) at which the oldest unanswered ping fell due; 0 = none.
+    unanswered_since: AtomicU64,
+    /// When the next ping falls due, in the same unit.
+    next_ping: AtomicU64,
+}
+
+impl Keepalive {
+    fn new(interval: Duration) -> Self {
+        let started = Instant::now();
+        Keepalive {
+            interval,
+            started,
+            unanswered_since: AtomicU64::new(0),
+            next_ping: AtomicU64::new(millis(interval) + 1),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        millis(self.started.elapsed()) + 1
+    }
+
+    /// True (and the next ping scheduled) when a ping should go out now.
+    fn ping_due(&self) -> bool {
+        let now = self.now();
+        if now < self.next_ping.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.next_ping
+            .store(now + millis(self.interval), Ordering::Relaxed);
+        let _ =
+            self.unanswered_since
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        true
+    }
+
+    /// The client sent something: it is alive and reading.
+    fn answered(&self) {
+        self.unanswered_since.store(0, Ordering::Relaxed);
+    }
+
+    fn overdue(&self) -> bool {
+        let since = self.unanswered_since.load(Ordering::Relaxed);
+        since != 0 && self.now().saturating_sub(since) >= millis(self.interval)
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX / 2)
+}
+
+/// Adapts the socket's sink to the relay's `Sink<String>` of JSON frames, sending a
+/// keepalive ping before a frame when one is due.
+struct TextSink {
+    inner: SplitSink<Socket, Message>,
+    keepalive: Option<Arc<Keepalive>>,
+    /// A ping fell due and goes out before the next frame.
+    ping_owed: bool,
+}
 
 impl Sink<String> for TextSink {
     type Error = tokio_tungstenite::tungstenite::Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready_unpin(cx)
+        let this = &mut *self;
+        // Marked unanswered when due, before the write: a ping that cannot be written counts.
+        this.ping_owed |= this.keepalive.as_ref().is_some_and(|k| k.ping_due());
+        if this.ping_owed {
+            ready!(this.inner.poll_ready_unpin(cx))?;
+            this.inner
+                .start_send_unpin(Message::Ping(Default::default()))?;
+            this.ping_owed = false;
+        }
+        this.inner.poll_ready_unpin(cx)
     }
 
     fn start_send(mut self: Pin<&mut Self>, item: String) -> Result<(), Self::Error> {
-        self.0.start_send_unpin(Message::text(item))
+        self.inner.start_send_unpin(Message::text(item))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_flush_unpin(cx)
+        self.inner.poll_flush_unpin(cx)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_close_unpin(cx)
+        self.inner.poll_close_unpin(cx)
     }
 }
 

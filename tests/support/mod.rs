@@ -177,7 +177,7 @@ impl Received {
 struct MockState {
     replies: VecDeque<Reply>,
     received: Vec<Received>,
-    /// When each held response noticed its client had gone.
+    /// When each response noticed its client had gone.
     closed_at: Vec<Instant>,
 }
 
@@ -233,7 +233,16 @@ impl MockUpstream {
         self.received()
     }
 
-    /// Waits until `n` held responses saw their client go away; returns when that happened.
+    fn note_closed(&self) {
+        self.state
+            .lock()
+            .expect("lock")
+            .closed_at
+            .push(Instant::now());
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until `n` responses saw their client go away; returns when that happened.
     pub async fn wait_closed(&self, n: usize) -> Instant {
         self.wait_for(|s| s.closed_at.len() >= n).await;
         self.state.lock().expect("lock").closed_at[n - 1]
@@ -298,6 +307,7 @@ impl MockUpstream {
                 match step {
                     Step::Bytes(bytes) => {
                         if tx.send(Ok(Frame::data(Bytes::from(bytes)))).await.is_err() {
+                            mock.note_closed();
                             return;
                         }
                     }
@@ -309,12 +319,7 @@ impl MockUpstream {
                     Step::HoldUntilClosed => loop {
                         let ping = Frame::data(Bytes::from_static(b": keep-alive\n\n"));
                         if tx.send(Ok(ping)).await.is_err() {
-                            mock.state
-                                .lock()
-                                .expect("lock")
-                                .closed_at
-                                .push(Instant::now());
-                            mock.changed.notify_waiters();
+                            mock.note_closed();
                             return;
                         }
                         tokio::time::sleep(Duration::from_millis(5)).await;
