@@ -259,4 +259,18 @@ describe('connection options', () => {
     snap = await chat.waitForAiReplies(1);
     assert.equal(snap.messages[1].text, 'Custom path works.');
   }));
+
+  test('--ping-interval 1: Chromium answers the pings sent during a reply 3 s long', async (t) => suite.run(t, async ({ mock, startProxy, openChat }) => {
+    // Pings ride along with a reply's frames; one unanswered for an interval ends the reply.
+    // A browser answers them itself, so a long reply must arrive whole and without an error.
+    const proxy = await startProxy({ provider: openaiProvider(mock), global: ['--ping-interval', '1'] });
+    const parts = Array.from({ length: 40 }, (_, i) => `w${i} `);
+    mock.enqueue({ events: parts.flatMap((p) => [p, { delay: 75 }]) });
+    const chat = await openChat(proxy);
+    await chat.send('Take your time');
+    const snap = await chat.waitForAiReplies(1, { timeout: 20_000 });
+    assert.equal(snap.messages[1].text, parts.join(''), 'the whole reply, nothing cut');
+    assert.equal(snap.bubbles.filter((b) => b.kind === 'error').length, 0, 'no error shown');
+    assert.equal(mock.requests.length, 1);
+  }));
 });
