@@ -190,6 +190,12 @@ pub struct Cli {
     )]
     pub retries: u32,
 
+    /// Speak HTTP/2 to the upstream without negotiating it (h2c "prior knowledge" for an
+    /// http:// upstream, e.g. a service-mesh sidecar): all replies share a few connections
+    /// instead of one each. https:// upstreams that offer HTTP/2 get it without this flag.
+    #[arg(long, env = "DEEPCHAT_PROXY_UPSTREAM_HTTP2", help_heading = "Upstream")]
+    pub upstream_http2: bool,
+
     /// Serve /healthz, /readyz and /metrics on this address instead of the main listener.
     #[arg(
         long,

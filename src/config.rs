@@ -115,6 +115,8 @@ pub struct UpstreamPolicy {
     pub chunk_timeout: Duration,
     pub reply_timeout: Duration,
     pub retries: u32,
+    /// HTTP/2 without negotiation (`--upstream-http2`).
+    pub http2_only: bool,
 }
 
 /// Everything the server needs, validated.
@@ -210,6 +212,7 @@ impl Config {
                 chunk_timeout: secs(cli.chunk_timeout.max(1)),
                 reply_timeout: secs(cli.reply_timeout.max(1)),
                 retries: cli.retries,
+                http2_only: cli.upstream_http2,
             },
             drain_timeout: secs(cli.drain_timeout),
             origins: OriginPolicy::from_flags(&cli.allow_origins),

@@ -158,6 +158,7 @@ pub fn openai_chunk(delta: &str) -> Vec<u8> {
 /// What the mock saw of one request.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub version: hyper::Version,
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -179,6 +180,8 @@ struct MockState {
     received: Vec<Received>,
     /// When each response noticed its client had gone.
     closed_at: Vec<Instant>,
+    /// TCP connections accepted.
+    connections: usize,
 }
 
 /// A scripted upstream on 127.0.0.1:0: replies are served in the order they were queued.
@@ -200,15 +203,19 @@ impl MockUpstream {
         let server = mock.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                server.state.lock().expect("lock").connections += 1;
                 let mock = server.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let mock = mock.clone();
                         async move { Ok::<_, std::convert::Infallible>(mock.respond(request).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
+                    // HTTP/1.1, or HTTP/2 when the client opens with its preface (h2c).
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
                 });
             }
         });
@@ -221,6 +228,10 @@ impl MockUpstream {
 
     pub fn received(&self) -> Vec<Received> {
         self.state.lock().expect("lock").received.clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.state.lock().expect("lock").connections
     }
 
     pub fn closed_count(&self) -> usize {
@@ -266,6 +277,7 @@ impl MockUpstream {
         &self,
         request: hyper::Request<hyper::body::Incoming>,
     ) -> hyper::Response<http_body_util::combinators::BoxBody<Bytes, std::io::Error>> {
+        let version = request.version();
         let method = request.method().to_string();
         let path = request
             .uri()
@@ -287,6 +299,7 @@ impl MockUpstream {
         let reply = {
             let mut state = self.state.lock().expect("lock");
             state.received.push(Received {
+                version,
                 method,
                 path,
                 headers,
