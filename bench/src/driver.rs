@@ -269,8 +269,20 @@ async fn run_scenario(
         _ => Vec::new(),
     };
     let mock = Mock::start(&args.out, &scenario.name, lifetime, &mock_args).await?;
-    let mut proxy =
-        Proxy::start(&args.proxy, mock.addr, &args.out, &scenario.name, lifetime).await?;
+    let proxy_flags: &[&str] = if scenario.upstream_http2 {
+        &["--upstream-http2"]
+    } else {
+        &[]
+    };
+    let mut proxy = Proxy::start(
+        &args.proxy,
+        mock.addr,
+        &args.out,
+        &scenario.name,
+        lifetime,
+        proxy_flags,
+    )
+    .await?;
     let outcome = match scenario.kind {
         Kind::Idle { sockets } => Outcome::Idle(run_idle(&proxy, sockets).await),
         Kind::Stalled {

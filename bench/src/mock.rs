@@ -16,7 +16,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -32,6 +33,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpSocket;
 use tokio::time::{Instant, Sleep};
+
+/// Streams one HTTP/2 connection may carry at once: more than any scenario opens.
+const MAX_H2_STREAMS: u32 = 100_000;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -135,9 +139,11 @@ async fn serve(args: Args) -> std::io::Result<()> {
             let service = hyper::service::service_fn(move |request| {
                 respond(request, registry.clone(), on_request.clone())
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(io), service)
-                .await;
+            // HTTP/1.1, or HTTP/2 when the client opens with its preface (the proxy with
+            // `--upstream-http2`): then one connection carries every stream.
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http2().max_concurrent_streams(MAX_H2_STREAMS);
+            let _ = builder.serve_connection(TokioIo::new(io), service).await;
             // The connection is gone (done, or closed by the peer): a reply still running on it
             // was cut off.
             if let Some(stream) = connection.current() {

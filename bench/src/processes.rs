@@ -73,6 +73,7 @@ impl Proxy {
         out: &Path,
         name: &str,
         lifetime: Duration,
+        global_flags: &[&str],
     ) -> Result<Proxy, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -83,7 +84,9 @@ impl Proxy {
         let mut wrapper = Command::new("timeout")
             .args(["-s", "KILL", &lifetime.as_secs().to_string()])
             .arg(binary)
-            .args(["--listen", &addr.to_string(), "openai"])
+            .args(["--listen", &addr.to_string()])
+            .args(global_flags)
+            .arg("openai")
             .args([
                 "--base-url",
                 &format!("http://{mock}/v1"),

@@ -107,8 +107,13 @@ fn describe(result: &ScenarioResult) -> String {
                 }
                 Shape::Burst => ", all connecting at once".to_owned(),
             };
+            let upstream = if result.scenario.upstream_http2 {
+                "; the proxy reaches the mock over one HTTP/2 (h2c) connection"
+            } else {
+                ""
+            };
             format!(
-                "{} streams × {tokens} tokens {pace}{start}",
+                "{} streams × {tokens} tokens {pace}{start}{upstream}",
                 thousands(*streams)
             )
         }

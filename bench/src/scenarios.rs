@@ -49,6 +49,18 @@ pub enum Kind {
 pub struct Scenario {
     pub name: String,
     pub kind: Kind,
+    /// The proxy runs with `--upstream-http2`: every stream shares one h2c connection to the
+    /// mock instead of holding its own socket.
+    pub upstream_http2: bool,
+}
+
+impl Scenario {
+    /// The same scenario over HTTP/2 to the upstream, named `h2-<name>`.
+    fn over_http2(mut self) -> Scenario {
+        self.name = format!("h2-{}", self.name);
+        self.upstream_http2 = true;
+        self
+    }
 }
 
 fn streams(name: &str, streams: usize, tokens: u32, rate: u32, shape: Shape) -> Scenario {
@@ -60,6 +72,7 @@ fn streams(name: &str, streams: usize, tokens: u32, rate: u32, shape: Shape) -> 
             rate,
             shape,
         },
+        upstream_http2: false,
     }
 }
 
@@ -67,6 +80,7 @@ fn idle(name: &str, sockets: usize) -> Scenario {
     Scenario {
         name: name.to_owned(),
         kind: Kind::Idle { sockets },
+        upstream_http2: false,
     }
 }
 
@@ -81,6 +95,7 @@ fn stalled(name: &str, clients: usize, hold_s: u64) -> Scenario {
             tokens: 1_000_000,
             hold_s,
         },
+        upstream_http2: false,
     }
 }
 
@@ -96,6 +111,7 @@ pub fn scenarios(mode: Mode) -> Vec<Scenario> {
             streams("burst-5", 5, 20, 100, Shape::Burst),
             streams("flood-5", 5, 500, 0, Shape::Burst),
             stalled("stalled-20", 20, 4),
+            streams("steady-5", 5, 20, 100, steady(100)).over_http2(),
         ],
         Mode::Full => vec![
             idle("idle-1000", 1_000),
@@ -111,6 +127,11 @@ pub fn scenarios(mode: Mode) -> Vec<Scenario> {
             // On two cores the proxy needs 8–10 s to fill 1,000 clients' socket paths; the
             // hold is long enough that most of its last half comes after that.
             stalled("stalled-1000", 1_000, 15),
+            // One upstream socket for all streams: 10,000 streams then need 10,000 descriptors
+            // in the proxy instead of 20,000 (this machine's hard limit).
+            streams("steady-1000", 1_000, 250, 50, steady(2_000)).over_http2(),
+            streams("steady-10000", 10_000, 40, 5, steady(4_000)).over_http2(),
+            streams("burst-10000", 10_000, 20, 5, Shape::Burst).over_http2(),
         ],
     }
 }
