@@ -43,6 +43,10 @@ pub struct FramingError(pub String);
 /// Large enough for an inline image in one event.
 pub const MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
 
+/// Longest SSE event (all its lines) accepted: an upstream that sends `data:` lines without
+/// ever ending the event would otherwise grow the SSE parser's buffer until the reply times out.
+pub const MAX_EVENT_BYTES: usize = 2 * MAX_LINE_BYTES;
+
 /// Frames `body` according to `framing`. Transport errors end the stream with a [`FramingError`].
 pub fn messages<S, E>(
     framing: Framing,
@@ -54,7 +58,7 @@ where
 {
     let lines = complete_lines(body);
     match framing {
-        Framing::Sse => lines
+        Framing::Sse => bounded_events(lines)
             .eventsource()
             .map(|item| match item {
                 // The SSE default name "message" means unnamed: decoders only match real names.
@@ -154,6 +158,49 @@ where
             return Some((Ok(text), state));
         }
     })
+}
+
+/// Ends SSE with an error once an event runs past [`MAX_EVENT_BYTES`]. Every chunk holds
+/// whole lines, so a blank line (the end of an event) never straddles two chunks.
+fn bounded_events<S>(lines: S) -> impl Stream<Item = Result<String, FramingError>> + Send
+where
+    S: Stream<Item = Result<String, FramingError>> + Send,
+{
+    lines.scan((0usize, false), |(open, failed), item| {
+        let out = match item {
+            _ if *failed => None,
+            Ok(text) => {
+                *open = open_event_bytes(&text).unwrap_or(*open + text.len());
+                if *open > MAX_EVENT_BYTES {
+                    *failed = true;
+                    let err = format!("upstream event longer than {MAX_EVENT_BYTES} bytes");
+                    Some(Err(FramingError(err)))
+                } else {
+                    Some(Ok(text))
+                }
+            }
+            Err(err) => Some(Err(err)),
+        };
+        std::future::ready(out)
+    })
+}
+
+/// Bytes after the last blank line in `text` (whole lines, following a line end), if any.
+fn open_event_bytes(text: &str) -> Option<usize> {
+    let inside = [
+        text.rfind("\n\n").map(|i| i + 2),
+        text.rfind("\n\r\n").map(|i| i + 3),
+    ];
+    let end = inside.into_iter().flatten().max().or_else(|| {
+        if text.starts_with('\n') {
+            Some(1)
+        } else if text.starts_with("\r\n") {
+            Some(2)
+        } else {
+            None
+        }
+    })?;
+    Some(text.len() - end)
 }
 
 /// The whole lines before any invalid UTF-8, and the error if there was some.
@@ -263,6 +310,54 @@ mod tests {
                 "{framing:?}: {out:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_sse_event_that_never_ends_is_refused_at_the_limit() {
+        let line = format!("data: {}\n", "x".repeat(64 * 1024));
+        let mut chunks = vec![b"data: first\n\n".to_vec()];
+        chunks.extend(std::iter::repeat_n(
+            line.as_bytes().to_vec(),
+            MAX_EVENT_BYTES / line.len() + 2,
+        ));
+        let out = frame_chunks(Framing::Sse, chunks);
+        assert_eq!(out.first(), Some(&Ok(Message::data("first"))), "{out:?}");
+        assert_eq!(out.len(), 2);
+        assert!(
+            matches!(&out[1], Err(e) if e.0.contains("event longer than")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn many_events_adding_up_past_the_event_limit_are_fine() {
+        // Blank lines at the start of a chunk, inside it, and with CRLF all end events.
+        let event = format!("data: {}\n", "y".repeat(64 * 1024));
+        let chunks: Vec<Vec<u8>> = (0..(MAX_EVENT_BYTES / event.len()) * 3)
+            .map(|i| match i % 3 {
+                0 => format!("{event}\n"),
+                1 => event.clone(),
+                _ => format!("\r\n{event}\r\n"),
+            })
+            .map(String::into_bytes)
+            .collect();
+        let out = frame_chunks(Framing::Sse, chunks);
+        assert!(out.iter().all(Result::is_ok), "no error");
+        assert!(
+            out.len() >= MAX_EVENT_BYTES / event.len() * 2,
+            "{}",
+            out.len()
+        );
+    }
+
+    #[test]
+    fn open_event_bytes_finds_the_last_blank_line() {
+        assert_eq!(open_event_bytes("data: a\n"), None);
+        assert_eq!(open_event_bytes("\ndata: a\n"), Some(8));
+        assert_eq!(open_event_bytes("\r\ndata: a\n"), Some(8));
+        assert_eq!(open_event_bytes("data: a\n\ndata: bb\n"), Some(9));
+        assert_eq!(open_event_bytes("data: a\r\n\r\n"), Some(0));
+        assert_eq!(open_event_bytes("\n"), Some(0));
     }
 
     #[test]
