@@ -8,6 +8,7 @@ use crate::ratelimit::RateLimiter;
 use crate::relay;
 use crate::telemetry::{self, ReplyContext};
 use crate::upstream::{self, EventStream};
+use crate::upstream_pool::UpstreamPool;
 use deepchat_adapters::{Conversation, Turn};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use tokio_util::task::TaskTracker;
 pub struct App {
     pub config: Config,
     /// One pooled client for every reply, so connections to the upstream are reused.
-    pub client: reqwest::Client,
+    pub upstream: UpstreamPool,
     /// Upgraded sockets and SSE relays leave hyper's tracking; shutdown waits for these.
     pub sessions: TaskTracker,
     /// Cancelled on SIGTERM/SIGINT: idle sessions close, busy ones finish their reply first.
@@ -39,7 +40,7 @@ pub struct App {
 impl App {
     pub fn new(config: Config) -> Self {
         App {
-            client: upstream::client(&config.upstream),
+            upstream: UpstreamPool::new(config.upstream),
             sessions: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             force_stop: CancellationToken::new(),
@@ -92,7 +93,7 @@ impl App {
     pub async fn start_reply(&self, conversation: &Conversation) -> EventStream {
         let events = match &self.config.provider {
             ProviderConfig::Http(http) => {
-                upstream::open(&self.client, http, conversation, &self.config.upstream).await
+                upstream::open(&self.upstream, http, conversation, &self.config.upstream).await
             }
             ProviderConfig::Demo(demo) => demo::stream_reply(conversation, demo.token_interval),
         };

@@ -196,6 +196,17 @@ pub struct Cli {
     #[arg(long, env = "DEEPCHAT_PROXY_UPSTREAM_HTTP2", help_heading = "Upstream")]
     pub upstream_http2: bool,
 
+    /// Most replies sharing one HTTP/2 upstream connection; more open another connection
+    /// (servers may refuse over 100 concurrent streams, and a refused reply would wait).
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_UPSTREAM_STREAMS_PER_CONNECTION",
+        default_value_t = 100,
+        value_name = "N",
+        help_heading = "Upstream"
+    )]
+    pub upstream_streams_per_connection: usize,
+
     /// Serve /healthz, /readyz and /metrics on this address instead of the main listener.
     #[arg(
         long,

@@ -117,6 +117,8 @@ pub struct UpstreamPolicy {
     pub retries: u32,
     /// HTTP/2 without negotiation (`--upstream-http2`).
     pub http2_only: bool,
+    /// Most replies sharing one HTTP/2 connection.
+    pub streams_per_connection: usize,
 }
 
 /// Everything the server needs, validated.
@@ -213,6 +215,7 @@ impl Config {
                 reply_timeout: secs(cli.reply_timeout.max(1)),
                 retries: cli.retries,
                 http2_only: cli.upstream_http2,
+                streams_per_connection: cli.upstream_streams_per_connection.max(1),
             },
             drain_timeout: secs(cli.drain_timeout),
             origins: OriginPolicy::from_flags(&cli.allow_origins),

@@ -20,6 +20,7 @@ pub mod relay;
 pub mod server;
 pub mod telemetry;
 pub mod upstream;
+pub mod upstream_pool;
 
 pub use app::App;
 pub use config::Config;

@@ -4,6 +4,7 @@
 
 use crate::config::{HttpUpstream, UpstreamPolicy};
 use crate::telemetry;
+use crate::upstream_pool::{Lease, UpstreamPool};
 use deepchat_adapters::{framing, Adapter, Conversation, Event, UpstreamRequest};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use std::collections::VecDeque;
@@ -64,7 +65,7 @@ struct Failure {
 /// Failures before the response starts (connect errors, 429, 5xx, first-byte timeout) are
 /// retried, since nothing has reached the browser yet.
 pub async fn open(
-    client: &reqwest::Client,
+    pool: &UpstreamPool,
     upstream: &HttpUpstream,
     conversation: &Conversation,
     policy: &UpstreamPolicy,
@@ -75,52 +76,56 @@ pub async fn open(
         Ok(request) => request,
         Err(err) => return single_error(err.to_string()),
     };
+    // Held by the reply's stream: its connection counts it until the stream is dropped.
+    let lease = pool.lease();
     let mut attempt = 0;
     loop {
         let started = Instant::now();
-        let failure =
-            match tokio::time::timeout(policy.first_byte_timeout, send(client, &request)).await {
-                Err(_) => Failure {
-                    kind: "timeout".into(),
-                    message: format!(
-                        "the {} upstream did not answer within {} s",
-                        adapter.name(),
-                        policy.first_byte_timeout.as_secs()
-                    ),
-                    retryable: true,
-                    retry_after: None,
-                },
-                Ok(Err(err)) => Failure {
-                    kind: if err.is_timeout() {
-                        "timeout"
-                    } else {
-                        "connect"
-                    }
-                    .into(),
-                    message: format!(
-                        "could not reach the {} upstream: {}",
-                        adapter.name(),
-                        describe_reqwest_error(&err)
-                    ),
-                    retryable: err.is_connect() || err.is_timeout(),
-                    retry_after: None,
-                },
-                Ok(Ok(response)) if response.status().is_success() => {
-                    let first_deadline = started + policy.first_byte_timeout;
-                    return events(response, adapter, key, first_deadline, policy.chunk_timeout);
+        let sent = send(lease.client(), &request);
+        let failure = match tokio::time::timeout(policy.first_byte_timeout, sent).await {
+            Err(_) => Failure {
+                kind: "timeout".into(),
+                message: format!(
+                    "the {} upstream did not answer within {} s",
+                    adapter.name(),
+                    policy.first_byte_timeout.as_secs()
+                ),
+                retryable: true,
+                retry_after: None,
+            },
+            Ok(Err(err)) => Failure {
+                kind: if err.is_timeout() {
+                    "timeout"
+                } else {
+                    "connect"
                 }
-                Ok(Ok(response)) => {
-                    let status = response.status().as_u16();
-                    let retry_after = retry_after(response.headers());
-                    let body = read_limited(response, MAX_ERROR_BODY).await;
-                    Failure {
-                        kind: status.to_string(),
-                        message: scrub(adapter.error_message(status, &body), key.as_deref()),
-                        retryable: status == 429 || (500..=599).contains(&status) && status != 501,
-                        retry_after,
-                    }
+                .into(),
+                message: format!(
+                    "could not reach the {} upstream: {}",
+                    adapter.name(),
+                    describe_reqwest_error(&err)
+                ),
+                retryable: err.is_connect() || err.is_timeout(),
+                retry_after: None,
+            },
+            Ok(Ok(response)) if response.status().is_success() => {
+                pool.saw_version(response.version());
+                let first_deadline = started + policy.first_byte_timeout;
+                let chunk_timeout = policy.chunk_timeout;
+                return events(response, adapter, key, first_deadline, chunk_timeout, lease);
+            }
+            Ok(Ok(response)) => {
+                let status = response.status().as_u16();
+                let retry_after = retry_after(response.headers());
+                let body = read_limited(response, MAX_ERROR_BODY).await;
+                Failure {
+                    kind: status.to_string(),
+                    message: scrub(adapter.error_message(status, &body), key.as_deref()),
+                    retryable: status == 429 || (500..=599).contains(&status) && status != 501,
+                    retry_after,
                 }
-            };
+            }
+        };
         telemetry::upstream_error(adapter.name(), &failure.kind);
         let wait = backoff(attempt, failure.retry_after);
         if !failure.retryable || attempt >= policy.retries || wait > MAX_RETRY_WAIT {
@@ -174,6 +179,7 @@ fn events(
     key: Option<String>,
     first_deadline: Instant,
     chunk_timeout: Duration,
+    lease: Lease,
 ) -> EventStream {
     struct State {
         messages: BoxStream<'static, Result<framing::Message, framing::FramingError>>,
@@ -186,6 +192,7 @@ fn events(
         /// No body data yet: the timer runs to the first-byte deadline.
         first: bool,
         ended: bool,
+        _lease: Lease,
     }
     let state = State {
         messages: framing::messages(adapter.framing(), response.bytes_stream()),
@@ -195,6 +202,7 @@ fn events(
         timer: Box::pin(tokio::time::sleep_until(first_deadline.into())),
         first: true,
         ended: false,
+        _lease: lease,
     };
     stream::unfold(state, move |mut state| async move {
         loop {

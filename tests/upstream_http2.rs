@@ -47,6 +47,40 @@ async fn replies_share_one_http2_connection() {
 }
 
 #[tokio::test]
+async fn a_server_stream_limit_opens_another_connection_instead_of_queueing() {
+    // The server takes one stream per connection; hyper would queue the second reply behind
+    // the first (2 s) on a shared connection.
+    let upstream = MockUpstream::start_with_h2_streams(1).await;
+    let proxy = Proxy::openai(
+        &upstream,
+        &["--upstream-http2", "--upstream-streams-per-connection", "1"],
+        &[],
+    )
+    .await;
+    upstream.push(Reply::sse(vec![
+        Step::Bytes(openai_chunk("slow")),
+        Step::Wait(Duration::from_secs(2)),
+        Step::Bytes(b"data: [DONE]\n\n".to_vec()),
+    ]));
+    let mut slow = connect(&proxy.ws_url()).await;
+    send_user(&mut slow, "take your time").await;
+    upstream.wait_requests(1).await;
+
+    upstream.push(Reply::openai_text(&["quick"]));
+    let mut quick = connect(&proxy.ws_url()).await;
+    let asked = std::time::Instant::now();
+    send_user(&mut quick, "quick one").await;
+    assert_eq!(reply_text(&read_reply(&mut quick, STOP).await), "quick");
+    let waited = asked.elapsed();
+    assert!(
+        waited < Duration::from_millis(1500),
+        "the second reply waited {waited:?} behind the first"
+    );
+    assert_eq!(upstream.connections(), 2);
+    assert_eq!(reply_text(&read_reply(&mut slow, STOP).await), "slow");
+}
+
+#[tokio::test]
 async fn stalled_readers_do_not_freeze_other_replies_on_the_connection() {
     let upstream = MockUpstream::start().await;
     let proxy = Proxy::openai(&upstream, &["--upstream-http2"], &[]).await;

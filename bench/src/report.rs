@@ -108,7 +108,7 @@ fn describe(result: &ScenarioResult) -> String {
                 Shape::Burst => ", all connecting at once".to_owned(),
             };
             let upstream = if result.scenario.upstream_http2 {
-                "; the proxy reaches the mock over one HTTP/2 (h2c) connection"
+                "; the proxy reaches the mock over HTTP/2 (h2c)"
             } else {
                 ""
             };

@@ -49,8 +49,8 @@ pub enum Kind {
 pub struct Scenario {
     pub name: String,
     pub kind: Kind,
-    /// The proxy runs with `--upstream-http2`: every stream shares one h2c connection to the
-    /// mock instead of holding its own socket.
+    /// The proxy runs with `--upstream-http2`: streams share h2c connections to the mock (up
+    /// to `--upstream-streams-per-connection` each) instead of holding a socket each.
     pub upstream_http2: bool,
 }
 
@@ -127,8 +127,8 @@ pub fn scenarios(mode: Mode) -> Vec<Scenario> {
             // On two cores the proxy needs 8–10 s to fill 1,000 clients' socket paths; the
             // hold is long enough that most of its last half comes after that.
             stalled("stalled-1000", 1_000, 15),
-            // One upstream socket for all streams: 10,000 streams then need 10,000 descriptors
-            // in the proxy instead of 20,000 (this machine's hard limit).
+            // Shared upstream sockets: 10,000 streams then need about 10,100 descriptors in the
+            // proxy instead of 20,000 (this machine's hard limit).
             streams("steady-1000", 1_000, 250, 50, steady(2_000)).over_http2(),
             streams("steady-10000", 10_000, 40, 5, steady(4_000)).over_http2(),
             streams("burst-10000", 10_000, 20, 5, Shape::Burst).over_http2(),

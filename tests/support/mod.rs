@@ -194,6 +194,12 @@ pub struct MockUpstream {
 
 impl MockUpstream {
     pub async fn start() -> MockUpstream {
+        MockUpstream::start_with_h2_streams(200).await
+    }
+
+    /// Like [`MockUpstream::start`], advertising at most `max` concurrent HTTP/2 streams per
+    /// connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub async fn start_with_h2_streams(max: u32) -> MockUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mock");
         let mock = MockUpstream {
             addr: listener.local_addr().expect("addr"),
@@ -211,11 +217,13 @@ impl MockUpstream {
                         async move { Ok::<_, std::convert::Infallible>(mock.respond(request).await) }
                     });
                     // HTTP/1.1, or HTTP/2 when the client opens with its preface (h2c).
-                    let _ = hyper_util::server::conn::auto::Builder::new(
+                    let mut builder = hyper_util::server::conn::auto::Builder::new(
                         hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
+                    );
+                    builder.http2().max_concurrent_streams(max);
+                    let _ = builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
