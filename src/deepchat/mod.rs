@@ -2,6 +2,7 @@
 
 pub mod frames;
 pub mod http;
+pub mod keepalive;
 pub mod multipart;
 pub mod page;
 pub mod request;

@@ -2,6 +2,7 @@
 //! the per-socket session that answers each text frame with one streamed reply.
 
 use crate::deepchat::frames::Frame;
+use crate::deepchat::keepalive::Keepalive;
 use crate::deepchat::request::{self, RequestError};
 use crate::deepchat::response::{self, Body};
 use crate::history::History;
@@ -17,7 +18,6 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -363,63 +363,6 @@ where
 {
     sink.send(Frame::Error(error).to_json()).await?;
     sink.send(Frame::Text(stop_key).to_json()).await
-}
-
-/// Keepalive during a reply. A peer that vanished, or a client that stopped reading, would
-/// otherwise hold the reply (and the paid upstream stream) until the send buffer fills or the
-/// reply times out. Pings ride along with the reply's frames; a ping that stays unanswered, or
-/// cannot even be written, for one interval ends the reply.
-struct Keepalive {
-    interval: Duration,
-    started: Instant,
-    /// Milliseconds after `started` (+1) at which the oldest unanswered ping fell due; 0 = none.
-    unanswered_since: AtomicU64,
-    /// When the next ping falls due, in the same unit.
-    next_ping: AtomicU64,
-}
-
-impl Keepalive {
-    fn new(interval: Duration) -> Self {
-        let started = Instant::now();
-        Keepalive {
-            interval,
-            started,
-            unanswered_since: AtomicU64::new(0),
-            next_ping: AtomicU64::new(millis(interval) + 1),
-        }
-    }
-
-    fn now(&self) -> u64 {
-        millis(self.started.elapsed()) + 1
-    }
-
-    /// True (and the next ping scheduled) when a ping should go out now.
-    fn ping_due(&self) -> bool {
-        let now = self.now();
-        if now < self.next_ping.load(Ordering::Relaxed) {
-            return false;
-        }
-        self.next_ping
-            .store(now + millis(self.interval), Ordering::Relaxed);
-        let _ =
-            self.unanswered_since
-                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
-        true
-    }
-
-    /// The client sent something: it is alive and reading.
-    fn answered(&self) {
-        self.unanswered_since.store(0, Ordering::Relaxed);
-    }
-
-    fn overdue(&self) -> bool {
-        let since = self.unanswered_since.load(Ordering::Relaxed);
-        since != 0 && self.now().saturating_sub(since) >= millis(self.interval)
-    }
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX / 2)
 }
 
 /// Adapts the socket's sink to the relay's `Sink<String>` of JSON frames, sending a
