@@ -21,7 +21,8 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Longest wait before a retry; a longer Retry-After means the upstream is not coming back soon.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(20);
 
-/// Builds the process-wide client: connection pooling and HTTP/2 where the upstream offers it.
+/// Builds one upstream client (see `upstream_pool`): connection pooling, and HTTP/2 where the
+/// upstream offers it.
 pub fn client(policy: &UpstreamPolicy) -> reqwest::Client {
     let builder = reqwest::Client::builder()
         .connect_timeout(policy.connect_timeout)
@@ -30,12 +31,12 @@ pub fn client(policy: &UpstreamPolicy) -> reqwest::Client {
         // After a burst, thousands of idle upstream sockets would pin descriptors and buffers
         // for the whole idle timeout; keep enough for steady reuse.
         .pool_max_idle_per_host(256)
-        // HTTP/2 multiplexes every reply over one connection. A browser that stops reading
+        // HTTP/2 multiplexes many replies over one connection. A browser that stops reading
         // stops its reply's reads, and what the upstream sent meanwhile waits in the proxy
         // within the stream's window, also charged to the shared connection window: with
-        // hyper's defaults (2 MiB per stream, 5 MiB per connection) two or three stalled
-        // replies would freeze every other reply on the connection. Small stream windows
-        // bound each stalled reply; the connection window leaves room for all of them.
+        // hyper's defaults (2 MiB per stream, 5 MiB per connection) a few stalled replies
+        // would freeze every other reply on the connection. Small stream windows bound each
+        // stalled reply; the connection window leaves room for all of them.
         .http2_initial_stream_window_size(H2_STREAM_WINDOW)
         .http2_initial_connection_window_size(H2_CONNECTION_WINDOW)
         .user_agent(concat!("deepchat-proxy/", env!("CARGO_PKG_VERSION")));
