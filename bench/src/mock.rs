@@ -140,7 +140,7 @@ async fn serve(args: Args) -> std::io::Result<()> {
                 respond(request, registry.clone(), on_request.clone())
             });
             // HTTP/1.1, or HTTP/2 when the client opens with its preface (the proxy with
-            // `--upstream-http2`): then one connection carries every stream.
+            // `--upstream-http2`): then one connection carries many streams.
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder.http2().max_concurrent_streams(MAX_H2_STREAMS);
             let _ = builder.serve_connection(TokioIo::new(io), service).await;

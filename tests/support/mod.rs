@@ -382,16 +382,20 @@ pub async fn send_user(ws: &mut Ws, text: &str) {
         .expect("send");
 }
 
+/// The next WebSocket message (of any kind), within patience, on an open socket.
+pub async fn next_message(ws: &mut Ws) -> Message {
+    tokio::time::timeout(PATIENCE, ws.next())
+        .await
+        .expect("frame within patience")
+        .expect("socket open")
+        .expect("frame")
+}
+
 /// Reads frames until (and including) the stop key frame.
 pub async fn read_reply(ws: &mut Ws, stop_key: &str) -> Vec<Value> {
     let mut frames = Vec::new();
     loop {
-        let message = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("frame within patience")
-            .expect("socket open")
-            .expect("frame");
-        if let Message::Text(text) = message {
+        if let Message::Text(text) = next_message(ws).await {
             let frame: Value = serde_json::from_str(text.as_str()).expect("JSON frame");
             let is_stop = frame.get("text").and_then(Value::as_str) == Some(stop_key);
             frames.push(frame);
