@@ -4,6 +4,7 @@
 use crate::config::{Config, ProviderConfig};
 use crate::demo;
 use crate::health::Readiness;
+use crate::ip_slots::IpSlots;
 use crate::ratelimit::RateLimiter;
 use crate::relay;
 use crate::telemetry::{self, ReplyContext};
@@ -20,7 +21,7 @@ use tokio_util::task::TaskTracker;
 pub struct App {
     pub config: Config,
     /// One pooled client for every reply, so connections to the upstream are reused.
-    pub upstream: UpstreamPool,
+    pub upstream: Arc<UpstreamPool>,
     /// Upgraded sockets and SSE relays leave hyper's tracking; shutdown waits for these.
     pub sessions: TaskTracker,
     /// Cancelled on SIGTERM/SIGINT: idle sessions close, busy ones finish their reply first.
@@ -29,6 +30,8 @@ pub struct App {
     pub force_stop: CancellationToken,
     /// One permit per open client connection (`--max-connections`).
     pub connections: Arc<Semaphore>,
+    /// Open connections per client IP (`--max-connections-per-ip`).
+    pub ip_slots: IpSlots,
     /// Requests per minute per client IP and token (`--rate-limit`).
     pub limiter: RateLimiter,
     /// Cached upstream reachability for `/readyz`.
@@ -40,11 +43,12 @@ pub struct App {
 impl App {
     pub fn new(config: Config) -> Self {
         App {
-            upstream: UpstreamPool::new(config.upstream),
+            upstream: Arc::new(UpstreamPool::new(config.upstream)),
             sessions: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             force_stop: CancellationToken::new(),
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+            ip_slots: IpSlots::new(config.limits.max_connections_per_ip),
             limiter: RateLimiter::new(config.limits.rate_limit),
             readiness: Readiness::new(&config.provider),
             metrics: telemetry::prometheus(),
@@ -88,12 +92,13 @@ impl App {
         }
     }
 
-    /// Starts one reply from the configured provider, bounded by the reply timeout and by a
-    /// forced shutdown.
-    pub async fn start_reply(&self, conversation: &Conversation) -> EventStream {
+    /// One reply from the configured provider, bounded by the reply timeout and by a forced
+    /// shutdown. Lazy: the upstream is contacted when the relay first polls the stream, so
+    /// the whole reply (connect and headers included) is under its deadline and cancellation.
+    pub fn start_reply(&self, conversation: &Conversation) -> EventStream {
         let events = match &self.config.provider {
             ProviderConfig::Http(http) => {
-                upstream::open(&self.upstream, http, conversation, &self.config.upstream).await
+                upstream::open(&self.upstream, http, conversation, &self.config.upstream)
             }
             ProviderConfig::Demo(demo) => demo::stream_reply(conversation, demo.token_interval),
         };

@@ -111,6 +111,39 @@ pub struct Cli {
     )]
     pub max_connections: usize,
 
+    /// Most open connections from one client IP (the TCP peer); more are answered 503, so one
+    /// address cannot take every --max-connections slot (0 = no per-IP cap). Not applied with
+    /// --client-ip-header, where every connection comes from the reverse proxy.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 256,
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// Seconds a client has to send a request: its first byte, its headers and its body
+    /// (slower clients are disconnected, or answered 408 for a body).
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_REQUEST_TIMEOUT",
+        default_value_t = 30,
+        value_name = "SECS",
+        help_heading = "Limits"
+    )]
+    pub request_timeout: u64,
+
+    /// Seconds an HTTP connection (keep-alive, HTTP/2) may stay open with no request in flight.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_HTTP_IDLE_TIMEOUT",
+        default_value_t = 60,
+        value_name = "SECS",
+        help_heading = "Limits"
+    )]
+    pub http_idle_timeout: u64,
+
     /// Most requests in flight or queued per connection (WebSocket queue, HTTP/2 streams).
     #[arg(long, env = "DEEPCHAT_PROXY_MAX_STREAMS_PER_CONNECTION", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]

@@ -3,6 +3,7 @@
 use crate::access::OriginPolicy;
 use crate::auth::Auth;
 use crate::cli::{Cli, DemoArgs, GenerationArgs, OpenAiArgs, ProviderCommand};
+use crate::redact::Secrets;
 use deepchat_adapters::anthropic::Anthropic;
 use deepchat_adapters::azure::AzureOpenAi;
 use deepchat_adapters::cohere::Cohere;
@@ -63,6 +64,11 @@ impl std::fmt::Debug for ApiKey {
 pub struct HttpUpstream {
     pub adapter: Arc<dyn Adapter>,
     pub api_key: Option<ApiKey>,
+    /// Names the upstream in error messages: the adapter and the host it calls
+    /// ("openai upstream at api.groq.com"), so a failure says which service failed.
+    pub label: String,
+    /// The key and every `--header` value, redacted from anything the upstream sends back.
+    pub secrets: Secrets,
     pub model: String,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
@@ -89,6 +95,12 @@ pub struct Limits {
     pub max_messages: usize,
     pub max_conversation_chars: usize,
     pub max_connections: usize,
+    /// Most connections per TCP peer IP; `None` = uncapped.
+    pub max_connections_per_ip: Option<usize>,
+    /// Time a client has to send a request's first byte, headers and body.
+    pub request_timeout: Duration,
+    /// An HTTP connection with no request in flight this long is closed.
+    pub http_idle_timeout: Duration,
     pub max_streams_per_connection: usize,
     /// Requests per minute per client IP and per token; 0 = unlimited.
     pub rate_limit: u32,
@@ -152,33 +164,35 @@ impl Config {
         let provider = match cli.provider {
             ProviderCommand::Openai(args) => openai(args)?,
             ProviderCommand::OpenaiResponses(args) => {
-                let adapter = OpenAiResponses::new(check_base_url(&args.base_url)?);
-                http_upstream(Arc::new(adapter), Some(&args.api_key_env), args.generation)?
+                let base = check_base_url(&args.base_url)?;
+                let adapter = Arc::new(OpenAiResponses::new(base.clone()));
+                http_upstream(adapter, &base, Some(&args.api_key_env), args.generation)?
             }
             ProviderCommand::Anthropic(args) => {
-                let adapter = Anthropic::new(check_base_url(&args.base_url)?);
-                http_upstream(Arc::new(adapter), Some(&args.api_key_env), args.generation)?
+                let base = check_base_url(&args.base_url)?;
+                let adapter = Arc::new(Anthropic::new(base.clone()));
+                http_upstream(adapter, &base, Some(&args.api_key_env), args.generation)?
             }
             ProviderCommand::Gemini(args) => {
-                let adapter = Gemini::new(check_base_url(&args.base_url)?);
-                http_upstream(Arc::new(adapter), Some(&args.api_key_env), args.generation)?
+                let base = check_base_url(&args.base_url)?;
+                let adapter = Arc::new(Gemini::new(base.clone()));
+                http_upstream(adapter, &base, Some(&args.api_key_env), args.generation)?
             }
             ProviderCommand::Cohere(args) => {
-                let adapter = Cohere::new(check_base_url(&args.base_url)?);
-                http_upstream(Arc::new(adapter), Some(&args.api_key_env), args.generation)?
+                let base = check_base_url(&args.base_url)?;
+                let adapter = Arc::new(Cohere::new(base.clone()));
+                http_upstream(adapter, &base, Some(&args.api_key_env), args.generation)?
             }
             ProviderCommand::Ollama(args) => {
-                let adapter = Ollama::new(check_base_url(&args.base_url)?);
-                http_upstream(
-                    Arc::new(adapter),
-                    args.api_key_env.as_deref(),
-                    args.generation,
-                )?
+                let base = check_base_url(&args.base_url)?;
+                let adapter = Arc::new(Ollama::new(base.clone()));
+                http_upstream(adapter, &base, args.api_key_env.as_deref(), args.generation)?
             }
             ProviderCommand::Azure(args) => {
-                let adapter = AzureOpenAi::new(check_base_url(&args.base_url)?)
-                    .with_api_version(args.api_version);
-                http_upstream(Arc::new(adapter), Some(&args.api_key_env), args.generation)?
+                let base = check_base_url(&args.base_url)?;
+                let adapter =
+                    Arc::new(AzureOpenAi::new(base.clone()).with_api_version(args.api_version));
+                http_upstream(adapter, &base, Some(&args.api_key_env), args.generation)?
             }
             ProviderCommand::Demo(args) => demo(args)?,
             ProviderCommand::Completions { .. } | ProviderCommand::Man => {
@@ -196,6 +210,12 @@ impl Config {
                 max_messages: cli.max_messages.max(1),
                 max_conversation_chars: cli.max_conversation_chars.max(1),
                 max_connections: cli.max_connections.max(1),
+                // Behind a reverse proxy every connection has the proxy's address.
+                max_connections_per_ip: (cli.max_connections_per_ip > 0
+                    && cli.client_ip_header.is_none())
+                .then_some(cli.max_connections_per_ip),
+                request_timeout: secs(cli.request_timeout.max(1)),
+                http_idle_timeout: secs(cli.http_idle_timeout.max(1)),
                 max_streams_per_connection: cli.max_streams_per_connection as usize,
                 rate_limit: cli.rate_limit,
                 client_ip_header: match &cli.client_ip_header {
@@ -252,12 +272,14 @@ fn openai(args: OpenAiArgs) -> Result<ProviderConfig, ConfigError> {
         (None, Some(preset)) => preset.api_key_env.map(str::to_owned),
         (None, None) => Some("OPENAI_API_KEY".to_owned()),
     };
-    let adapter = Arc::new(OpenAiChat::new(check_base_url(&base_url)?));
-    http_upstream(adapter, key_env.as_deref(), args.generation)
+    let base = check_base_url(&base_url)?;
+    let adapter = Arc::new(OpenAiChat::new(base.clone()));
+    http_upstream(adapter, &base, key_env.as_deref(), args.generation)
 }
 
 fn http_upstream(
     adapter: Arc<dyn Adapter>,
+    base_url: &str,
     api_key_env: Option<&str>,
     generation: GenerationArgs,
 ) -> Result<ProviderConfig, ConfigError> {
@@ -266,14 +288,37 @@ fn http_upstream(
         (None, Some(variable)) => read_key(variable)?,
         (None, None) => None,
     };
+    let extra_headers = parse_headers(&generation.headers)?;
+    let secrets = Secrets::new(
+        api_key
+            .iter()
+            .map(ApiKey::expose)
+            .chain(extra_headers.iter().map(|(_, value)| value.as_str())),
+    );
+    let label = match upstream_host(base_url) {
+        Some(host) => format!("{} upstream at {host}", adapter.name()),
+        None => format!("{} upstream", adapter.name()),
+    };
     Ok(ProviderConfig::Http(HttpUpstream {
         adapter,
         api_key,
+        label,
+        secrets,
         model: generation.model,
         temperature: generation.temperature,
         max_tokens: generation.max_tokens,
-        extra_headers: parse_headers(&generation.headers)?,
+        extra_headers,
     }))
+}
+
+/// `host` or `host:port` (when not the scheme's default) of a base URL.
+fn upstream_host(base_url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(base_url).ok()?;
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
 }
 
 /// A missing or empty variable means "no key" (keyless local servers).

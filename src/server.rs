@@ -6,6 +6,8 @@ use crate::config::ProviderConfig;
 use crate::deepchat::response::{self, Body};
 use crate::deepchat::{http, page, ws};
 use crate::health;
+use crate::idle::{self, Activity};
+use crate::ip_slots::IpSlot;
 use crate::ratelimit::ClientKey;
 use crate::telemetry::{self, Rejection};
 use crate::App;
@@ -40,6 +42,7 @@ fn limit_unsent(_stream: &tokio::net::TcpStream) {}
 /// An open client connection's share of the limits; an upgraded socket keeps it until it closes.
 pub struct ConnectionSlot {
     _permit: OwnedSemaphorePermit,
+    _per_ip: Option<IpSlot>,
     _active: telemetry::Active,
 }
 
@@ -73,48 +76,12 @@ pub async fn serve(
         limit_unsent(&stream);
         let app = app.clone();
         let connections = app.sessions.clone();
-        connections.spawn(async move {
-            // The permit lives as long as this task, which owns the connection and its session.
-            // An upgraded WebSocket outlives this task, so its session holds a clone too.
-            let Ok(permit) = app.connections.clone().try_acquire_owned() else {
-                telemetry::rejected(Rejection::Connections);
-                refuse_overloaded(stream).await;
-                return;
-            };
-            let permit = Arc::new(ConnectionSlot {
-                _permit: permit,
-                _active: telemetry::Active::connection(),
-            });
-            let service_app = app.clone();
-            let service = hyper::service::service_fn(move |request| {
-                let app = service_app.clone();
-                let permit = permit.clone();
-                async move { Ok::<_, Infallible>(route(request, app, peer, permit, ops_on_main).await) }
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
-            builder
-                .http2()
-                .max_concurrent_streams(app.config.limits.max_streams_per_connection as u32);
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(err) = result {
-                        tracing::debug!(%peer, %err, "connection ended with an error");
-                    }
-                }
-                _ = app.shutdown.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        });
+        connections.spawn(serve_connection(stream, peer, app, ops_on_main));
     }
 
+    // Closing the listener at once makes new connections fail fast (connection refused), so a
+    // load balancer moves them elsewhere instead of letting them hang in the accept queue.
+    drop(listener);
     tracing::info!("shutting down: no new connections, draining replies");
     app.shutdown.cancel();
     app.sessions.close();
@@ -130,8 +97,99 @@ pub async fn serve(
     Ok(())
 }
 
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Serves one client connection: its share of the limits, deadlines for a client that sends
+/// nothing, or nothing more, and the routing of its requests.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Arc<App>,
+    ops_on_main: bool,
+) {
+    let limits = &app.config.limits;
+    // The permits live as long as this task, which owns the connection and its session. An
+    // upgraded WebSocket outlives this task, so its session holds a clone too.
+    let Some(per_ip) = acquire_ip_slot(&app, peer) else {
+        telemetry::rejected(Rejection::ConnectionsPerIp);
+        refuse_overloaded(stream).await;
+        return;
+    };
+    let Ok(permit) = app.connections.clone().try_acquire_owned() else {
+        telemetry::rejected(Rejection::Connections);
+        refuse_overloaded(stream).await;
+        return;
+    };
+    let slot = Arc::new(ConnectionSlot {
+        _permit: permit,
+        _per_ip: per_ip,
+        _active: telemetry::Active::connection(),
+    });
+    // hyper's header timeout starts with the first byte, and the HTTP/1-or-2 detection waits
+    // for bytes with no deadline of its own: a socket that sends nothing is closed here.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(limits.request_timeout, stream.peek(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        Ok(_) => return,
+        Err(_) => {
+            telemetry::rejected(Rejection::SlowRequest);
+            tracing::debug!(%peer, "connection sent nothing before --request-timeout");
+            return;
+        }
+    }
+    let activity = Arc::new(Activity::default());
+    let service_app = app.clone();
+    let service_activity = activity.clone();
+    let service = hyper::service::service_fn(move |request| {
+        let app = service_app.clone();
+        let slot = slot.clone();
+        let busy = service_activity.busy();
+        async move {
+            let response = route(request, app, peer, slot, ops_on_main).await;
+            Ok::<_, Infallible>(idle::hold_until_sent(response, busy))
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.request_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_streams_per_connection as u32);
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    let stop = tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(err) = result {
+                tracing::debug!(%peer, %err, "connection ended with an error");
+            }
+            return;
+        }
+        _ = app.shutdown.cancelled() => "shutdown",
+        _ = activity.idle_for(limits.http_idle_timeout) => "idle",
+    };
+    tracing::debug!(%peer, reason = stop, "closing the client connection");
+    connection.as_mut().graceful_shutdown();
+    // Graceful: on shutdown running requests finish (the drain bounds them); an idle
+    // connection has none and closes at once.
+    if stop == "idle" {
+        let _ = tokio::time::timeout(IDLE_CLOSE_GRACE, connection).await;
+    } else {
+        let _ = connection.await;
+    }
+}
+
+/// The connection's per-IP slot: `Some(None)` when there is no per-IP cap, `None` when the
+/// peer's IP is at its cap.
+fn acquire_ip_slot(app: &App, peer: SocketAddr) -> Option<Option<IpSlot>> {
+    if app.config.limits.max_connections_per_ip.is_none() {
+        return Some(None);
+    }
+    app.ip_slots.acquire(peer.ip()).map(Some)
+}
+
+/// Time an idle connection gets to close after being told to.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// After the drain timeout: time for the final error frames to reach the clients.
 const FORCED_STOP_GRACE: Duration = Duration::from_secs(2);

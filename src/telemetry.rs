@@ -41,6 +41,8 @@ pub enum Rejection {
     Busy,
     BadRequest,
     Connections,
+    ConnectionsPerIp,
+    SlowRequest,
 }
 
 impl Rejection {
@@ -54,6 +56,8 @@ impl Rejection {
             Rejection::Busy => "busy",
             Rejection::BadRequest => "bad_request",
             Rejection::Connections => "connections",
+            Rejection::ConnectionsPerIp => "connections_per_ip",
+            Rejection::SlowRequest => "slow_request",
         }
     }
 }

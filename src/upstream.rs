@@ -3,14 +3,16 @@
 //! returned stream drops the response, which closes the upstream connection (cancellation).
 
 use crate::config::{HttpUpstream, UpstreamPolicy};
+use crate::redact::Secrets;
 use crate::telemetry;
 use crate::upstream_pool::{Lease, UpstreamPool};
-use deepchat_adapters::{framing, Adapter, Conversation, Event, UpstreamRequest};
+use deepchat_adapters::event::describe_http_error;
+use deepchat_adapters::{framing, Conversation, Event, UpstreamRequest};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A reply's events, in order; ends after the last one.
 pub type EventStream = BoxStream<'static, Event>;
@@ -39,6 +41,9 @@ pub fn client(policy: &UpstreamPolicy) -> reqwest::Client {
         // stalled reply; the connection window leaves room for all of them.
         .http2_initial_stream_window_size(H2_STREAM_WINDOW)
         .http2_initial_connection_window_size(H2_CONNECTION_WINDOW)
+        // An LLM API never redirects; following one would carry the key and the
+        // conversation to another host (see `redirect_failure`).
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("deepchat-proxy/", env!("CARGO_PKG_VERSION")));
     let builder = if policy.http2_only {
         builder.http2_prior_knowledge()
@@ -64,84 +69,149 @@ struct Failure {
 
 /// Starts one streamed reply. Never fails: every failure becomes a final [`Event::Error`].
 /// Failures before the response starts (connect errors, 429, 5xx, first-byte timeout) are
-/// retried, since nothing has reached the browser yet.
-pub async fn open(
-    pool: &UpstreamPool,
+/// retried, since nothing has reached the browser yet. Nothing is sent until the stream is
+/// first polled, so every wait (connect, headers, error body, retry sleeps) happens inside the
+/// reply's relay, under its deadlines and its cancellation: dropping the stream at any point
+/// abandons the upstream request.
+pub fn open(
+    pool: &Arc<UpstreamPool>,
     upstream: &HttpUpstream,
     conversation: &Conversation,
     policy: &UpstreamPolicy,
 ) -> EventStream {
-    let adapter = upstream.adapter.clone();
-    let key = upstream.api_key.as_ref().map(|k| k.expose().to_owned());
-    let request = match adapter.build_request(conversation, key.as_deref()) {
+    let key = upstream.api_key.as_ref().map(|k| k.expose());
+    let request = match upstream.adapter.build_request(conversation, key) {
         Ok(request) => request,
         Err(err) => return single_error(err.to_string()),
     };
-    // Held by the reply's stream: its connection counts it until the stream is dropped.
-    let lease = pool.lease();
-    let mut attempt = 0;
-    loop {
-        let started = Instant::now();
-        let sent = send(lease.client(), &request);
-        let failure = match tokio::time::timeout(policy.first_byte_timeout, sent).await {
-            Err(_) => Failure {
-                kind: "timeout".into(),
-                message: format!(
-                    "the {} upstream did not answer within {} s",
-                    adapter.name(),
-                    policy.first_byte_timeout.as_secs()
-                ),
-                retryable: true,
-                retry_after: None,
-            },
-            Ok(Err(err)) => Failure {
-                kind: if err.is_timeout() {
-                    "timeout"
-                } else {
-                    "connect"
+    let attempts = Attempts {
+        pool: pool.clone(),
+        upstream: upstream.clone(),
+        request,
+        policy: *policy,
+    };
+    stream::once(attempts.run()).flatten().boxed()
+}
+
+/// Everything one reply's attempts need, owned so the stream can start lazily.
+struct Attempts {
+    pool: Arc<UpstreamPool>,
+    upstream: HttpUpstream,
+    request: UpstreamRequest,
+    policy: UpstreamPolicy,
+}
+
+impl Attempts {
+    async fn run(self) -> EventStream {
+        let Attempts {
+            pool,
+            upstream,
+            request,
+            policy,
+        } = self;
+        let name = upstream.adapter.name();
+        // Held by the reply's stream: its connection counts it until the stream is dropped.
+        let lease = pool.lease();
+        let mut attempt = 0;
+        loop {
+            let deadline = tokio::time::Instant::now() + policy.first_byte_timeout;
+            let failure = match tokio::time::timeout_at(deadline, send(lease.client(), &request))
+                .await
+            {
+                Err(_) => Failure {
+                    kind: "timeout".into(),
+                    message: format!(
+                        "the {} did not answer within {} s",
+                        upstream.label,
+                        policy.first_byte_timeout.as_secs()
+                    ),
+                    retryable: true,
+                    retry_after: None,
+                },
+                Ok(Err(err)) => Failure {
+                    kind: if err.is_timeout() {
+                        "timeout"
+                    } else {
+                        "connect"
+                    }
+                    .into(),
+                    message: format!(
+                        "could not reach the {}: {}",
+                        upstream.label,
+                        describe_reqwest_error(&err)
+                    ),
+                    retryable: err.is_connect() || err.is_timeout(),
+                    retry_after: None,
+                },
+                Ok(Ok(response)) if response.status().is_success() => {
+                    pool.saw_version(response.version());
+                    return events(response, &upstream, deadline, policy.chunk_timeout, lease);
                 }
-                .into(),
-                message: format!(
-                    "could not reach the {} upstream: {}",
-                    adapter.name(),
-                    describe_reqwest_error(&err)
-                ),
-                retryable: err.is_connect() || err.is_timeout(),
-                retry_after: None,
-            },
-            Ok(Ok(response)) if response.status().is_success() => {
-                pool.saw_version(response.version());
-                let first_deadline = started + policy.first_byte_timeout;
-                let chunk_timeout = policy.chunk_timeout;
-                return events(response, adapter, key, first_deadline, chunk_timeout, lease);
-            }
-            Ok(Ok(response)) => {
-                let status = response.status().as_u16();
-                let retry_after = retry_after(response.headers());
-                let body = read_limited(response, MAX_ERROR_BODY).await;
-                Failure {
-                    kind: status.to_string(),
-                    message: scrub(adapter.error_message(status, &body), key.as_deref()),
-                    retryable: status == 429 || (500..=599).contains(&status) && status != 501,
-                    retry_after,
+                Ok(Ok(response)) if response.status().is_redirection() => {
+                    redirect_failure(&response, &upstream.label)
                 }
+                Ok(Ok(response)) => {
+                    let status = response.status().as_u16();
+                    let retry_after = retry_after(response.headers());
+                    let body = read_limited(response, MAX_ERROR_BODY, deadline).await;
+                    let body = upstream.secrets.redact(&body);
+                    let message = describe_http_error(&upstream.label, status, &body);
+                    Failure {
+                        kind: status.to_string(),
+                        message: upstream.secrets.redact(&message),
+                        retryable: status == 429 || (500..=599).contains(&status) && status != 501,
+                        retry_after,
+                    }
+                }
+            };
+            telemetry::upstream_error(name, &failure.kind);
+            let wait = backoff(attempt, failure.retry_after);
+            if !failure.retryable || attempt >= policy.retries || wait > MAX_RETRY_WAIT {
+                return single_error(failure.message);
             }
-        };
-        telemetry::upstream_error(adapter.name(), &failure.kind);
-        let wait = backoff(attempt, failure.retry_after);
-        if !failure.retryable || attempt >= policy.retries || wait > MAX_RETRY_WAIT {
-            return single_error(failure.message);
+            attempt += 1;
+            telemetry::upstream_retry(name);
+            tracing::warn!(
+                provider = name,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                error = %failure.message,
+                "retrying upstream request"
+            );
+            tokio::time::sleep(wait).await;
         }
-        attempt += 1;
-        telemetry::upstream_retry(adapter.name());
-        tracing::warn!(
-            provider = adapter.name(),
-            attempt,
-            wait_ms = wait.as_millis() as u64,
-            error = %failure.message,
-            "retrying upstream request"
-        );
-        tokio::time::sleep(wait).await;
+    }
+}
+
+/// A 3xx: never followed, since a redirect would carry the credentials (`x-api-key`,
+/// `api-key`, `--header` values) and the conversation to whatever host it names. The message
+/// names the status and the target host, never the URL's path or query (which may hold a key).
+fn redirect_failure(response: &reqwest::Response, label: &str) -> Failure {
+    let status = response.status().as_u16();
+    let target = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|location| response.url().join(location).ok())
+        .and_then(|url| {
+            let host = url.host_str()?.to_owned();
+            Some(match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        });
+    let target = match target {
+        Some(host) => format!(" to {host}"),
+        None => String::new(),
+    };
+    Failure {
+        kind: status.to_string(),
+        message: format!(
+            "the {label} answered with a redirect (HTTP {status}){target}; the proxy does not \
+             follow redirects, which would send the API key elsewhere: check --base-url"
+        ),
+        retryable: false,
+        retry_after: None,
     }
 }
 
@@ -176,18 +246,18 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 /// Decodes a successful response body into events, with first-chunk and between-chunk timeouts.
 fn events(
     response: reqwest::Response,
-    adapter: Arc<dyn Adapter>,
-    key: Option<String>,
-    first_deadline: Instant,
+    upstream: &HttpUpstream,
+    first_deadline: tokio::time::Instant,
     chunk_timeout: Duration,
     lease: Lease,
 ) -> EventStream {
+    let adapter = &upstream.adapter;
     struct State {
         messages: BoxStream<'static, Result<framing::Message, framing::FramingError>>,
         decoder: Box<dyn deepchat_adapters::StreamDecoder>,
         pending: VecDeque<Event>,
-        /// Scrubbed from error texts the upstream sends.
-        key: Option<String>,
+        /// Redacted from error texts the upstream sends.
+        secrets: Secrets,
         /// One timer per reply, re-armed per chunk, instead of a new timeout per chunk.
         timer: Pin<Box<tokio::time::Sleep>>,
         /// No body data yet: the timer runs to the first-byte deadline.
@@ -199,8 +269,8 @@ fn events(
         messages: framing::messages(adapter.framing(), response.bytes_stream()),
         decoder: adapter.decoder(),
         pending: VecDeque::new(),
-        key,
-        timer: Box::pin(tokio::time::sleep_until(first_deadline.into())),
+        secrets: upstream.secrets.clone(),
+        timer: Box::pin(tokio::time::sleep_until(first_deadline)),
         first: true,
         ended: false,
         _lease: lease,
@@ -209,7 +279,7 @@ fn events(
         loop {
             if let Some(event) = state.pending.pop_front() {
                 let event = match event {
-                    Event::Error(message) => Event::Error(scrub(message, state.key.as_deref())),
+                    Event::Error(message) => Event::Error(state.secrets.redact(&message)),
                     other => other,
                 };
                 return Some((event, state));
@@ -272,11 +342,24 @@ async fn send(
     builder.body(body).send().await
 }
 
-/// Reads at most `limit` bytes of a body as text (error bodies only).
-async fn read_limited(response: reqwest::Response, limit: usize) -> String {
+/// Reads at most `limit` bytes of an error body as text, until `deadline`: an upstream that
+/// sends error headers and then stalls must not hold the reply. What arrived in time is used.
+async fn read_limited(
+    response: reqwest::Response,
+    limit: usize,
+    deadline: tokio::time::Instant,
+) -> String {
     let mut body = Vec::new();
     let mut chunks = response.bytes_stream();
-    while let Some(Ok(chunk)) = chunks.next().await {
+    loop {
+        let chunk = match tokio::time::timeout_at(deadline, chunks.next()).await {
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(_) => break,
+            Err(_) => {
+                tracing::debug!("upstream error body not complete by the first-byte deadline");
+                break;
+            }
+        };
         let room = limit.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if body.len() >= limit {
@@ -284,14 +367,6 @@ async fn read_limited(response: reqwest::Response, limit: usize) -> String {
         }
     }
     String::from_utf8_lossy(&body).into_owned()
-}
-
-/// Removes the API key from text that came from the upstream (some echo it back).
-pub fn scrub(text: String, key: Option<&str>) -> String {
-    match key {
-        Some(key) if key.len() >= 4 && text.contains(key) => text.replace(key, "[redacted]"),
-        _ => text,
-    }
 }
 
 /// A short cause without URLs (which may carry credentials in query strings).
@@ -323,15 +398,6 @@ fn single_error(message: String) -> EventStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scrub_removes_keys() {
-        assert_eq!(
-            scrub("bad key sk-abcdef given".into(), Some("sk-abcdef")),
-            "bad key [redacted] given"
-        );
-        assert_eq!(scrub("fine".into(), None), "fine");
-    }
 
     #[test]
     fn backoff_grows_with_jitter_and_honours_retry_after() {

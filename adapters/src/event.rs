@@ -40,7 +40,8 @@ pub enum Event {
 
 /// A readable message for a non-2xx upstream response, using the provider's own error text
 /// when its body carries one (`{"error":{"message":…}}`, `{"error":"…"}`, `{"message":…}`).
-pub fn describe_http_error(provider: &str, status: u16, body: &str) -> String {
+/// `upstream` names who answered ("openai upstream", or with its host).
+pub fn describe_http_error(upstream: &str, status: u16, body: &str) -> String {
     let detail = extract_error_text(body).unwrap_or_else(|| {
         let trimmed = body.trim();
         let mut short: String = trimmed.chars().take(300).collect();
@@ -58,9 +59,9 @@ pub fn describe_http_error(provider: &str, status: u16, body: &str) -> String {
         _ => "refused the request",
     };
     if detail.is_empty() {
-        format!("{provider} upstream {what} (HTTP {status})")
+        format!("{upstream} {what} (HTTP {status})")
     } else {
-        format!("{provider} upstream {what} (HTTP {status}): {detail}")
+        format!("{upstream} {what} (HTTP {status}): {detail}")
     }
 }
 
@@ -96,7 +97,7 @@ mod tests {
     #[test]
     fn uses_provider_message_when_present() {
         let msg = describe_http_error(
-            "openai",
+            "openai upstream",
             401,
             r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}"#,
         );
@@ -109,7 +110,7 @@ mod tests {
     #[test]
     fn falls_back_to_truncated_body() {
         let body = "x".repeat(1000);
-        let msg = describe_http_error("openai", 502, &body);
+        let msg = describe_http_error("openai upstream", 502, &body);
         assert!(msg.starts_with("openai upstream failed (HTTP 502): xxx"));
         assert!(msg.ends_with('…'));
         assert!(msg.len() < 400);

@@ -67,7 +67,7 @@ pub trait Adapter: Send + Sync {
 
     /// Turns a non-2xx response (status and body text) into one clear, human message.
     fn error_message(&self, status: u16, body: &str) -> String {
-        event::describe_http_error(self.name(), status, body)
+        event::describe_http_error(&format!("{} upstream", self.name()), status, body)
     }
 }
 

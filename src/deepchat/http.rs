@@ -3,6 +3,7 @@
 //! or, for file uploads, `multipart/form-data`. There is no socket to remember the dialogue, so
 //! the frontend sends it (`requestBodyLimits: {maxMessages: 0}`).
 
+use crate::config::Limits;
 use crate::deepchat::request::{self, RequestError};
 use crate::deepchat::response::{self, Body};
 use crate::deepchat::{multipart, sse, ws};
@@ -31,7 +32,7 @@ pub async fn handle(
         .check(&client.keys())
         .map_err(|wait| RequestError::RateLimited(wait.as_secs().max(1)));
     let turns = match admitted {
-        Ok(()) => read_turns(request, &content_type, limits.max_request_bytes)
+        Ok(()) => read_turns(request, &content_type, limits)
             .await
             .and_then(|turns| request::check_count(turns, limits.max_messages)),
         Err(err) => Err(err),
@@ -42,6 +43,7 @@ pub async fn handle(
             telemetry::rejected(err.rejection());
             let status = match err {
                 RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                RequestError::SlowBody(_) => StatusCode::REQUEST_TIMEOUT,
                 RequestError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::BAD_REQUEST,
             };
@@ -58,7 +60,7 @@ pub async fn handle(
     let started = std::time::Instant::now();
     let conversation = app.conversation(History::new(app.config.history_limit).begin(turns));
     let streaming = telemetry::Active::stream();
-    let events = app.start_reply(&conversation).await;
+    let events = app.start_reply(&conversation);
     if wants_events {
         let question = ws::newest_text(&conversation).map(str::to_owned);
         return sse::respond(events, app, started, question, streaming);
@@ -101,13 +103,19 @@ fn header(request: &Request<hyper::body::Incoming>, name: hyper::header::HeaderN
         .to_owned()
 }
 
-/// Reads the body within `limit` bytes and parses it by content type.
+/// Reads the body within the byte limit and the request timeout (a body that trickles in
+/// would otherwise hold the connection forever), then parses it by content type.
 async fn read_turns(
     request: Request<hyper::body::Incoming>,
     content_type: &str,
-    limit: usize,
+    limits: &Limits,
 ) -> Result<Vec<deepchat_adapters::Turn>, RequestError> {
-    let body = match Limited::new(request.into_body(), limit).collect().await {
+    let limit = limits.max_request_bytes;
+    let collected = Limited::new(request.into_body(), limit).collect();
+    let Ok(collected) = tokio::time::timeout(limits.request_timeout, collected).await else {
+        return Err(RequestError::SlowBody(limits.request_timeout.as_secs()));
+    };
+    let body = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
             return Err(RequestError::TooLarge(limit))

@@ -25,6 +25,8 @@ pub enum RequestError {
     RateLimited(u64),
     #[error("too many requests are waiting on this connection; wait for the replies")]
     Busy,
+    #[error("the request body did not arrive within {0} s")]
+    SlowBody(u64),
 }
 
 #[derive(Deserialize)]
@@ -88,6 +90,7 @@ impl RequestError {
             RequestError::TooManyMessages(_) => Rejection::TooManyMessages,
             RequestError::RateLimited(_) => Rejection::RateLimit,
             RequestError::Busy => Rejection::Busy,
+            RequestError::SlowBody(_) => Rejection::SlowRequest,
             _ => Rejection::BadRequest,
         }
     }

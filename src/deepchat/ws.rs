@@ -221,7 +221,7 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
         let started = std::time::Instant::now();
         let conversation = app.conversation(history.begin(turns));
         let _streaming = telemetry::Active::stream();
-        let events = app.start_reply(&conversation).await;
+        let events = app.start_reply(&conversation);
         let keepalive = limits
             .ping_interval
             .map(|every| Arc::new(Keepalive::new(every)));

@@ -71,6 +71,13 @@ impl Proxy {
         format!("ws://{}/chat", self.addr)
     }
 
+    /// Signals shutdown (as SIGTERM does) without waiting for the drain.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
