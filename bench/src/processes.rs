@@ -98,6 +98,8 @@ impl Proxy {
             // Every client comes from 127.0.0.1: a per-IP request limit would measure itself.
             // (Ignored by proxy versions without one.)
             .env("DEEPCHAT_PROXY_RATE_LIMIT", "0")
+            // Likewise the per-IP connection cap (thousands of sockets from one address).
+            .env("DEEPCHAT_PROXY_MAX_CONNECTIONS_PER_IP", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -94,7 +94,7 @@ describe('Deep Chat 1.4.11 with the README\'s 1.x snippet', () => {
     mock.enqueue({ status: 500, json: { error: { message: 'The old model is tired', type: 'server_error' } } });
     await chat.send('Fail, please');
     const failed = await chat.waitFor((s) => s.bubbles.some((b) => b.kind === 'error') && s, null, { what: 'an error bubble' });
-    assert.equal(failed.bubbles.find((b) => b.kind === 'error').text, 'openai upstream failed (HTTP 500): The old model is tired');
+    assert.equal(failed.bubbles.find((b) => b.kind === 'error').text, `openai upstream at 127.0.0.1:${mock.port} failed (HTTP 500): The old model is tired`);
     await chat.waitForStopFrames(3, { key: proxy.stopKey });
 
     mock.enqueue({ events: ['Recovered.'] });

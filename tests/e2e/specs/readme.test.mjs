@@ -20,12 +20,13 @@ after(suite.teardown);
 const snippets = deepChatSnippets();
 const { property } = snippets;
 
-// The README's example of the proxy's error text (`openai upstream is rate limiting requests
-// (HTTP 429): Rate limit reached …`), up to its ellipsis.
-function readmeErrorExample() {
-  const m = /`(openai upstream is rate limiting requests \(HTTP 429\): [^`…]*)…`/.exec(readmeText());
+// The README's example of the proxy's error text (`openai upstream at api.openai.com is rate
+// limiting requests (HTTP 429): Rate limit reached …`), up to its ellipsis, with the upstream
+// host the test uses in place of OpenAI's.
+function readmeErrorExample(host) {
+  const m = /`(openai upstream at api\.openai\.com is rate limiting requests \(HTTP 429\): [^`…]*)…`/.exec(readmeText());
   assert.ok(m, `${README_PATH} no longer shows an example of the proxy's 429 error text`);
-  return m[1];
+  return m[1].replace('api.openai.com', host);
 }
 
 // How each snippet's page is built from the README text.
@@ -171,8 +172,9 @@ describe('README.md Deep Chat snippets, as written', () => {
           { what: 'an error bubble' },
         );
         const shown = failed.bubbles.find((b) => b.kind === 'error').text;
-        assert.ok(shown.startsWith(readmeErrorExample()), `the README's example error text is what a person sees: ${JSON.stringify(shown)}`);
-        assert.equal(shown, 'openai upstream is rate limiting requests (HTTP 429): Rate limit reached for e2e-model');
+        const host = `127.0.0.1:${mock.port}`;
+        assert.ok(shown.startsWith(readmeErrorExample(host)), `the README's example error text is what a person sees: ${JSON.stringify(shown)}`);
+        assert.equal(shown, `openai upstream at ${host} is rate limiting requests (HTTP 429): Rate limit reached for e2e-model`);
         assertSettled(await chat.waitForStopFrames(2, { key: proxy.stopKey }));
       }
     }));

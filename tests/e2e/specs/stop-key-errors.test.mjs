@@ -96,7 +96,8 @@ describe('upstream errors as text a person can read', () => {
     status: 429,
     json: { error: { message: 'Rate limit reached for e2e-model on requests per min (RPM): Limit 3.', type: 'requests', code: 'rate_limit_exceeded' } },
   };
-  const PROXY_TEXT = 'openai upstream is rate limiting requests (HTTP 429): Rate limit reached for e2e-model on requests per min (RPM): Limit 3.';
+  // The upstream is named by its host, so an operator sees which service failed.
+  const proxyText = (mock) => `openai upstream at 127.0.0.1:${mock.port} is rate limiting requests (HTTP 429): Rate limit reached for e2e-model on requests per min (RPM): Limit 3.`;
 
   test('WebSocket, displayServiceErrorMessages: a 429 on every attempt shows the proxy\'s text; then a reply works', async (t) => suite.run(t, async ({ mock, startProxy, openChat }) => {
     const proxy = await startProxy({ provider: openaiProvider(mock) }); // default --retries 2
@@ -105,7 +106,7 @@ describe('upstream errors as text a person can read', () => {
     await chat.send('Too fast?');
     const failed = await chat.waitForErrors(1);
     await chat.waitForStopFrames(1);
-    assert.deepEqual(failed.bubbles.map((b) => [b.kind, b.text]), [['user', 'Too fast?'], ['error', PROXY_TEXT]]);
+    assert.deepEqual(failed.bubbles.map((b) => [b.kind, b.text]), [['user', 'Too fast?'], ['error', proxyText(mock)]]);
     assert.equal(mock.requests.length, 3, 'the proxy tried three times (one try, two retries)');
     assert.equal(mock.pending(), 0);
     assertSettled(failed);
@@ -134,7 +135,7 @@ describe('upstream errors as text a person can read', () => {
       null,
       { what: 'an error bubble' },
     );
-    assert.equal(failed.bubbles.find((b) => b.kind === 'error').text, PROXY_TEXT);
+    assert.equal(failed.bubbles.find((b) => b.kind === 'error').text, proxyText(mock));
     assert.equal(mock.requests.length, 1);
     assertSettled(failed);
   }));
@@ -148,10 +149,10 @@ describe('upstream errors as text a person can read', () => {
     const failed = await chat.waitForErrors(1);
     const shown = failed.bubbles.find((b) => b.kind === 'error').text;
     t.diagnostic(`shown without displayServiceErrorMessages: ${JSON.stringify(shown)}`);
-    assert.notEqual(shown, PROXY_TEXT);
+    assert.notEqual(shown, proxyText(mock));
     assert.ok(!shown.includes('429') && !shown.includes('Rate limit'), `generic text: ${JSON.stringify(shown)}`);
     // The proxy sent its text all the same; only the page chose not to show it.
     const frames = framesIn(await chat.waitForStopFrames(1));
-    assert.deepEqual(frames.filter((f) => f.error !== undefined), [{ error: PROXY_TEXT }]);
+    assert.deepEqual(frames.filter((f) => f.error !== undefined), [{ error: proxyText(mock) }]);
   }));
 });
