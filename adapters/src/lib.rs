@@ -18,6 +18,7 @@ pub mod ollama;
 pub mod openai;
 pub mod openai_responses;
 pub mod presets;
+pub mod providers;
 
 pub use conversation::{Conversation, Image, Role, Turn};
 pub use event::{Event, FinishReason, Usage};

@@ -5,34 +5,25 @@
 //! framing error stops the feed, as it stops the proxy's read.
 //!
 //! Input: one control byte, then the payload.
-//! control % 7 picks the adapter; bit 7 set = the payload is messages, one per line, as
+//! control % (number of providers) picks the adapter from the provider table; bit 7 set = the payload is messages, one per line, as
 //! `event-name<TAB>data` or just `data`; clear = the payload is a raw body for the framing.
 
 #![no_main]
 
-use deepchat_adapters::anthropic::Anthropic;
-use deepchat_adapters::azure::AzureOpenAi;
-use deepchat_adapters::cohere::Cohere;
 use deepchat_adapters::framing::frame_chunks;
-use deepchat_adapters::gemini::Gemini;
-use deepchat_adapters::ollama::Ollama;
-use deepchat_adapters::openai::OpenAiChat;
-use deepchat_adapters::openai_responses::OpenAiResponses;
+use deepchat_adapters::providers::{Settings, PROVIDERS};
 use deepchat_adapters::{Adapter, Event, Message};
+use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 
 const BASE: &str = "http://127.0.0.1:9";
 
-fn adapter(pick: u8) -> Box<dyn Adapter> {
-    match pick % 7 {
-        0 => Box::new(OpenAiChat::new(BASE)),
-        1 => Box::new(OpenAiResponses::new(BASE)),
-        2 => Box::new(Anthropic::new(BASE)),
-        3 => Box::new(Gemini::new(BASE)),
-        4 => Box::new(Ollama::new(BASE)),
-        5 => Box::new(Cohere::new(BASE)),
-        _ => Box::new(AzureOpenAi::new(BASE)),
-    }
+fn adapter(pick: u8) -> Arc<dyn Adapter> {
+    let provider = &PROVIDERS[usize::from(pick & 0x7f) % PROVIDERS.len()];
+    (provider.build)(&Settings {
+        base_url: BASE.to_owned(),
+        api_version: provider.api_version.map(str::to_owned),
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
