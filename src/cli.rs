@@ -68,6 +68,35 @@ pub struct Cli {
     )]
     pub jwt_public_key: Option<std::path::PathBuf>,
 
+    /// The `aud` claim client JWTs must carry. Without it, a JWT that names any audience is
+    /// refused (it was issued for another service).
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_JWT_AUDIENCE",
+        value_name = "AUD",
+        help_heading = "Access"
+    )]
+    pub jwt_audience: Option<String>,
+
+    /// The `iss` claim client JWTs must carry; without it any issuer is accepted.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_JWT_ISSUER",
+        value_name = "ISS",
+        help_heading = "Access"
+    )]
+    pub jwt_issuer: Option<String>,
+
+    /// Seconds of clock skew allowed when checking a JWT's `exp` and `nbf`.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_JWT_LEEWAY",
+        value_name = "SECS",
+        default_value_t = 60,
+        help_heading = "Access"
+    )]
+    pub jwt_leeway: u64,
+
     /// Header carrying the browser's IP when the proxy sits behind a reverse proxy (e.g.
     /// X-Forwarded-For; its last entry is used). Only set it when every client comes through
     /// that proxy: clients can forge the header otherwise.

@@ -1,7 +1,7 @@
 //! Validated runtime configuration, built once from the command line and the environment.
 
 use crate::access::OriginPolicy;
-use crate::auth::Auth;
+use crate::auth::{Auth, JwtRules};
 use crate::cli::{Cli, DemoArgs, GenerationArgs, OpenAiArgs, ProviderCommand};
 use deepchat_adapters::anthropic::Anthropic;
 use deepchat_adapters::azure::AzureOpenAi;
@@ -325,6 +325,15 @@ fn auth(cli: &Cli) -> Result<Option<Arc<Auth>>, ConfigError> {
         }
         (None, None) => None,
     };
+    let rules = JwtRules {
+        audience: cli.jwt_audience.clone().filter(|a| !a.is_empty()),
+        issuer: cli.jwt_issuer.clone().filter(|i| !i.is_empty()),
+        leeway_secs: cli.jwt_leeway,
+    };
+    let jwt = jwt.map(|(key, mut validation)| {
+        rules.apply(&mut validation);
+        (key, validation)
+    });
     if tokens.is_empty() && jwt.is_none() {
         return Ok(None);
     }
