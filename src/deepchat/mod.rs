@@ -1,5 +1,6 @@
 //! The only code that knows Deep Chat: its request JSON, its response frames, its transports.
 
+pub mod closing;
 pub mod frames;
 pub mod http;
 pub mod keepalive;

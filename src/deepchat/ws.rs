@@ -1,6 +1,7 @@
 //! Deep Chat over WebSocket: the upgrade handshake (hand-written on hyper, unit-tested) and
 //! the per-socket session that answers each text frame with one streamed reply.
 
+use crate::deepchat::closing;
 use crate::deepchat::frames::Frame;
 use crate::deepchat::keepalive::Keepalive;
 use crate::deepchat::request::{self, RequestError};
@@ -24,7 +25,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -192,11 +193,7 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
                 continue;
             }
             Next::Close(code, reason) => {
-                let frame = CloseFrame {
-                    code,
-                    reason: reason.into(),
-                };
-                let _ = sink.inner.send(Message::Close(Some(frame))).await;
+                closing::close(sink.inner, incoming, code, reason).await;
                 return;
             }
             Next::Gone => return,
@@ -229,11 +226,13 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
         sink.ping_owed = false;
         // Polled only when the socket signals (or the keepalive check is due), not once per
         // upstream token.
+        let mut close_with = None;
         let client_gone = OnWake::new(watch_client(
             &mut incoming,
             &mut queued,
             limits.max_streams_per_connection,
             keepalive,
+            &mut close_with,
         ));
         let outcome = relay::relay(
             events,
@@ -247,6 +246,9 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
         let context = app.reply_context("websocket", started, newest_text(&conversation));
         telemetry::reply_finished(&context, &outcome, app.config.log_content);
         if outcome.cancelled {
+            if let Some((code, reason)) = close_with {
+                closing::close(sink.inner, incoming, code, reason).await;
+            }
             return;
         }
         history.finish(outcome.text);
@@ -292,25 +294,31 @@ async fn wait_for_request(
             }
             Some(Ok(Message::Close(_))) | None => return Next::Gone,
             Some(Ok(_)) => continue, // pings are answered by tungstenite; pongs just prove life
-            Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(err))) => {
-                tracing::info!(%err, "websocket message over the size limit");
-                return Next::Close(CloseCode::Size, "message too big for --max-request-bytes");
-            }
             Some(Err(err)) => {
-                tracing::debug!(%err, "websocket read failed");
-                return Next::Gone;
+                return match closing::code_for(&err) {
+                    Some((code, reason)) => {
+                        tracing::info!(%err, "closing a websocket that broke the protocol or a limit");
+                        Next::Close(code, reason)
+                    }
+                    None => {
+                        tracing::debug!(%err, "websocket read failed");
+                        Next::Gone
+                    }
+                };
             }
         }
     }
 }
 
 /// Resolves when the client leaves, or stops answering the pings sent during the reply;
-/// meanwhile queues requests that arrive during a reply.
+/// meanwhile queues requests that arrive during a reply. A read that breaks a limit or the
+/// protocol also ends the reply, leaving in `close_with` the close frame the socket earned.
 async fn watch_client(
     incoming: &mut SplitStream<Socket>,
     queued: &mut VecDeque<Pending>,
     limit: usize,
     keepalive: Option<Arc<Keepalive>>,
+    close_with: &mut Option<(CloseCode, &'static str)>,
 ) {
     let check_every = keepalive
         .as_ref()
@@ -339,7 +347,11 @@ async fn watch_client(
                     queued.push_back(Pending::Request(text.as_str().to_owned()));
                 }
             }
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+            Some(Ok(Message::Close(_))) | None => return,
+            Some(Err(err)) => {
+                *close_with = closing::code_for(&err);
+                return;
+            }
             Some(Ok(_)) => {}
         }
     }
