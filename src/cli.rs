@@ -122,7 +122,8 @@ pub struct Cli {
     )]
     pub max_messages: usize,
 
-    /// Most characters of conversation sent upstream; the oldest turns are dropped to fit.
+    /// Most characters of conversation sent upstream; the oldest turns are dropped to fit, and
+    /// a newest message longer than this is refused with an error.
     #[arg(
         long,
         env = "DEEPCHAT_PROXY_MAX_CONVERSATION_CHARS",
@@ -130,6 +131,32 @@ pub struct Cli {
         help_heading = "Limits"
     )]
     pub max_conversation_chars: usize,
+
+    /// Most images in a conversation sent upstream; older turns are dropped to fit, and a newest
+    /// message with more is refused with an error.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_MAX_IMAGES",
+        default_value_t = 20,
+        help_heading = "Limits"
+    )]
+    pub max_images: usize,
+
+    /// Most bytes of images (decoded size of uploads, length of links) in a conversation sent
+    /// upstream; older turns are dropped to fit, and a newest message with more is refused.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_MAX_IMAGE_BYTES",
+        default_value_t = 10 * 1024 * 1024,
+        help_heading = "Limits"
+    )]
+    pub max_image_bytes: usize,
+
+    /// Largest reply buffered for a plain-HTTP JSON answer (text and files, in bytes); past it
+    /// the upstream is closed and the client gets a 502 JSON error.
+    #[arg(long, env = "DEEPCHAT_PROXY_MAX_JSON_REPLY_BYTES", default_value_t = 8 * 1024 * 1024,
+          help_heading = "Limits")]
+    pub max_json_reply_bytes: usize,
 
     /// Most open client connections; more are answered 503.
     #[arg(

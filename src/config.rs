@@ -2,6 +2,7 @@
 
 use crate::access::OriginPolicy;
 use crate::auth::{Auth, JwtRules};
+use crate::budget::Budget;
 use crate::cli::{Cli, DemoArgs, GenerationArgs, OpenAiArgs, ProviderCommand};
 use deepchat_adapters::anthropic::Anthropic;
 use deepchat_adapters::azure::AzureOpenAi;
@@ -88,6 +89,12 @@ pub struct Limits {
     pub max_request_bytes: usize,
     pub max_messages: usize,
     pub max_conversation_chars: usize,
+    /// Images per conversation sent upstream (`--max-images`).
+    pub max_images: usize,
+    /// Bytes of images per conversation sent upstream (`--max-image-bytes`).
+    pub max_image_bytes: usize,
+    /// Largest reply buffered for one JSON answer (`--max-json-reply-bytes`).
+    pub max_json_reply_bytes: usize,
     pub max_connections: usize,
     pub max_streams_per_connection: usize,
     /// Requests per minute per client IP and per token; 0 = unlimited.
@@ -104,6 +111,15 @@ impl Limits {
     /// more than `max_conversation_chars` characters of at most 4 bytes each.
     pub fn reply_memory_bytes(&self) -> usize {
         self.max_conversation_chars.saturating_mul(4)
+    }
+
+    /// What one conversation may send upstream (and so what its memory keeps).
+    pub fn budget(&self) -> Budget {
+        Budget {
+            max_chars: self.max_conversation_chars,
+            max_images: self.max_images,
+            max_image_bytes: self.max_image_bytes,
+        }
     }
 }
 
@@ -195,6 +211,9 @@ impl Config {
                 max_request_bytes: cli.max_request_bytes,
                 max_messages: cli.max_messages.max(1),
                 max_conversation_chars: cli.max_conversation_chars.max(1),
+                max_images: cli.max_images,
+                max_image_bytes: cli.max_image_bytes,
+                max_json_reply_bytes: cli.max_json_reply_bytes.max(1),
                 max_connections: cli.max_connections.max(1),
                 max_streams_per_connection: cli.max_streams_per_connection as usize,
                 rate_limit: cli.rate_limit,

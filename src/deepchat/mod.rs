@@ -6,6 +6,7 @@ pub mod http;
 pub mod keepalive;
 pub mod multipart;
 pub mod page;
+pub mod queue;
 pub mod request;
 pub mod response;
 pub mod sse;

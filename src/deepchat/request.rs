@@ -25,6 +25,8 @@ pub enum RequestError {
     RateLimited(u64),
     #[error("too many requests are waiting on this connection; wait for the replies")]
     Busy,
+    #[error(transparent)]
+    OverBudget(#[from] crate::budget::OverBudget),
 }
 
 #[derive(Deserialize)]
@@ -84,7 +86,7 @@ impl RequestError {
     pub fn rejection(&self) -> crate::telemetry::Rejection {
         use crate::telemetry::Rejection;
         match self {
-            RequestError::TooLarge(_) => Rejection::TooLarge,
+            RequestError::TooLarge(_) | RequestError::OverBudget(_) => Rejection::TooLarge,
             RequestError::TooManyMessages(_) => Rejection::TooManyMessages,
             RequestError::RateLimited(_) => Rejection::RateLimit,
             RequestError::Busy => Rejection::Busy,

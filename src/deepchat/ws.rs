@@ -4,6 +4,7 @@
 use crate::deepchat::closing;
 use crate::deepchat::frames::Frame;
 use crate::deepchat::keepalive::Keepalive;
+use crate::deepchat::queue::{Pending, Queue};
 use crate::deepchat::request::{self, RequestError};
 use crate::deepchat::response::{self, Body};
 use crate::history::History;
@@ -17,7 +18,6 @@ use futures_util::{Sink, SinkExt, StreamExt};
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -148,13 +148,6 @@ pub fn upgrade(
     response
 }
 
-/// A request waiting behind the running reply.
-enum Pending {
-    Request(String),
-    /// Arrived when the queue was full: answered with an error in its turn.
-    Refused,
-}
-
 /// What the idle socket produced next.
 enum Next {
     Request(String),
@@ -171,14 +164,14 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
         keepalive: None,
         ping_owed: false,
     };
-    let mut history = History::new(app.config.history_limit);
-    let mut queued: VecDeque<Pending> = VecDeque::new();
     let limits = &app.config.limits;
+    let mut history = History::new(app.config.history_limit, limits.budget());
+    let mut queued = Queue::new(limits.max_streams_per_connection, limits.max_request_bytes);
     let stop_key = app.config.stop_key.as_str();
     tracing::debug!(ip = %client.ip, "websocket session opened");
 
     loop {
-        let next = match queued.pop_front() {
+        let next = match queued.pop() {
             Some(Pending::Request(text)) => Next::Request(text),
             Some(Pending::Refused) => Next::Refuse(RequestError::Busy),
             None => wait_for_request(&mut incoming, &mut sink, &app).await,
@@ -204,7 +197,8 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
             .check(&client.keys())
             .map_err(|wait| RequestError::RateLimited(wait.as_secs().max(1)))
             .and_then(|()| request::parse(text.as_bytes()))
-            .and_then(|turns| request::check_count(turns, limits.max_messages));
+            .and_then(|turns| request::check_count(turns, limits.max_messages))
+            .and_then(|turns| Ok(limits.budget().check_newest(turns)?));
         let turns = match turns {
             Ok(turns) => turns,
             Err(err) => {
@@ -230,7 +224,6 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
         let client_gone = OnWake::new(watch_client(
             &mut incoming,
             &mut queued,
-            limits.max_streams_per_connection,
             keepalive,
             &mut close_with,
         ));
@@ -315,8 +308,7 @@ async fn wait_for_request(
 /// protocol also ends the reply, leaving in `close_with` the close frame the socket earned.
 async fn watch_client(
     incoming: &mut SplitStream<Socket>,
-    queued: &mut VecDeque<Pending>,
-    limit: usize,
+    queued: &mut Queue,
     keepalive: Option<Arc<Keepalive>>,
     close_with: &mut Option<(CloseCode, &'static str)>,
 ) {
@@ -339,14 +331,7 @@ async fn watch_client(
             keepalive.answered();
         }
         match next {
-            Some(Ok(Message::Text(text))) => {
-                // The running reply counts as one of the connection's streams.
-                if queued.len() + 1 >= limit {
-                    queued.push_back(Pending::Refused);
-                } else {
-                    queued.push_back(Pending::Request(text.as_str().to_owned()));
-                }
-            }
+            Some(Ok(Message::Text(text))) => queued.push(text.as_str().to_owned()),
             Some(Ok(Message::Close(_))) | None => return,
             Some(Err(err)) => {
                 *close_with = closing::code_for(&err);
