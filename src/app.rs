@@ -56,11 +56,12 @@ impl App {
         }
     }
 
-    /// The conversation to send upstream for these turns, within the character budget.
+    /// The conversation to send upstream for these turns, within the conversation budget
+    /// (the newest turn was checked against it on arrival).
     pub fn conversation(&self, turns: Vec<Turn>) -> Conversation {
         let mut conversation = Conversation {
             system: self.config.system_prompt.clone(),
-            turns: fit_chars(turns, self.config.limits.max_conversation_chars),
+            turns: self.config.limits.budget().fit(turns),
             ..Default::default()
         };
         if let ProviderConfig::Http(http) = &self.config.provider {
@@ -107,35 +108,5 @@ impl App {
             self.config.upstream.reply_timeout,
             self.force_stop.clone(),
         )
-    }
-}
-
-/// Drops the oldest turns until the dialogue fits `max_chars` (the newest turn always stays;
-/// an oversized newest turn is refused earlier, by the request-size limit).
-fn fit_chars(mut turns: Vec<Turn>, max_chars: usize) -> Vec<Turn> {
-    let mut total: usize = turns.iter().map(|t| t.text.chars().count()).sum();
-    let mut drop = 0;
-    while total > max_chars && drop + 1 < turns.len() {
-        total -= turns[drop].text.chars().count();
-        drop += 1;
-    }
-    turns.drain(..drop);
-    turns
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn oldest_turns_go_first_and_the_newest_stays() {
-        let turns = vec![
-            Turn::user("aaaa"),
-            Turn::assistant("bbbb"),
-            Turn::user("cc"),
-        ];
-        assert_eq!(fit_chars(turns.clone(), 100), turns);
-        assert_eq!(fit_chars(turns.clone(), 6), turns[1..].to_vec());
-        assert_eq!(fit_chars(turns.clone(), 1), turns[2..].to_vec());
     }
 }

@@ -1,5 +1,5 @@
 //! Optional client authentication: shared bearer tokens and/or JWTs (HS256 secret, or an
-//! RS256/ES256 public key), with expiry checked. Over HTTP the token comes in
+//! RS256/ES256 public key), with expiry, not-before, and optionally audience and issuer checked. Over HTTP the token comes in
 //! `Authorization: Bearer …`; over WebSocket, where browsers cannot set headers, as a
 //! subprotocol `bearer.<token>` (Deep Chat's `websocket: ["bearer.<token>"]`).
 
@@ -8,6 +8,39 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 /// Subprotocol prefix that carries a token on WebSocket upgrades.
 pub const BEARER_PROTOCOL_PREFIX: &str = "bearer.";
+
+/// What a JWT must carry besides a valid signature (`--jwt-audience`, `--jwt-issuer`,
+/// `--jwt-leeway`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JwtRules {
+    /// The `aud` a token must name; without it a token naming any audience is refused, since
+    /// it was issued for some other service.
+    pub audience: Option<String>,
+    /// The `iss` a token must name; without it any issuer (or none) is accepted.
+    pub issuer: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+}
+
+impl JwtRules {
+    /// Applies the rules to a key's validation: `exp` required, `nbf` (when present) checked,
+    /// a configured audience or issuer required and matched.
+    pub fn apply(&self, validation: &mut Validation) {
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = self.leeway_secs;
+        let mut required = vec!["exp"];
+        if let Some(audience) = &self.audience {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+    }
+}
 
 /// How clients prove who they are. Absent when no auth flag is set.
 pub struct Auth {
@@ -69,13 +102,22 @@ impl Auth {
     }
 }
 
-/// The bearer token from `Authorization`, else from a `bearer.` WebSocket subprotocol.
+/// The bearer token from `Authorization: Bearer`, else from a `bearer.` WebSocket subprotocol.
+/// Another scheme (`Basic`, sent by browsers on a site behind HTTP basic auth) is not ours to
+/// judge, so it does not hide the subprotocol.
 pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let (scheme, token) = value.trim().split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_owned());
+    let authorization = headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        });
+    if authorization.is_some() {
+        return authorization;
     }
     headers
         .get_all(SEC_WEBSOCKET_PROTOCOL)
@@ -117,6 +159,24 @@ mod tests {
             Some("abc")
         );
         assert_eq!(bearer_token(&headers("authorization", "Basic abc")), None);
+        let mut basic_and_protocol = headers("authorization", "Basic dXNlcjpwdw==");
+        basic_and_protocol.insert(
+            SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("bearer.from-protocol"),
+        );
+        assert_eq!(
+            bearer_token(&basic_and_protocol).as_deref(),
+            Some("from-protocol")
+        );
+        basic_and_protocol.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("Bearer from-header"),
+        );
+        assert_eq!(
+            bearer_token(&basic_and_protocol).as_deref(),
+            Some("from-header"),
+            "a Bearer header wins over the subprotocol"
+        );
         assert_eq!(
             bearer_token(&headers("sec-websocket-protocol", "chat, bearer.t0k-en")).as_deref(),
             Some("t0k-en")
@@ -164,6 +224,51 @@ mod tests {
         assert!(auth
             .verify(&headers("authorization", &format!("Bearer {forged}")))
             .is_err());
+    }
+
+    #[test]
+    fn jwt_rules_check_nbf_audience_issuer_and_leeway() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let verify = |rules: &JwtRules, claims: serde_json::Value| {
+            let (key, mut validation) = Auth::hs256(b"secret");
+            rules.apply(&mut validation);
+            let auth = Auth::new(Vec::new(), Some((key, validation)));
+            let token = jsonwebtoken::encode(
+                &jsonwebtoken::Header::default(),
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(b"secret"),
+            )
+            .expect("sign");
+            auth.verify(&headers("authorization", &format!("Bearer {token}")))
+        };
+        let open = JwtRules {
+            leeway_secs: 60,
+            ..JwtRules::default()
+        };
+        let exp = now + 600;
+        assert!(verify(&open, serde_json::json!({"exp": exp, "nbf": now})).is_ok());
+        assert!(verify(&open, serde_json::json!({"exp": exp, "nbf": now + 300})).is_err());
+        assert!(verify(&open, serde_json::json!({"exp": exp, "aud": "other"})).is_err());
+        assert!(verify(&open, serde_json::json!({"exp": now - 30})).is_ok());
+        let strict = JwtRules {
+            audience: Some("chat".into()),
+            issuer: Some("https://id.example".into()),
+            leeway_secs: 0,
+        };
+        let good = serde_json::json!({"exp": exp, "aud": "chat", "iss": "https://id.example"});
+        assert!(verify(&strict, good).is_ok());
+        for bad in [
+            serde_json::json!({"exp": exp, "aud": "other", "iss": "https://id.example"}),
+            serde_json::json!({"exp": exp, "iss": "https://id.example"}),
+            serde_json::json!({"exp": exp, "aud": "chat", "iss": "https://evil.example"}),
+            serde_json::json!({"exp": exp, "aud": "chat"}),
+            serde_json::json!({"exp": now - 30, "aud": "chat", "iss": "https://id.example"}),
+        ] {
+            assert!(verify(&strict, bad.clone()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -68,6 +68,35 @@ pub struct Cli {
     )]
     pub jwt_public_key: Option<std::path::PathBuf>,
 
+    /// The `aud` claim client JWTs must carry. Without it, a JWT that names any audience is
+    /// refused (it was issued for another service).
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_JWT_AUDIENCE",
+        value_name = "AUD",
+        help_heading = "Access"
+    )]
+    pub jwt_audience: Option<String>,
+
+    /// The `iss` claim client JWTs must carry; without it any issuer is accepted.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_JWT_ISSUER",
+        value_name = "ISS",
+        help_heading = "Access"
+    )]
+    pub jwt_issuer: Option<String>,
+
+    /// Seconds of clock skew allowed when checking a JWT's `exp` and `nbf`.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_JWT_LEEWAY",
+        value_name = "SECS",
+        default_value_t = 60,
+        help_heading = "Access"
+    )]
+    pub jwt_leeway: u64,
+
     /// Header carrying the browser's IP when the proxy sits behind a reverse proxy (e.g.
     /// X-Forwarded-For; its last entry is used). Only set it when every client comes through
     /// that proxy: clients can forge the header otherwise.
@@ -93,7 +122,8 @@ pub struct Cli {
     )]
     pub max_messages: usize,
 
-    /// Most characters of conversation sent upstream; the oldest turns are dropped to fit.
+    /// Most characters of conversation sent upstream; the oldest turns are dropped to fit, and
+    /// a newest message longer than this is refused with an error.
     #[arg(
         long,
         env = "DEEPCHAT_PROXY_MAX_CONVERSATION_CHARS",
@@ -101,6 +131,32 @@ pub struct Cli {
         help_heading = "Limits"
     )]
     pub max_conversation_chars: usize,
+
+    /// Most images in a conversation sent upstream; older turns are dropped to fit, and a newest
+    /// message with more is refused with an error.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_MAX_IMAGES",
+        default_value_t = 20,
+        help_heading = "Limits"
+    )]
+    pub max_images: usize,
+
+    /// Most bytes of images (decoded size of uploads, length of links) in a conversation sent
+    /// upstream; older turns are dropped to fit, and a newest message with more is refused.
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_MAX_IMAGE_BYTES",
+        default_value_t = 10 * 1024 * 1024,
+        help_heading = "Limits"
+    )]
+    pub max_image_bytes: usize,
+
+    /// Largest reply buffered for a plain-HTTP JSON answer (text and files, in bytes); past it
+    /// the upstream is closed and the client gets a 502 JSON error.
+    #[arg(long, env = "DEEPCHAT_PROXY_MAX_JSON_REPLY_BYTES", default_value_t = 8 * 1024 * 1024,
+          help_heading = "Limits")]
+    pub max_json_reply_bytes: usize,
 
     /// Most open client connections; more are answered 503.
     #[arg(

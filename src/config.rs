@@ -1,7 +1,8 @@
 //! Validated runtime configuration, built once from the command line and the environment.
 
 use crate::access::OriginPolicy;
-use crate::auth::Auth;
+use crate::auth::{Auth, JwtRules};
+use crate::budget::Budget;
 use crate::cli::{Cli, DemoArgs, GenerationArgs, OpenAiArgs, ProviderCommand};
 use crate::redact::Secrets;
 use deepchat_adapters::anthropic::Anthropic;
@@ -94,6 +95,12 @@ pub struct Limits {
     pub max_request_bytes: usize,
     pub max_messages: usize,
     pub max_conversation_chars: usize,
+    /// Images per conversation sent upstream (`--max-images`).
+    pub max_images: usize,
+    /// Bytes of images per conversation sent upstream (`--max-image-bytes`).
+    pub max_image_bytes: usize,
+    /// Largest reply buffered for one JSON answer (`--max-json-reply-bytes`).
+    pub max_json_reply_bytes: usize,
     pub max_connections: usize,
     /// Most connections per TCP peer IP; `None` = uncapped.
     pub max_connections_per_ip: Option<usize>,
@@ -116,6 +123,15 @@ impl Limits {
     /// more than `max_conversation_chars` characters of at most 4 bytes each.
     pub fn reply_memory_bytes(&self) -> usize {
         self.max_conversation_chars.saturating_mul(4)
+    }
+
+    /// What one conversation may send upstream (and so what its memory keeps).
+    pub fn budget(&self) -> Budget {
+        Budget {
+            max_chars: self.max_conversation_chars,
+            max_images: self.max_images,
+            max_image_bytes: self.max_image_bytes,
+        }
     }
 }
 
@@ -209,6 +225,9 @@ impl Config {
                 max_request_bytes: cli.max_request_bytes,
                 max_messages: cli.max_messages.max(1),
                 max_conversation_chars: cli.max_conversation_chars.max(1),
+                max_images: cli.max_images,
+                max_image_bytes: cli.max_image_bytes,
+                max_json_reply_bytes: cli.max_json_reply_bytes.max(1),
                 max_connections: cli.max_connections.max(1),
                 // Behind a reverse proxy every connection has the proxy's address.
                 max_connections_per_ip: (cli.max_connections_per_ip > 0
@@ -370,6 +389,15 @@ fn auth(cli: &Cli) -> Result<Option<Arc<Auth>>, ConfigError> {
         }
         (None, None) => None,
     };
+    let rules = JwtRules {
+        audience: cli.jwt_audience.clone().filter(|a| !a.is_empty()),
+        issuer: cli.jwt_issuer.clone().filter(|i| !i.is_empty()),
+        leeway_secs: cli.jwt_leeway,
+    };
+    let jwt = jwt.map(|(key, mut validation)| {
+        rules.apply(&mut validation);
+        (key, validation)
+    });
     if tokens.is_empty() && jwt.is_none() {
         return Ok(None);
     }

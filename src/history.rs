@@ -1,22 +1,37 @@
 //! Per-socket conversation memory. Deep Chat sends only the newest message by default, so the
-//! proxy remembers the dialogue (user turns and the replies it streamed) for the model.
+//! proxy remembers the dialogue (user turns and the replies it streamed) for the model. Memory
+//! follows the conversation budget: turns that could never be sent upstream again are
+//! forgotten at once, so what a client sends cannot pile up here.
 
+use crate::budget::Budget;
 use deepchat_adapters::{Role, Turn};
 use std::collections::VecDeque;
 
-/// The remembered dialogue of one socket, at most `limit` turns.
+/// The remembered dialogue of one socket, at most `limit` turns and within `budget`.
 #[derive(Debug)]
 pub struct History {
     turns: VecDeque<Turn>,
     limit: usize,
+    /// Text and images worth keeping: what one conversation may send upstream.
+    budget: Budget,
 }
 
 impl History {
-    pub fn new(limit: usize) -> Self {
+    pub fn new(limit: usize, budget: Budget) -> Self {
         History {
             turns: VecDeque::new(),
             limit: limit.max(1),
+            budget,
         }
+    }
+
+    /// Drops the oldest turns beyond the turn limit or the budget; the newest stays.
+    fn trim(&mut self) {
+        while self.turns.len() > self.limit {
+            self.turns.pop_front();
+        }
+        let over = self.budget.overflow(self.turns.make_contiguous());
+        self.turns.drain(..over);
     }
 
     /// Records an incoming request and returns the dialogue to send upstream. One message is
@@ -27,9 +42,7 @@ impl History {
         } else {
             self.turns.extend(incoming);
         }
-        while self.turns.len() > self.limit {
-            self.turns.pop_front();
-        }
+        self.trim();
         // Providers such as Anthropic require the dialogue to open with the user.
         while self.turns.len() > 1 && self.turns.front().map(|t| t.role) == Some(Role::Assistant) {
             self.turns.pop_front();
@@ -46,9 +59,7 @@ impl History {
             }
         } else {
             self.turns.push_back(Turn::assistant(reply));
-            while self.turns.len() > self.limit {
-                self.turns.pop_front();
-            }
+            self.trim();
         }
     }
 }
@@ -57,9 +68,31 @@ impl History {
 mod tests {
     use super::*;
 
+    const ROOMY: Budget = Budget {
+        max_chars: 1000,
+        max_images: 10,
+        max_image_bytes: 1000,
+    };
+
+    #[test]
+    fn memory_keeps_only_what_fits_the_budget() {
+        let budget = Budget {
+            max_chars: 10,
+            ..ROOMY
+        };
+        let mut history = History::new(50, budget);
+        history.begin(vec![Turn::user("x".repeat(8))]);
+        history.finish("y".repeat(8));
+        let sent = history.begin(vec![Turn::user("z")]);
+        assert_eq!(sent, vec![Turn::user("z")], "the old question cannot fit");
+        // The reply was held only until the next question; now nothing over budget is kept.
+        let kept: usize = history.turns.iter().map(|t| t.text.len()).sum();
+        assert!(kept <= 10, "{:?}", history.turns);
+    }
+
     #[test]
     fn remembers_turns_and_replies() {
-        let mut history = History::new(10);
+        let mut history = History::new(10, ROOMY);
         assert_eq!(history.begin(vec![Turn::user("a")]), vec![Turn::user("a")]);
         history.finish("A".into());
         assert_eq!(
@@ -70,7 +103,7 @@ mod tests {
 
     #[test]
     fn client_list_replaces_memory() {
-        let mut history = History::new(10);
+        let mut history = History::new(10, ROOMY);
         history.begin(vec![Turn::user("old")]);
         history.finish("OLD".into());
         let sent = vec![Turn::user("x"), Turn::assistant("X"), Turn::user("y")];
@@ -79,7 +112,7 @@ mod tests {
 
     #[test]
     fn limit_drops_oldest_and_keeps_user_first() {
-        let mut history = History::new(3);
+        let mut history = History::new(3, ROOMY);
         for q in ["1", "2", "3"] {
             history.begin(vec![Turn::user(q)]);
             history.finish(format!("r{q}"));
@@ -93,7 +126,7 @@ mod tests {
 
     #[test]
     fn failed_reply_without_text_forgets_question() {
-        let mut history = History::new(10);
+        let mut history = History::new(10, ROOMY);
         history.begin(vec![Turn::user("a")]);
         history.finish(String::new());
         assert_eq!(history.begin(vec![Turn::user("b")]), vec![Turn::user("b")]);

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod app;
 pub mod auth;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod deepchat;

@@ -11,7 +11,10 @@ use crate::history::History;
 use crate::ratelimit::ClientKey;
 use crate::relay::{self, Ending};
 use crate::telemetry;
+use crate::upstream::EventStream;
 use crate::App;
+use deepchat_adapters::Event;
+use futures_util::StreamExt;
 use http_body_util::{BodyExt, Limited};
 use hyper::header::{ACCEPT, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
@@ -34,7 +37,8 @@ pub async fn handle(
     let turns = match admitted {
         Ok(()) => read_turns(request, &content_type, limits)
             .await
-            .and_then(|turns| request::check_count(turns, limits.max_messages)),
+            .and_then(|turns| request::check_count(turns, limits.max_messages))
+            .and_then(|turns| Ok(limits.budget().check_newest(turns)?)),
         Err(err) => Err(err),
     };
     let turns = match turns {
@@ -42,7 +46,9 @@ pub async fn handle(
         Err(err) => {
             telemetry::rejected(err.rejection());
             let status = match err {
-                RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                RequestError::TooLarge(_) | RequestError::OverBudget(_) => {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                }
                 RequestError::SlowBody(_) => StatusCode::REQUEST_TIMEOUT,
                 RequestError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::BAD_REQUEST,
@@ -58,7 +64,8 @@ pub async fn handle(
     };
     // The client's list is the whole dialogue; the history limit still bounds it.
     let started = std::time::Instant::now();
-    let conversation = app.conversation(History::new(app.config.history_limit).begin(turns));
+    let conversation =
+        app.conversation(History::new(app.config.history_limit, limits.budget()).begin(turns));
     let streaming = telemetry::Active::stream();
     let events = app.start_reply(&conversation);
     if wants_events {
@@ -66,15 +73,15 @@ pub async fn handle(
         return sse::respond(events, app, started, question, streaming);
     }
 
-    // The reply is buffered whole; if the client disconnects, hyper drops this future and with
-    // it the upstream stream.
-    // The JSON answer is the whole text, so all of it is kept.
+    // The reply is buffered whole, up to its cap; if the client disconnects, hyper drops this
+    // future and with it the upstream stream.
+    let max_bytes = limits.max_json_reply_bytes;
     let mut discard = futures_util::sink::drain();
     let outcome = relay::relay(
-        events,
+        capped(events, max_bytes),
         &mut discard,
         Ending::Close,
-        usize::MAX,
+        max_bytes,
         std::future::pending(),
     )
     .await;
@@ -92,6 +99,29 @@ pub async fn handle(
             &json!({ "text": outcome.text, "files": outcome.files }),
         ),
     }
+}
+
+/// Ends `events` with an error once its text and files pass `max_bytes`, dropping the upstream
+/// at once: a buffered answer must not grow with a reply that runs away.
+fn capped(events: EventStream, max_bytes: usize) -> EventStream {
+    futures_util::stream::unfold((Some(events), 0usize), move |(events, seen)| async move {
+        let mut events = events?;
+        let event = events.next().await?;
+        let seen = seen.saturating_add(match &event {
+            Event::TextDelta(text) => text.len(),
+            Event::File { src, .. } => src.len(),
+            _ => 0,
+        });
+        if seen > max_bytes {
+            let error = format!(
+                "the reply is longer than the {max_bytes}-byte limit of a JSON answer and was \
+                 stopped; use streaming for long replies"
+            );
+            return Some((Event::Error(error), (None, seen)));
+        }
+        Some((event, (Some(events), seen)))
+    })
+    .boxed()
 }
 
 fn header(request: &Request<hyper::body::Incoming>, name: hyper::header::HeaderName) -> String {

@@ -27,6 +27,8 @@ pub enum RequestError {
     Busy,
     #[error("the request body did not arrive within {0} s")]
     SlowBody(u64),
+    #[error(transparent)]
+    OverBudget(#[from] crate::budget::OverBudget),
 }
 
 #[derive(Deserialize)]
@@ -86,7 +88,7 @@ impl RequestError {
     pub fn rejection(&self) -> crate::telemetry::Rejection {
         use crate::telemetry::Rejection;
         match self {
-            RequestError::TooLarge(_) => Rejection::TooLarge,
+            RequestError::TooLarge(_) | RequestError::OverBudget(_) => Rejection::TooLarge,
             RequestError::TooManyMessages(_) => Rejection::TooManyMessages,
             RequestError::RateLimited(_) => Rejection::RateLimit,
             RequestError::Busy => Rejection::Busy,

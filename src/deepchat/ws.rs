@@ -1,8 +1,10 @@
 //! Deep Chat over WebSocket: the upgrade handshake (hand-written on hyper, unit-tested) and
 //! the per-socket session that answers each text frame with one streamed reply.
 
+use crate::deepchat::closing;
 use crate::deepchat::frames::Frame;
 use crate::deepchat::keepalive::Keepalive;
+use crate::deepchat::queue::{Pending, Queue};
 use crate::deepchat::request::{self, RequestError};
 use crate::deepchat::response::{self, Body};
 use crate::history::History;
@@ -16,7 +18,6 @@ use futures_util::{Sink, SinkExt, StreamExt};
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -24,7 +25,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -147,13 +148,6 @@ pub fn upgrade(
     response
 }
 
-/// A request waiting behind the running reply.
-enum Pending {
-    Request(String),
-    /// Arrived when the queue was full: answered with an error in its turn.
-    Refused,
-}
-
 /// What the idle socket produced next.
 enum Next {
     Request(String),
@@ -170,14 +164,14 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
         keepalive: None,
         ping_owed: false,
     };
-    let mut history = History::new(app.config.history_limit);
-    let mut queued: VecDeque<Pending> = VecDeque::new();
     let limits = &app.config.limits;
+    let mut history = History::new(app.config.history_limit, limits.budget());
+    let mut queued = Queue::new(limits.max_streams_per_connection, limits.max_request_bytes);
     let stop_key = app.config.stop_key.as_str();
     tracing::debug!(ip = %client.ip, "websocket session opened");
 
     loop {
-        let next = match queued.pop_front() {
+        let next = match queued.pop() {
             Some(Pending::Request(text)) => Next::Request(text),
             Some(Pending::Refused) => Next::Refuse(RequestError::Busy),
             None => wait_for_request(&mut incoming, &mut sink, &app).await,
@@ -192,11 +186,7 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
                 continue;
             }
             Next::Close(code, reason) => {
-                let frame = CloseFrame {
-                    code,
-                    reason: reason.into(),
-                };
-                let _ = sink.inner.send(Message::Close(Some(frame))).await;
+                closing::close(sink.inner, incoming, code, reason).await;
                 return;
             }
             Next::Gone => return,
@@ -207,7 +197,8 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
             .check(&client.keys())
             .map_err(|wait| RequestError::RateLimited(wait.as_secs().max(1)))
             .and_then(|()| request::parse(text.as_bytes()))
-            .and_then(|turns| request::check_count(turns, limits.max_messages));
+            .and_then(|turns| request::check_count(turns, limits.max_messages))
+            .and_then(|turns| Ok(limits.budget().check_newest(turns)?));
         let turns = match turns {
             Ok(turns) => turns,
             Err(err) => {
@@ -229,11 +220,12 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
         sink.ping_owed = false;
         // Polled only when the socket signals (or the keepalive check is due), not once per
         // upstream token.
+        let mut close_with = None;
         let client_gone = OnWake::new(watch_client(
             &mut incoming,
             &mut queued,
-            limits.max_streams_per_connection,
             keepalive,
+            &mut close_with,
         ));
         let outcome = relay::relay(
             events,
@@ -247,6 +239,9 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
         let context = app.reply_context("websocket", started, newest_text(&conversation));
         telemetry::reply_finished(&context, &outcome, app.config.log_content);
         if outcome.cancelled {
+            if let Some((code, reason)) = close_with {
+                closing::close(sink.inner, incoming, code, reason).await;
+            }
             return;
         }
         history.finish(outcome.text);
@@ -292,25 +287,30 @@ async fn wait_for_request(
             }
             Some(Ok(Message::Close(_))) | None => return Next::Gone,
             Some(Ok(_)) => continue, // pings are answered by tungstenite; pongs just prove life
-            Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(err))) => {
-                tracing::info!(%err, "websocket message over the size limit");
-                return Next::Close(CloseCode::Size, "message too big for --max-request-bytes");
-            }
             Some(Err(err)) => {
-                tracing::debug!(%err, "websocket read failed");
-                return Next::Gone;
+                return match closing::code_for(&err) {
+                    Some((code, reason)) => {
+                        tracing::info!(%err, "closing a websocket that broke the protocol or a limit");
+                        Next::Close(code, reason)
+                    }
+                    None => {
+                        tracing::debug!(%err, "websocket read failed");
+                        Next::Gone
+                    }
+                };
             }
         }
     }
 }
 
 /// Resolves when the client leaves, or stops answering the pings sent during the reply;
-/// meanwhile queues requests that arrive during a reply.
+/// meanwhile queues requests that arrive during a reply. A read that breaks a limit or the
+/// protocol also ends the reply, leaving in `close_with` the close frame the socket earned.
 async fn watch_client(
     incoming: &mut SplitStream<Socket>,
-    queued: &mut VecDeque<Pending>,
-    limit: usize,
+    queued: &mut Queue,
     keepalive: Option<Arc<Keepalive>>,
+    close_with: &mut Option<(CloseCode, &'static str)>,
 ) {
     let check_every = keepalive
         .as_ref()
@@ -331,15 +331,12 @@ async fn watch_client(
             keepalive.answered();
         }
         match next {
-            Some(Ok(Message::Text(text))) => {
-                // The running reply counts as one of the connection's streams.
-                if queued.len() + 1 >= limit {
-                    queued.push_back(Pending::Refused);
-                } else {
-                    queued.push_back(Pending::Request(text.as_str().to_owned()));
-                }
+            Some(Ok(Message::Text(text))) => queued.push(text.as_str().to_owned()),
+            Some(Ok(Message::Close(_))) | None => return,
+            Some(Err(err)) => {
+                *close_with = closing::code_for(&err);
+                return;
             }
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
             Some(Ok(_)) => {}
         }
     }
