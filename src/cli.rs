@@ -269,8 +269,9 @@ pub struct Cli {
     )]
     pub reply_timeout: u64,
 
-    /// Retries of a failed upstream request (connect error, 429, 5xx) before anything reached
-    /// the browser, with jittered exponential backoff honouring Retry-After.
+    /// Retries of a failed upstream request (connect error, 429, 5xx, a stream that opens with
+    /// an error or ends empty) before anything reached the browser, with jittered exponential
+    /// backoff honouring Retry-After.
     #[arg(
         long,
         env = "DEEPCHAT_PROXY_RETRIES",

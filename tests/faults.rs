@@ -399,3 +399,38 @@ async fn a_draining_proxy_refuses_new_connections_at_once() {
         Err(_) => panic!("connect hung during the drain"),
     }
 }
+
+#[tokio::test]
+async fn a_stream_that_opens_with_an_error_or_ends_empty_is_retried_before_anything_is_shown() {
+    let upstream = MockUpstream::start().await;
+    let proxy = Proxy::openai(&upstream, &["--retries", "2"], &[]).await;
+    let mut ws = connect(&proxy.ws_url()).await;
+    // 200, then an error as the first event (as OpenAI sends when overloaded mid-request).
+    upstream.push(Reply::sse(vec![Step::Bytes(
+        b"data: {\"error\":{\"message\":\"The server had an error\",\"type\":\"server_error\"}}\n\n"
+            .to_vec(),
+    )]));
+    // 200, then nothing but the end marker.
+    upstream.push(Reply::sse(vec![Step::Bytes(b"data: [DONE]\n\n".to_vec())]));
+    upstream.push(Reply::openai_text(&["third ", "attempt"]));
+    send_user(&mut ws, "hi").await;
+    let frames = read_reply(&mut ws, STOP).await;
+    assert_eq!(reply_text(&frames), "third attempt");
+    assert!(errors(&frames).is_empty(), "{frames:?}");
+    assert_eq!(upstream.received().len(), 3);
+
+    // Out of retries: the user sees the stream's own error, once.
+    for _ in 0..3 {
+        upstream.push(Reply::sse(vec![Step::Bytes(
+            b"data: {\"error\":{\"message\":\"still failing\"}}\n\n".to_vec(),
+        )]));
+    }
+    send_user(&mut ws, "again").await;
+    let frames = read_reply(&mut ws, STOP).await;
+    assert_eq!(
+        errors(&frames),
+        vec!["upstream error: still failing".to_owned()],
+        "{frames:?}"
+    );
+    assert_eq!(upstream.received().len(), 6);
+}
