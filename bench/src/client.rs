@@ -339,3 +339,9 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn truncate(text: &str) -> String {
     text.chars().take(120).collect()
 }
+
+/// Connect and read deadlines of every benchmark client.
+pub const LIMITS: Limits = Limits {
+    connect: Duration::from_secs(30),
+    read: Duration::from_secs(30),
+};

@@ -6,16 +6,16 @@
 //! whole run `--max-seconds`; the mock exits when the driver's pipe to it closes, and the proxy
 //! runs under `timeout -s KILL` so it dies even if the driver is killed outright.
 
-use crate::client::{self, Limits, StreamResult};
-use crate::idle::{run_idle, IdleResult};
+use crate::client::{self, StreamResult, LIMITS};
+use crate::idle::run_idle;
 use crate::processes::{Mock, Perf, Proxy};
 use crate::procfs::{self, Cpu};
 use crate::report;
+use crate::results::{Outcome, Phase, ScenarioResult, Usage};
 use crate::scenarios::{scenarios, Kind, Mode, Scenario, Shape};
-use crate::stalled::{self, StalledResult};
+use crate::stalled;
 use crate::stats::Pct;
 use crate::token::Spec;
-use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,91 +50,6 @@ pub struct Args {
     /// Give up on the whole run after this many seconds.
     #[arg(long, default_value_t = 900)]
     max_seconds: u64,
-}
-
-/// CPU and memory of one process over one phase.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Usage {
-    pub cpu_user_s: f64,
-    pub cpu_system_s: f64,
-    pub rss_before_kib: u64,
-    pub rss_peak_kib: u64,
-    pub rss_after_kib: u64,
-    pub fds_peak: usize,
-    /// Still open half a second after the last reply (idle upstream connections kept, …).
-    pub fds_after: usize,
-}
-
-impl Usage {
-    pub fn cpu_s(&self) -> f64 {
-        self.cpu_user_s + self.cpu_system_s
-    }
-}
-
-/// One run of N streams against one target.
-#[derive(Debug, Clone, Serialize)]
-pub struct Phase {
-    pub streams: usize,
-    pub complete: usize,
-    pub failures: Vec<String>,
-    pub connect: Pct,
-    pub first_token: Pct,
-    pub per_token: Pct,
-    pub tokens: u64,
-    pub frames: u64,
-    pub wall_s: f64,
-    /// Only for the proxy phase.
-    pub proxy: Option<Usage>,
-    pub mock_cpu_s: f64,
-    pub loadgen_cpu_s: f64,
-    /// CPU seconds used meanwhile by every other process on the machine (other builds, …):
-    /// the measurement is only as clean as this is small.
-    pub other_cpu_s: f64,
-    /// CPU seconds the kernel spent in interrupts meanwhile (loopback TCP, ours included).
-    pub interrupt_cpu_s: f64,
-    /// Connects the kernel dropped because a listen queue was full (clients retry after 1 s,
-    /// 3 s, …): the mock's in the direct phase, in the proxy phase nearly all the proxy's.
-    pub listen_overflows: u64,
-}
-
-impl Phase {
-    pub fn tokens_per_s(&self) -> f64 {
-        if self.wall_s > 0.0 {
-            self.tokens as f64 / self.wall_s
-        } else {
-            0.0
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Outcome {
-    Idle(IdleResult),
-    Stalled(Box<StalledResult>),
-    Streams {
-        direct: Box<Phase>,
-        proxy: Box<Phase>,
-    },
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ScenarioResult {
-    pub scenario: Scenario,
-    pub outcome: Outcome,
-}
-
-impl ScenarioResult {
-    /// Replies that were not complete and correct (for stalled clients: failed checks).
-    pub fn incomplete(&self) -> usize {
-        match &self.outcome {
-            Outcome::Idle(idle) => idle.sockets - idle.opened,
-            Outcome::Stalled(stalled) => stalled.failures.len(),
-            Outcome::Streams { direct, proxy } => {
-                (direct.streams - direct.complete) + (proxy.streams - proxy.complete)
-            }
-        }
-    }
 }
 
 pub fn main(args: Args) -> ExitCode {
@@ -382,11 +297,6 @@ fn stream_bound(tokens: u32, rate: u32, shape: Shape) -> Duration {
     };
     ramp + streaming + LIMITS.connect + LIMITS.read
 }
-
-pub(crate) const LIMITS: Limits = Limits {
-    connect: Duration::from_secs(30),
-    read: Duration::from_secs(30),
-};
 
 struct Plan {
     streams: usize,

@@ -1,8 +1,7 @@
 //! The idle scenario: open WebSockets that never send, to measure the proxy's memory and CPU
 //! per idle socket.
 
-use crate::client;
-use crate::driver::LIMITS;
+use crate::client::{self, LIMITS};
 use crate::processes::Proxy;
 use crate::procfs;
 use serde::Serialize;

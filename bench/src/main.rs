@@ -9,6 +9,7 @@ mod mock;
 mod processes;
 mod procfs;
 mod report;
+mod results;
 mod scenarios;
 mod stalled;
 mod stats;

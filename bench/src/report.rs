@@ -2,7 +2,7 @@
 //! Added latency is the proxy's percentile minus the floor's percentile measured in the same
 //! run; ratios divide the two. CPU seconds per million tokens equal CPU microseconds per token.
 
-use crate::driver::{Outcome, Phase, ScenarioResult};
+use crate::results::{Outcome, Phase, ScenarioResult};
 use crate::scenarios::{Kind, Mode, Shape};
 use crate::stalled::{MockSample, StalledResult};
 use crate::stats::Pct;

@@ -1,0 +1,93 @@
+//! What a benchmark run measured: per phase (direct or through the proxy), per scenario. The
+//! driver fills these in and the report renders them; both read this, neither the other.
+
+use crate::idle::IdleResult;
+use crate::scenarios::Scenario;
+use crate::stalled::StalledResult;
+use crate::stats::Pct;
+use serde::Serialize;
+
+/// CPU and memory of one process over one phase.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Usage {
+    pub cpu_user_s: f64,
+    pub cpu_system_s: f64,
+    pub rss_before_kib: u64,
+    pub rss_peak_kib: u64,
+    pub rss_after_kib: u64,
+    pub fds_peak: usize,
+    /// Still open half a second after the last reply (idle upstream connections kept, …).
+    pub fds_after: usize,
+}
+
+impl Usage {
+    pub fn cpu_s(&self) -> f64 {
+        self.cpu_user_s + self.cpu_system_s
+    }
+}
+
+/// One run of N streams against one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub streams: usize,
+    pub complete: usize,
+    pub failures: Vec<String>,
+    pub connect: Pct,
+    pub first_token: Pct,
+    pub per_token: Pct,
+    pub tokens: u64,
+    pub frames: u64,
+    pub wall_s: f64,
+    /// Only for the proxy phase.
+    pub proxy: Option<Usage>,
+    pub mock_cpu_s: f64,
+    pub loadgen_cpu_s: f64,
+    /// CPU seconds used meanwhile by every other process on the machine (other builds, …):
+    /// the measurement is only as clean as this is small.
+    pub other_cpu_s: f64,
+    /// CPU seconds the kernel spent in interrupts meanwhile (loopback TCP, ours included).
+    pub interrupt_cpu_s: f64,
+    /// Connects the kernel dropped because a listen queue was full (clients retry after 1 s,
+    /// 3 s, …): the mock's in the direct phase, in the proxy phase nearly all the proxy's.
+    pub listen_overflows: u64,
+}
+
+impl Phase {
+    pub fn tokens_per_s(&self) -> f64 {
+        if self.wall_s > 0.0 {
+            self.tokens as f64 / self.wall_s
+        } else {
+            0.0
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Outcome {
+    Idle(IdleResult),
+    Stalled(Box<StalledResult>),
+    Streams {
+        direct: Box<Phase>,
+        proxy: Box<Phase>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    pub scenario: Scenario,
+    pub outcome: Outcome,
+}
+
+impl ScenarioResult {
+    /// Replies that were not complete and correct (for stalled clients: failed checks).
+    pub fn incomplete(&self) -> usize {
+        match &self.outcome {
+            Outcome::Idle(idle) => idle.sockets - idle.opened,
+            Outcome::Stalled(stalled) => stalled.failures.len(),
+            Outcome::Streams { direct, proxy } => {
+                (direct.streams - direct.complete) + (proxy.streams - proxy.complete)
+            }
+        }
+    }
+}
