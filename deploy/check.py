@@ -16,7 +16,8 @@ failed. It checks that:
   - the Dockerfile, compose file, manifests, unit and nginx config agree with each other and with
     the binary: ports, uid, grace periods longer than the drain timeout, selectors, Secret names,
     security settings, the Deep Chat page settings;
-  - the Docker build context (after Dockerfile.dockerignore) still holds the whole Cargo workspace.
+  - the Docker build context (after Dockerfile.dockerignore) still holds the whole Cargo workspace
+    and its lock file, checked with an empty CARGO_HOME so no local cache can hide a gap.
 """
 
 import json
@@ -410,17 +411,39 @@ def check_build_context(docker):
             dest = Path(tmp, f)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, dest)
-        meta = subprocess.run(
-            ["cargo", "metadata", "--format-version", "1", "--locked", "--offline"],
-            cwd=tmp, capture_output=True, text=True)
+        # The workspace's own manifests only (--no-deps), with an empty CARGO_HOME and no
+        # network: the answer must not depend on which crates this machine's cache happens to
+        # hold (a Linux-only cache lacks the Windows-only crates a full resolve would read).
+        # That the lock file resolves --locked is proven on the real tree by check.sh's
+        # `cargo build --locked`; here it is enough that the context carries the same lock
+        # file and every workspace package it names.
+        with tempfile.TemporaryDirectory(prefix="deploy-cargo-home-") as cargo_home:
+            meta = subprocess.run(
+                ["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"],
+                cwd=tmp, capture_output=True, text=True,
+                env={**os.environ, "CARGO_HOME": cargo_home})
         if meta.returncode != 0:
-            fail("build context: `cargo metadata --locked` fails on the filtered tree:\n"
+            fail("build context: `cargo metadata --no-deps` fails on the filtered tree:\n"
                  + meta.stderr.strip())
             return
         data = json.loads(meta.stdout)
         members = {p["name"] for p in data["packages"] if p["id"] in data["workspace_members"]}
-        ok(f"build context: {len(files)} files, Cargo workspace resolves --locked "
-           f"(members: {', '.join(sorted(members))})")
+        lock = Path(tmp, "Cargo.lock")
+        if not lock.is_file() or lock.read_bytes() != (ROOT / "Cargo.lock").read_bytes():
+            fail("build context: Cargo.lock is missing or differs (docker build runs --locked)")
+            return
+        # Packages without a `source` in the lock file are the workspace's own path crates.
+        locked_paths = set()
+        for block in lock.read_text().split("[[package]]")[1:]:
+            name = re.search(r'^name = "([^"]+)"', block, re.M)
+            if name and not re.search(r"^source = ", block, re.M):
+                locked_paths.add(name.group(1))
+        if locked_paths - members:
+            fail("build context: Cargo.lock names workspace crates the context lacks: "
+                 + ", ".join(sorted(locked_paths - members)))
+            return
+        ok(f"build context: {len(files)} files, Cargo workspace loads with an empty cargo cache "
+           f"and carries the lock file (members: {', '.join(sorted(members))})")
         missing = []
         for rs in Path(tmp).rglob("*.rs"):
             for m in re.finditer(r'include_(?:str|bytes)!\(\s*"([^"]+)"', rs.read_text(errors="replace")):
