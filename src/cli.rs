@@ -1,38 +1,52 @@
 //! Command-line flags (clap derive). Every flag also reads an environment variable so the proxy
 //! can be configured entirely from a container or unit file; secrets are named, never passed.
+//! The proxy's own flags are global: they may come before or after the provider subcommand.
 
-use clap::{Args, Parser, Subcommand};
-use std::net::SocketAddr;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Puts an LLM behind a Deep Chat web component: Deep Chat clients in, provider streams out.
 #[derive(Debug, Parser)]
 #[command(name = "deepchat-proxy", version, about, long_about = None)]
 pub struct Cli {
-    /// Address to listen on.
-    #[arg(long, env = "DEEPCHAT_PROXY_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address to listen on: IP:PORT, localhost:PORT (= 127.0.0.1), or :PORT (every interface).
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_LISTEN", default_value = "127.0.0.1:8080",
+          value_name = "ADDR", value_parser = parse_listen_address)]
     pub listen: SocketAddr,
 
-    /// Route where Deep Chat connects (WebSocket upgrade).
-    #[arg(long, env = "DEEPCHAT_PROXY_PATH", default_value = "/chat")]
+    /// Route where Deep Chat connects: WebSocket upgrade, or HTTP POST (JSON or SSE replies).
+    #[arg(
+        global = true,
+        long,
+        env = "DEEPCHAT_PROXY_PATH",
+        default_value = "/chat"
+    )]
     pub path: String,
 
     /// Text of the frame that ends each streamed reply; must match the frontend's
     /// `stream: {simulation: "…"}`.
-    #[arg(long, env = "DEEPCHAT_PROXY_STOP_KEY", default_value = "stop-key")]
+    #[arg(
+        global = true,
+        long,
+        env = "DEEPCHAT_PROXY_STOP_KEY",
+        default_value = "stop-key"
+    )]
     pub stop_key: String,
 
     /// System prompt sent before every conversation.
-    #[arg(long, env = "DEEPCHAT_PROXY_SYSTEM_PROMPT")]
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_SYSTEM_PROMPT")]
     pub system_prompt: Option<String>,
 
     /// Most messages of a conversation remembered per socket and sent upstream (oldest dropped).
-    #[arg(long, env = "DEEPCHAT_PROXY_HISTORY_LIMIT", default_value_t = 50,
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_HISTORY_LIMIT", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub history_limit: u32,
 
     /// Browser origin allowed to connect (repeatable, or comma-separated in the env var);
     /// `*` allows any. Default: loopback pages and clients that send no Origin.
     #[arg(
+        global = true,
         long = "allow-origin",
         env = "DEEPCHAT_PROXY_ALLOW_ORIGIN",
         value_delimiter = ',',
@@ -43,6 +57,7 @@ pub struct Cli {
 
     /// Environment variable holding the accepted client bearer token(s), comma-separated.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_AUTH_TOKEN_ENV",
         value_name = "VAR",
@@ -52,6 +67,7 @@ pub struct Cli {
 
     /// Environment variable holding an HS256 secret; clients present JWTs signed with it.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_JWT_SECRET_ENV",
         value_name = "VAR",
@@ -61,6 +77,7 @@ pub struct Cli {
 
     /// PEM public key (RSA or EC P-256) verifying clients' RS256/ES256 JWTs.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_JWT_PUBLIC_KEY",
         value_name = "FILE",
@@ -72,6 +89,7 @@ pub struct Cli {
     /// X-Forwarded-For; its last entry is used). Only set it when every client comes through
     /// that proxy: clients can forge the header otherwise.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_CLIENT_IP_HEADER",
         value_name = "NAME",
@@ -80,12 +98,13 @@ pub struct Cli {
     pub client_ip_header: Option<String>,
 
     /// Largest request (WebSocket message or HTTP body) accepted from a browser, in bytes.
-    #[arg(long, env = "DEEPCHAT_PROXY_MAX_REQUEST_BYTES", default_value_t = 8 * 1024 * 1024,
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_MAX_REQUEST_BYTES", default_value_t = 8 * 1024 * 1024,
           help_heading = "Limits")]
     pub max_request_bytes: usize,
 
     /// Most messages in one request.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_MAX_MESSAGES",
         default_value_t = 500,
@@ -95,6 +114,7 @@ pub struct Cli {
 
     /// Most characters of conversation sent upstream; the oldest turns are dropped to fit.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_MAX_CONVERSATION_CHARS",
         default_value_t = 400_000,
@@ -104,6 +124,7 @@ pub struct Cli {
 
     /// Most open client connections; more are answered 503.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_MAX_CONNECTIONS",
         default_value_t = 20_000,
@@ -112,12 +133,13 @@ pub struct Cli {
     pub max_connections: usize,
 
     /// Most requests in flight or queued per connection (WebSocket queue, HTTP/2 streams).
-    #[arg(long, env = "DEEPCHAT_PROXY_MAX_STREAMS_PER_CONNECTION", default_value_t = 8,
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_MAX_STREAMS_PER_CONNECTION", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]
     pub max_streams_per_connection: u32,
 
     /// Requests per minute per client IP and per client token (0 = unlimited).
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_RATE_LIMIT",
         default_value_t = 120,
@@ -127,6 +149,7 @@ pub struct Cli {
 
     /// Seconds a client connection may sit idle (no request, no reply) before it is closed.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_CLIENT_IDLE_TIMEOUT",
         default_value_t = 600,
@@ -137,6 +160,7 @@ pub struct Cli {
     /// Seconds between WebSocket pings; a peer silent for two intervals is dropped, and during
     /// a reply a ping unanswered for one interval ends the reply (0 = off).
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_PING_INTERVAL",
         default_value_t = 30,
@@ -146,6 +170,7 @@ pub struct Cli {
 
     /// Seconds to establish the upstream connection.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_CONNECT_TIMEOUT",
         default_value_t = 10,
@@ -155,6 +180,7 @@ pub struct Cli {
 
     /// Seconds until the upstream's first reply data (headers and first chunk).
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_FIRST_BYTE_TIMEOUT",
         default_value_t = 60,
@@ -164,6 +190,7 @@ pub struct Cli {
 
     /// Seconds of upstream silence in the middle of a reply before it is declared stalled.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_CHUNK_TIMEOUT",
         default_value_t = 60,
@@ -173,6 +200,7 @@ pub struct Cli {
 
     /// Seconds a whole reply may take.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_REPLY_TIMEOUT",
         default_value_t = 600,
@@ -183,6 +211,7 @@ pub struct Cli {
     /// Retries of a failed upstream request (connect error, 429, 5xx) before anything reached
     /// the browser, with jittered exponential backoff honouring Retry-After.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_RETRIES",
         default_value_t = 2,
@@ -193,12 +222,14 @@ pub struct Cli {
     /// Speak HTTP/2 to the upstream without negotiating it (h2c "prior knowledge" for an
     /// http:// upstream, e.g. a service-mesh sidecar): all replies share a few connections
     /// instead of one each. https:// upstreams that offer HTTP/2 get it without this flag.
-    #[arg(long, env = "DEEPCHAT_PROXY_UPSTREAM_HTTP2", help_heading = "Upstream")]
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_UPSTREAM_HTTP2", help_heading = "Upstream",
+          action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub upstream_http2: bool,
 
     /// Most replies sharing one HTTP/2 upstream connection; more open another connection
     /// (servers may refuse over 100 concurrent streams, and a refused reply would wait).
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_UPSTREAM_STREAMS_PER_CONNECTION",
         default_value_t = 100,
@@ -209,15 +240,18 @@ pub struct Cli {
 
     /// Serve /healthz, /readyz and /metrics on this address instead of the main listener.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_METRICS_LISTEN",
         value_name = "ADDR",
+        value_parser = parse_listen_address,
         help_heading = "Operations"
     )]
     pub metrics_listen: Option<SocketAddr>,
 
     /// Log format on stderr (level via RUST_LOG).
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_LOG_FORMAT",
         value_enum,
@@ -227,16 +261,44 @@ pub struct Cli {
     pub log_format: LogFormat,
 
     /// Include message content (the user's newest message and the reply) in reply logs.
-    #[arg(long, env = "DEEPCHAT_PROXY_LOG_CONTENT", help_heading = "Operations")]
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_LOG_CONTENT", help_heading = "Operations",
+          action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub log_content: bool,
 
-    /// Validate every flag and the environment (keys, key files), print the result and exit.
-    #[arg(long, help_heading = "Operations")]
+    /// Validate every flag and the environment (keys, key files, the page's bundle) as a start
+    /// would, print every problem (exit 2) or the effective configuration (exit 0), and exit.
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_CHECK", help_heading = "Operations",
+          action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub check: bool,
+
+    /// Serve a Deep Chat page at `/` wired to this proxy, to try the provider in a browser
+    /// [default: on for `demo`, off otherwise]. `--playground=false` turns it off.
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_PLAYGROUND", value_name = "BOOL",
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = BoolishValueParser::new(), help_heading = "Page")]
+    pub playground: Option<bool>,
+
+    /// Where the page at `/` loads Deep Chat from: a URL, or a local file (e.g.
+    /// node_modules/deep-chat/dist/deepChat.bundle.js) that the proxy then serves itself at
+    /// /deep-chat.js, so the page works with no network.
+    #[arg(
+        global = true,
+        long,
+        env = "DEEPCHAT_PROXY_DEEP_CHAT_SCRIPT",
+        value_name = "URL|FILE",
+        default_value = DEFAULT_DEEP_CHAT_SCRIPT,
+        help_heading = "Page"
+    )]
+    pub deep_chat_script: String,
 
     /// Seconds running replies may take to finish after SIGTERM/SIGINT; then they end with an
     /// error frame and sockets close with code 1001.
-    #[arg(long, env = "DEEPCHAT_PROXY_DRAIN_TIMEOUT", default_value_t = 30)]
+    #[arg(
+        global = true,
+        long,
+        env = "DEEPCHAT_PROXY_DRAIN_TIMEOUT",
+        default_value_t = 30
+    )]
     pub drain_timeout: u64,
 
     #[command(subcommand)]
@@ -269,7 +331,7 @@ pub enum ProviderCommand {
     Cohere(CohereArgs),
     /// Azure OpenAI (`POST {base-url}/openai/deployments/{model}/chat/completions`).
     Azure(AzureArgs),
-    /// No network, no key: streams an echo and a canned answer, and serves a demo page at `/`.
+    /// No network, no key: streams an echo and a canned answer; the page at `/` is on.
     Demo(DemoArgs),
     /// Print shell completions for SHELL (bash, zsh, fish, elvish, powershell) and exit.
     Completions {
@@ -284,7 +346,7 @@ pub enum ProviderCommand {
 #[derive(Debug, Args)]
 pub struct GenerationArgs {
     /// Model name sent upstream (Azure: the deployment name).
-    #[arg(long, env = "DEEPCHAT_PROXY_MODEL")]
+    #[arg(long, env = "DEEPCHAT_PROXY_MODEL", value_name = "NAME")]
     pub model: String,
 
     /// Sampling temperature.
@@ -295,8 +357,13 @@ pub struct GenerationArgs {
     #[arg(long, env = "DEEPCHAT_PROXY_MAX_TOKENS")]
     pub max_tokens: Option<u32>,
 
-    /// Extra upstream header, `Name: value` (repeatable).
-    #[arg(long = "header", value_name = "NAME: VALUE")]
+    /// Extra upstream header, `Name: value` (repeatable; one per line in the env var).
+    #[arg(
+        long = "header",
+        env = "DEEPCHAT_PROXY_HEADER",
+        value_name = "NAME: VALUE",
+        value_delimiter = '\n'
+    )]
     pub headers: Vec<String>,
 
     /// File holding the API key (a mounted secret); wins over --api-key-env.
@@ -408,12 +475,134 @@ pub struct DemoArgs {
     /// Pace of the canned reply.
     #[arg(long, env = "DEEPCHAT_PROXY_TOKENS_PER_SECOND", default_value_t = 30.0)]
     pub tokens_per_second: f64,
+}
 
-    /// Where the demo page loads Deep Chat from.
-    #[arg(
-        long,
-        env = "DEEPCHAT_PROXY_DEEP_CHAT_SCRIPT",
-        default_value = "https://unpkg.com/deep-chat@2.4.2/dist/deepChat.bundle.js"
-    )]
-    pub deep_chat_script: String,
+/// The published Deep Chat bundle the page loads unless told otherwise.
+pub const DEFAULT_DEEP_CHAT_SCRIPT: &str =
+    "https://unpkg.com/deep-chat@2.4.2/dist/deepChat.bundle.js";
+
+/// `--listen` / `--metrics-listen`: an IP and port, `localhost:PORT` (IPv4 loopback, as the
+/// default is) or `:PORT` (every IPv4 interface, as Go and most servers read it). Other host
+/// names are refused: resolving them at start would bind whatever DNS says that day.
+pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    let hint = "write IP:PORT (127.0.0.1:8080 for this machine only, 0.0.0.0:8080 for every \
+                interface), localhost:PORT or :PORT";
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("{text:?} has no port; {hint}"));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port number (0-65535); {hint}"))?;
+    let ip = match host {
+        "" | "*" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        h if h.eq_ignore_ascii_case("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        h => return Err(format!(
+            "{h:?} is not an IP address; {hint} (a bracketed IPv6 address works too: [::1]:8080)"
+        )),
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Parses the command line (and the environment behind it). Beside the flags, returns each
+/// limit or upstream setting that differs from its default (`--rate-limit=60`) for the start-up
+/// line. A bad value that came from an environment variable names that variable in the error.
+pub fn parse_from<I, T>(args: I) -> Result<(Cli, Vec<String>), clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let mut command = Cli::command();
+    let parsed = command
+        .try_get_matches_from_mut(args.iter().cloned())
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = parsed.map_err(|err| name_the_variable(err, &command, &args))?;
+    Ok((cli, changed_settings(&command, &matches)))
+}
+
+/// Settings summarized by the start-up line when they differ from their defaults: numbers
+/// and switches only, never a name of a secret or a file.
+const SUMMARIZED_HEADINGS: &[&str] = &["Limits", "Upstream"];
+const SUMMARIZED_OTHERS: &[&str] = &["history_limit", "drain_timeout"];
+
+fn changed_settings(command: &clap::Command, matches: &clap::ArgMatches) -> Vec<String> {
+    use clap::parser::ValueSource;
+    command
+        .get_arguments()
+        .filter(|arg| {
+            arg.get_help_heading()
+                .is_some_and(|h| SUMMARIZED_HEADINGS.contains(&h))
+                || SUMMARIZED_OTHERS.contains(&arg.get_id().as_str())
+        })
+        .filter(|arg| arg.get_id() != "client_ip_header")
+        .filter(|arg| {
+            matches!(
+                matches.value_source(arg.get_id().as_str()),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        })
+        .filter_map(|arg| {
+            let id = arg.get_id().as_str();
+            let long = arg.get_long()?;
+            let values: Vec<String> = matches
+                .get_raw(id)?
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            Some(format!("--{long}={}", values.join(",")))
+        })
+        .collect()
+}
+
+/// clap names the flag of a bad value even when the value came from the flag's environment
+/// variable, leaving the operator to search for it; name the variable instead when it is set
+/// and the flag is not on the command line.
+fn name_the_variable(
+    mut err: clap::Error,
+    command: &clap::Command,
+    args: &[std::ffi::OsString],
+) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return err;
+    }
+    let Some(ContextValue::String(shown)) = err.get(ContextKind::InvalidArg) else {
+        return err;
+    };
+    let Some(long) = shown
+        .strip_prefix("--")
+        .and_then(|rest| rest.split([' ', '=']).next())
+    else {
+        return err;
+    };
+    let flag = format!("--{long}");
+    let on_command_line = args.iter().any(|a| {
+        let a = a.to_string_lossy();
+        a == flag || a.starts_with(&format!("{flag}="))
+    });
+    let all_args = command.get_arguments().chain(
+        command
+            .get_subcommands()
+            .flat_map(|sub| sub.get_arguments()),
+    );
+    let variable = all_args
+        .filter(|arg| arg.get_long() == Some(long))
+        .find_map(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned());
+    if let (Some(variable), false) = (variable, on_command_line) {
+        if std::env::var_os(&variable).is_some() {
+            err.insert(
+                ContextKind::InvalidArg,
+                ContextValue::String(format!("{variable} (the environment variable for {flag})")),
+            );
+        }
+    }
+    err
 }

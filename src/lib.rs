@@ -14,6 +14,7 @@ pub mod deepchat;
 pub mod demo;
 pub mod health;
 pub mod history;
+pub mod manual;
 pub mod on_wake;
 pub mod ratelimit;
 pub mod relay;

@@ -40,7 +40,7 @@ async fn demo_page_embeds_deep_chat_wired_to_the_proxy() {
     let page = http_get(proxy.addr, "/").await;
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("text/html"));
-    assert!(page.contains(r#"script.src = "http://127.0.0.1:1/dc.js";"#));
+    assert!(page.contains(r#"const src = "http://127.0.0.1:1/dc.js";"#));
     assert!(page.contains(r#"location.host + "/ws""#));
     assert!(page.contains(r#"simulation: "DONE!""#));
     let missing = http_get(proxy.addr, "/nope").await;
