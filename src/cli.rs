@@ -500,9 +500,11 @@ pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
     let ip = match host {
         "" | "*" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         h if h.eq_ignore_ascii_case("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        h => return Err(format!(
+        h => {
+            return Err(format!(
             "{h:?} is not an IP address; {hint} (a bracketed IPv6 address works too: [::1]:8080)"
-        )),
+        ))
+        }
     };
     Ok(SocketAddr::new(ip, port))
 }
@@ -605,4 +607,49 @@ fn name_the_variable(
         }
     }
     err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// A flag added later without `global = true` would again fail after the subcommand.
+    #[test]
+    fn every_proxy_flag_is_global_and_every_flag_has_a_variable() {
+        let command = Cli::command();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            assert!(arg.is_global_set(), "--{id} is not global");
+            assert!(
+                arg.get_env().is_some(),
+                "--{id} has no environment variable"
+            );
+        }
+        for sub in command.get_subcommands() {
+            for arg in sub.get_arguments().filter(|a| a.get_long().is_some()) {
+                let id = arg.get_id().as_str();
+                if arg.is_global_set() || matches!(id, "help" | "version") {
+                    continue;
+                }
+                assert!(arg.get_env().is_some(), "{} --{id}", sub.get_name());
+            }
+        }
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let parse = |text| parse_listen_address(text).map(|a| a.to_string());
+        assert_eq!(parse("127.0.0.1:80").as_deref(), Ok("127.0.0.1:80"));
+        assert_eq!(parse("LocalHost:80").as_deref(), Ok("127.0.0.1:80"));
+        assert_eq!(parse(":80").as_deref(), Ok("0.0.0.0:80"));
+        assert_eq!(parse("*:80").as_deref(), Ok("0.0.0.0:80"));
+        assert_eq!(parse("[::]:80").as_deref(), Ok("[::]:80"));
+        for bad in ["80", "host:80", ":99999", "localhost:", ""] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 }
