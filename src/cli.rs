@@ -345,7 +345,7 @@ pub enum ProviderCommand {
 /// Options every HTTP provider shares.
 #[derive(Debug, Args)]
 pub struct GenerationArgs {
-    /// Model name sent upstream (Azure: the deployment name).
+    /// Model name sent upstream.
     #[arg(long, env = "DEEPCHAT_PROXY_MODEL", value_name = "NAME")]
     pub model: String,
 
@@ -449,6 +449,8 @@ pub struct OllamaArgs {
 }
 
 #[derive(Debug, Args)]
+// Azure routes by deployment, so only its --model help says so.
+#[command(mut_arg("model", |arg| arg.help("Deployment name (Azure routes by deployment, not model)")))]
 pub struct AzureArgs {
     /// The resource endpoint, e.g. https://my-resource.openai.azure.com
     #[arg(long, env = "DEEPCHAT_PROXY_BASE_URL")]
