@@ -30,7 +30,7 @@ const TEMPLATE: &str = r#"<!doctype html>
   header p { margin: 0.25rem 0 0; color: #555; font-size: 0.9rem; }
   main { flex: 1; min-height: 0; display: flex; }
   deep-chat { display: block; flex: 1; min-width: 0; }
-  #load-error { border: 1px solid #c00; background: #fff4f4; padding: 1rem; border-radius: 6px; max-width: 48rem; }
+  #load-error { align-self: flex-start; border: 1px solid #c00; background: #fff4f4; padding: 1rem; border-radius: 6px; max-width: 48rem; }
   #load-error code { background: #f3e6e6; padding: 0 0.2em; }
 </style>
 </head>
