@@ -60,7 +60,7 @@ FOREIGN_FLAGS = {
     "--mount", "--chmod", "--from", "--interval", "--timeout", "--start-period", "--retries",
     "--rm", "--build", "--platform", "--tag",
     # cargo
-    "--release", "--locked", "--package", "--bin",
+    "--release", "--locked", "--package", "--bin", "--no-deps",
     # useradd / groupadd
     "--system", "--uid", "--gid", "--no-create-home", "--home-dir", "--shell",
     # kubectl / systemctl
