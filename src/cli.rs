@@ -43,8 +43,9 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub history_limit: u32,
 
-    /// Browser origin allowed to connect (repeatable, or comma-separated in the env var);
-    /// `*` allows any. Default: loopback pages and clients that send no Origin.
+    /// Browser origin allowed to connect, scheme://host[:port] (repeatable, or comma-separated
+    /// in the env var); `https://*.example.com` allows its subdomains, `*` allows any.
+    /// Default: loopback pages and clients that send no Origin.
     #[arg(
         global = true,
         long = "allow-origin",
@@ -511,10 +512,42 @@ pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
-/// Parses the command line (and the environment behind it). Beside the flags, returns each
-/// limit or upstream setting that differs from its default (`--rate-limit=60`) for the start-up
-/// line. A bad value that came from an environment variable names that variable in the error.
-pub fn parse_from<I, T>(args: I) -> Result<(Cli, Vec<String>), clap::Error>
+/// The parsed flags, and where their values came from.
+pub struct Parsed {
+    pub cli: Cli,
+    /// Each limit or upstream setting that differs from its default (`--rate-limit=60`), for
+    /// the start-up line.
+    pub changed: Vec<String>,
+    /// `(flag, variable)` for every value read from the environment, so that a configuration
+    /// error about `--allow-origin` can say it came from `DEEPCHAT_PROXY_ALLOW_ORIGIN`.
+    pub from_env: Vec<(String, String)>,
+}
+
+/// `message` with the variable named when a flag it is about was set through one
+/// (`from_env` as in [`Parsed::from_env`]).
+pub fn name_variables(from_env: &[(String, String)], message: &str) -> String {
+    let sources: Vec<&str> = from_env
+        .iter()
+        .filter(|(flag, _)| mentions_flag(message, flag))
+        .map(|(_, variable)| variable.as_str())
+        .collect();
+    if sources.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{message} (set by {})", sources.join(", "))
+    }
+}
+
+/// `--path` in "--path \"/\" clashes", but not in "--path-prefix".
+fn mentions_flag(message: &str, flag: &str) -> bool {
+    message.match_indices(flag).any(|(at, _)| {
+        !message[at + flag.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
+/// Parses the command line (and the environment behind it). A bad value that came from an
+/// environment variable names that variable in the error.
+pub fn parse_from<I, T>(args: I) -> Result<Parsed, clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -526,7 +559,34 @@ where
         .try_get_matches_from_mut(args.iter().cloned())
         .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
     let (cli, matches) = parsed.map_err(|err| name_the_variable(err, &command, &args))?;
-    Ok((cli, changed_settings(&command, &matches)))
+    Ok(Parsed {
+        cli,
+        changed: changed_settings(&command, &matches),
+        from_env: from_env(&command, &matches),
+    })
+}
+
+fn from_env(command: &clap::Command, matches: &clap::ArgMatches) -> Vec<(String, String)> {
+    let mut levels = vec![(command, matches)];
+    if let Some((name, sub_matches)) = matches.subcommand() {
+        if let Some(sub) = command.find_subcommand(name) {
+            levels.push((sub, sub_matches));
+        }
+    }
+    let mut found = Vec::new();
+    for (command, matches) in levels {
+        for arg in command.get_arguments() {
+            let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            let source = matches.value_source(arg.get_id().as_str());
+            let entry = (format!("--{long}"), env.to_string_lossy().into_owned());
+            if source == Some(clap::parser::ValueSource::EnvVariable) && !found.contains(&entry) {
+                found.push(entry);
+            }
+        }
+    }
+    found
 }
 
 /// Settings summarized by the start-up line when they differ from their defaults: numbers
@@ -640,6 +700,23 @@ mod tests {
                 assert!(arg.get_env().is_some(), "{} --{id}", sub.get_name());
             }
         }
+    }
+
+    #[test]
+    fn errors_name_the_variables_behind_their_flags() {
+        let from_env = [("--path".to_owned(), "DEEPCHAT_PROXY_PATH".to_owned())];
+        assert_eq!(
+            name_variables(&from_env, "--path \"/\" clashes"),
+            "--path \"/\" clashes (set by DEEPCHAT_PROXY_PATH)"
+        );
+        assert_eq!(
+            name_variables(&from_env, "--path-prefix x"),
+            "--path-prefix x"
+        );
+        assert_eq!(
+            name_variables(&from_env, "--model is empty"),
+            "--model is empty"
+        );
     }
 
     #[test]

@@ -1,18 +1,23 @@
 //! Entry point: flags, logging, signals; everything else lives in the library.
 
 use clap::CommandFactory;
-use deepchat_proxy::cli::{Cli, LogFormat, ProviderCommand};
+use deepchat_proxy::cli::{name_variables, Cli, LogFormat, Parsed, ProviderCommand};
 use deepchat_proxy::Config;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (cli, changed) = match deepchat_proxy::cli::parse_from(std::env::args_os()) {
+    let parsed = match deepchat_proxy::cli::parse_from(std::env::args_os()) {
         Ok(parsed) => parsed,
         // clap prints `error: …` and exits 2 (0 for --help and --version).
         Err(err) => err.exit(),
     };
+    let Parsed {
+        cli,
+        changed,
+        from_env,
+    } = parsed;
     match &cli.provider {
         ProviderCommand::Completions { shell } => {
             clap_complete::generate(
@@ -41,7 +46,7 @@ async fn main() -> ExitCode {
         Err(errors) => {
             // One line per problem, so one run shows everything to fix.
             for err in errors {
-                eprintln!("error: {err}");
+                eprintln!("error: {}", name_variables(&from_env, &err.to_string()));
             }
             return ExitCode::from(2);
         }
@@ -53,7 +58,10 @@ async fn main() -> ExitCode {
     }
     if check {
         for warning in &checked.warnings {
-            eprintln!("warning: {warning}");
+            eprintln!(
+                "warning: {}",
+                name_variables(&from_env, &warning.to_string())
+            );
         }
         println!("configuration OK: listen {listen}; {summary}");
         return ExitCode::SUCCESS;

@@ -162,6 +162,16 @@ fn a_bad_value_from_a_variable_names_the_variable() {
         "{}",
         stderr(&output)
     );
+    // Values the configuration refuses (not clap) name their variable too.
+    let err = assert_check_fails(
+        &["demo"],
+        &[("DEEPCHAT_PROXY_ALLOW_ORIGIN", "https://ok.test,nope")],
+        &["--allow-origin \"nope\""],
+    );
+    assert!(
+        err.contains("(set by DEEPCHAT_PROXY_ALLOW_ORIGIN)"),
+        "{err}"
+    );
     // On the command line, the flag is what to fix.
     let output = run(&["--check", "--listen", "nowhere", "demo"], &[]);
     assert!(!stderr(&output).contains("DEEPCHAT_PROXY_LISTEN"));
