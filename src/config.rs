@@ -48,7 +48,7 @@ pub enum ConfigError {
     #[error("--metrics-listen {0} is the --listen address too; give it another port, or leave it unset to serve /metrics on the main listener")]
     SameListener(std::net::SocketAddr),
     #[error(
-        "--path {0:?} clashes with the page at {0} (--playground); choose another, e.g. /chat"
+        "--path {0:?} clashes with the page the proxy serves there (on for demo, or --playground): choose another path, e.g. /chat, or --playground=false"
     )]
     PathClash(String),
     #[error("--model is empty: name the model to send upstream")]
@@ -306,17 +306,25 @@ impl Config {
             }
         };
         let page = if cli.playground.unwrap_or(is_demo) {
-            if cli.path == "/" || cli.path == BUNDLE_PATH {
-                errors.push(ConfigError::PathClash(cli.path.clone()));
-            }
             let description = provider
                 .as_ref()
                 .map(|p| p.description.clone())
                 .unwrap_or_default();
-            keep(page_script(&cli.deep_chat_script), &mut errors).map(|script| Page {
+            let page = keep(page_script(&cli.deep_chat_script), &mut errors).map(|script| Page {
                 script,
                 description,
-            })
+            });
+            let bundled = matches!(
+                &page,
+                Some(Page {
+                    script: PageScript::Bundled(_),
+                    ..
+                })
+            );
+            if cli.path == "/" || (bundled && cli.path == BUNDLE_PATH) {
+                errors.push(ConfigError::PathClash(cli.path.clone()));
+            }
+            page
         } else {
             None
         };
@@ -434,7 +442,9 @@ struct KeyVariable<'a> {
 
 impl<'a> KeyVariable<'a> {
     /// A provider whose key variable has a default (`--api-key-env` may still have set it:
-    /// clap does not tell; the loopback rule in [`needs_key`] then applies as for the default).
+    /// clap does not tell). Unset, it is missing only for an https upstream off loopback: hosted
+    /// APIs are all https, while a plain-http or local upstream is a self-hosted server that
+    /// often needs no key.
     fn default_name(name: &'a str) -> KeyVariable<'a> {
         KeyVariable {
             name: Some(name),
@@ -511,7 +521,7 @@ fn http_upstream(
             if api_key.is_none()
                 && generation.api_key_file.is_none()
                 && !carries_credentials(&extra_headers)
-                && (key.explicit || !is_loopback_host(&host)) =>
+                && (key.explicit || (url.starts_with("https://") && !is_loopback_host(&host))) =>
         {
             Some(ConfigError::MissingKey {
                 variable: variable.to_owned(),

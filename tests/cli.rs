@@ -322,6 +322,17 @@ fn check_accepts_what_needs_no_key_and_wildcard_subdomains() {
         &[],
     );
     assert_check_passes(&["openai", "--preset", "vllm", "--model", "m"], &[]);
+    // Plain http off loopback: a self-hosted server (hosted APIs are https).
+    assert_check_passes(
+        &[
+            "openai",
+            "--base-url",
+            "http://vllm.internal:8000/v1",
+            "--model",
+            "m",
+        ],
+        &[],
+    );
     assert_check_passes(&["ollama", "--model", "llama3.2"], &[]);
     // A gateway header carries the credentials instead.
     assert_check_passes(
