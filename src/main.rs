@@ -53,7 +53,8 @@ async fn main() -> ExitCode {
     };
     let mut summary = checked.summary;
     if !changed.is_empty() {
-        summary.push_str("; changed: ");
+        // Only what differs from the defaults, so the line stays short.
+        summary.push_str("; limits: ");
         summary.push_str(&changed.join(" "));
     }
     if check {
@@ -68,7 +69,7 @@ async fn main() -> ExitCode {
     }
     init_logging(log_format);
     for warning in &checked.warnings {
-        tracing::warn!("{warning}");
+        tracing::warn!("{}", name_variables(&from_env, &warning.to_string()));
     }
     let config = checked.config;
     let listener = match bind(listen) {
