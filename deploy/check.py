@@ -16,7 +16,8 @@ failed. It checks that:
   - the Dockerfile, compose file, manifests, unit and nginx config agree with each other and with
     the binary: ports, uid, grace periods longer than the drain timeout, selectors, Secret names,
     security settings, the Deep Chat page settings;
-  - the Docker build context (after Dockerfile.dockerignore) still holds the whole Cargo workspace.
+  - the Docker build context (after Dockerfile.dockerignore) still holds the whole Cargo workspace
+    and its lock file, checked with an empty CARGO_HOME so no local cache can hide a gap.
 """
 
 import json
@@ -41,7 +42,16 @@ ROOT = DEPLOY.parent
 # The checker's own files name other tools' flags on purpose; they are not deployment material.
 TOOLING = {"check.sh", "check.py", "check_live.py", "check_pages.mjs", "pending-flags.txt"}
 IMAGE_NAME = "deepchat-proxy"
-DEFAULT_CMD = ["--listen", "0.0.0.0:8080", "demo"]
+DEFAULT_CMD = ["demo"]
+# The image's own ENV: the listen address lives here, not in CMD, so `docker run IMAGE openai …`
+# (which replaces CMD) still listens on every interface.
+IMAGE_LISTEN = "0.0.0.0:8080"
+# Placeholders for the key variables a provider reads by default: `--check` fails on an unset key
+# for a hosted provider, and the deployments get theirs from Secrets this check does not have.
+FIXTURE_KEYS = {name: "sk-fixture-for-deploy-check" for name in (
+    "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "COHERE_API_KEY",
+    "AZURE_OPENAI_API_KEY", "OPENROUTER_API_KEY", "GROQ_API_KEY", "MISTRAL_API_KEY",
+    "DEEPSEEK_API_KEY", "TOGETHER_API_KEY", "FIREWORKS_API_KEY")}
 
 # Flags of other programs that deploy/ names (docker, cargo, useradd, kubectl, systemctl, install,
 # docker compose). A `--flag` in deploy/ must be the proxy's, pending, or one of these.
@@ -50,7 +60,7 @@ FOREIGN_FLAGS = {
     "--mount", "--chmod", "--from", "--interval", "--timeout", "--start-period", "--retries",
     "--rm", "--build", "--platform", "--tag",
     # cargo
-    "--release", "--locked", "--package", "--bin",
+    "--release", "--locked", "--package", "--bin", "--no-deps",
     # useradd / groupadd
     "--system", "--uid", "--gid", "--no-create-home", "--home-dir", "--shell",
     # kubectl / systemctl
@@ -300,6 +310,20 @@ def port_of(addr):
 # Dockerfile and build context.
 
 
+def image_env():
+    """ENV of the Dockerfile's final stage (`ENV NAME=value …` form)."""
+    ins = dockerfile_instructions(DEPLOY / "Dockerfile")
+    final = ins[max(i for i, (k, _) in enumerate(ins) if k == "FROM"):]
+    env = {}
+    for keyword, rest in final:
+        if keyword == "ENV":
+            for pair in shlex.split(rest):
+                name, eq, value = pair.partition("=")
+                if eq:
+                    env[name] = value
+    return env
+
+
 def check_dockerfile():
     path = DEPLOY / "Dockerfile"
     ins = dockerfile_instructions(path)
@@ -332,11 +356,21 @@ def check_dockerfile():
         ok(f"Dockerfile: default CMD {cmd}")
     else:
         fail(f"Dockerfile: default CMD should be {DEFAULT_CMD}, got {cmd!r}")
-    exposed = " ".join(by.get("EXPOSE", [])).split()
-    if isinstance(cmd, list) and "--listen" in cmd and f"{port_of(cmd[cmd.index('--listen') + 1])}" in exposed:
-        ok(f"Dockerfile: EXPOSE {' '.join(exposed)} matches the default --listen")
+    listen = image_env().get("DEEPCHAT_PROXY_LISTEN")
+    if listen == IMAGE_LISTEN:
+        ok(f"Dockerfile: ENV DEEPCHAT_PROXY_LISTEN={listen}, so provider arguments keep the address")
     else:
-        fail(f"Dockerfile: EXPOSE {exposed} does not match the default CMD's --listen port")
+        fail(f"Dockerfile: set ENV DEEPCHAT_PROXY_LISTEN={IMAGE_LISTEN} (got {listen!r}): a CMD "
+             "replaced by provider arguments would otherwise listen on 127.0.0.1, unreachable")
+    exposed = " ".join(by.get("EXPOSE", [])).split()
+    if listen and f"{port_of(listen)}" in exposed:
+        ok(f"Dockerfile: EXPOSE {' '.join(exposed)} matches the image's --listen")
+    else:
+        fail(f"Dockerfile: EXPOSE {exposed} does not match the image's --listen port")
+    if any("CARGO_PROFILE_RELEASE_STRIP=symbols" in v for k, v in ins if k in ("RUN", "ENV")):
+        ok("Dockerfile: the shipped binary is stripped")
+    else:
+        fail("Dockerfile: build with CARGO_PROFILE_RELEASE_STRIP=symbols so the image ships a stripped binary")
     health = (by.get("HEALTHCHECK") or [""])[-1]
     if health.startswith("NONE") or "CMD" not in health:
         fail("Dockerfile: no HEALTHCHECK")
@@ -410,17 +444,39 @@ def check_build_context(docker):
             dest = Path(tmp, f)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, dest)
-        meta = subprocess.run(
-            ["cargo", "metadata", "--format-version", "1", "--locked", "--offline"],
-            cwd=tmp, capture_output=True, text=True)
+        # The workspace's own manifests only (--no-deps), with an empty CARGO_HOME and no
+        # network: the answer must not depend on which crates this machine's cache happens to
+        # hold (a Linux-only cache lacks the Windows-only crates a full resolve would read).
+        # That the lock file resolves --locked is proven on the real tree by check.sh's
+        # `cargo build --locked`; here it is enough that the context carries the same lock
+        # file and every workspace package it names.
+        with tempfile.TemporaryDirectory(prefix="deploy-cargo-home-") as cargo_home:
+            meta = subprocess.run(
+                ["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"],
+                cwd=tmp, capture_output=True, text=True,
+                env={**os.environ, "CARGO_HOME": cargo_home})
         if meta.returncode != 0:
-            fail("build context: `cargo metadata --locked` fails on the filtered tree:\n"
+            fail("build context: `cargo metadata --no-deps` fails on the filtered tree:\n"
                  + meta.stderr.strip())
             return
         data = json.loads(meta.stdout)
         members = {p["name"] for p in data["packages"] if p["id"] in data["workspace_members"]}
-        ok(f"build context: {len(files)} files, Cargo workspace resolves --locked "
-           f"(members: {', '.join(sorted(members))})")
+        lock = Path(tmp, "Cargo.lock")
+        if not lock.is_file() or lock.read_bytes() != (ROOT / "Cargo.lock").read_bytes():
+            fail("build context: Cargo.lock is missing or differs (docker build runs --locked)")
+            return
+        # Packages without a `source` in the lock file are the workspace's own path crates.
+        locked_paths = set()
+        for block in lock.read_text().split("[[package]]")[1:]:
+            name = re.search(r'^name = "([^"]+)"', block, re.M)
+            if name and not re.search(r"^source = ", block, re.M):
+                locked_paths.add(name.group(1))
+        if locked_paths - members:
+            fail("build context: Cargo.lock names workspace crates the context lacks: "
+                 + ", ".join(sorted(locked_paths - members)))
+            return
+        ok(f"build context: {len(files)} files, Cargo workspace loads with an empty cargo cache "
+           f"and carries the lock file (members: {', '.join(sorted(members))})")
         missing = []
         for rs in Path(tmp).rglob("*.rs"):
             for m in re.finditer(r'include_(?:str|bytes)!\(\s*"([^"]+)"', rs.read_text(errors="replace")):
@@ -464,7 +520,8 @@ def compose_invocations(docs):
             env = svc.get("environment") or {}
             if isinstance(env, list):
                 env = dict(e.split("=", 1) if "=" in e else (e, "x") for e in env)
-            inv = Invocation(f"compose.yaml: services.{name}.command", command or DEFAULT_CMD, env)
+            inv = Invocation(f"compose.yaml: services.{name}.command", command or DEFAULT_CMD,
+                             {**image_env(), **env})
             inv.compose = svc
             found.append(inv)
     return found
@@ -527,7 +584,7 @@ def k8s_invocations(docs):
                 where = f"{rel(path)}: {doc['kind']}/{doc['metadata']['name']} container {c['name']}"
                 if c.get("command"):
                     fail(f"{where}: sets `command`, which replaces the image's ENTRYPOINT; use `args`")
-                env = {}
+                env = image_env()
                 for e in c.get("env") or []:
                     env[e["name"]] = e.get("value", "x")
                 inv = Invocation(where, c.get("args") or DEFAULT_CMD, env)
@@ -632,10 +689,16 @@ def check_k8s_proxy(inv, helps, dockerfile):
     named = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
     # The probes go where the health endpoints are: --metrics-listen when given.
     health = flag_value(inv, helps, "--metrics-listen") if "--metrics-listen" in helps[""]["flags"] else None
+    alone = len(spec.get("containers", [])) == 1
     for flag, addr in (("--listen", listen), ("--metrics-listen", health)):
         if not addr:
             continue
-        if addr.startswith("127.") or addr.startswith("[::1]"):
+        loopback = addr.startswith("127.") or addr.startswith("[::1]") or addr.startswith("localhost:")
+        if flag == "--listen" and loopback and health and not alone:
+            # A sidecar's chat port serves only its pod's frontend; the probes use --metrics-listen.
+            ok(f"{where}: --listen {addr} is loopback: only the pod's frontend reaches the chat")
+            continue
+        if loopback:
             fail(f"{where}: {flag} {addr} is loopback; the kubelet and the Service use the pod IP")
         if port_of(addr) in named.values():
             ok(f"{where}: {flag} {addr} matches a containerPort")
@@ -644,7 +707,6 @@ def check_k8s_proxy(inv, helps, dockerfile):
     port = port_of(health or listen)
     # A pod of its own is ready when the proxy is (/readyz); a sidecar's pod also serves the page,
     # so there readiness may stay on /healthz.
-    alone = len(spec.get("containers", [])) == 1
     for probe, paths in (("livenessProbe", ["/healthz"]),
                          ("readinessProbe", ["/readyz"] if alone else ["/readyz", "/healthz"])):
         get = (c.get(probe) or {}).get("httpGet") or {}
@@ -941,7 +1003,8 @@ def runnable_args(inv, helps, pending, fixtures):
 
 def check_binary_accepts(binary, invocations, helps, pending):
     has_check = "--check" in helps[""]["flags"]
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPCHAT_PROXY_")}
+    base_env = {**FIXTURE_KEYS,
+                **{k: v for k, v in os.environ.items() if not k.startswith("DEEPCHAT_PROXY_")}}
     procs = []
     fixtures = tempfile.mkdtemp(prefix="deploy-fixtures-")
     for inv in invocations:

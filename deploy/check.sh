@@ -298,6 +298,9 @@ hc_case() { # expected-exit, description, stub status, DEEPCHAT_PROXY_LISTEN or 
 hc_case 0 "--listen 0.0.0.0:P, /healthz 200" 200 "" --listen 0.0.0.0:PORT demo
 hc_case 0 "--listen=127.0.0.1:P" 200 "" --listen=127.0.0.1:PORT openai --model m
 hc_case 0 "DEEPCHAT_PROXY_LISTEN only" 200 127.0.0.1:PORT demo
+hc_case 0 "the image's ENV DEEPCHAT_PROXY_LISTEN=0.0.0.0:P, provider arguments only" 200 0.0.0.0:PORT openai --model m
+hc_case 0 "--listen :P (every interface)" 200 "" --listen :PORT demo
+hc_case 0 "--listen localhost:P" 200 "" --listen localhost:PORT demo
 hc_case 0 "--listen beats DEEPCHAT_PROXY_LISTEN" 200 127.0.0.1:1 --listen 127.0.0.1:PORT demo
 hc_case 0 "--metrics-listen wins over --listen" 200 "" --listen 127.0.0.1:1 --metrics-listen 0.0.0.0:PORT demo
 hc_case 1 "/healthz 503" 503 "" --listen 0.0.0.0:PORT demo

@@ -1,38 +1,53 @@
 //! Command-line flags (clap derive). Every flag also reads an environment variable so the proxy
 //! can be configured entirely from a container or unit file; secrets are named, never passed.
+//! The proxy's own flags are global: they may come before or after the provider subcommand.
 
-use clap::{Args, Parser, Subcommand};
-use std::net::SocketAddr;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Puts an LLM behind a Deep Chat web component: Deep Chat clients in, provider streams out.
 #[derive(Debug, Parser)]
 #[command(name = "deepchat-proxy", version, about, long_about = None)]
 pub struct Cli {
-    /// Address to listen on.
-    #[arg(long, env = "DEEPCHAT_PROXY_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address to listen on: IP:PORT, localhost:PORT (= 127.0.0.1), or :PORT (every interface).
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_LISTEN", default_value = "127.0.0.1:8080",
+          value_name = "ADDR", value_parser = parse_listen_address)]
     pub listen: SocketAddr,
 
-    /// Route where Deep Chat connects (WebSocket upgrade).
-    #[arg(long, env = "DEEPCHAT_PROXY_PATH", default_value = "/chat")]
+    /// Route where Deep Chat connects: WebSocket upgrade, or HTTP POST (JSON or SSE replies).
+    #[arg(
+        global = true,
+        long,
+        env = "DEEPCHAT_PROXY_PATH",
+        default_value = "/chat"
+    )]
     pub path: String,
 
     /// Text of the frame that ends each streamed reply; must match the frontend's
     /// `stream: {simulation: "…"}`.
-    #[arg(long, env = "DEEPCHAT_PROXY_STOP_KEY", default_value = "stop-key")]
+    #[arg(
+        global = true,
+        long,
+        env = "DEEPCHAT_PROXY_STOP_KEY",
+        default_value = "stop-key"
+    )]
     pub stop_key: String,
 
     /// System prompt sent before every conversation.
-    #[arg(long, env = "DEEPCHAT_PROXY_SYSTEM_PROMPT")]
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_SYSTEM_PROMPT")]
     pub system_prompt: Option<String>,
 
     /// Most messages of a conversation remembered per socket and sent upstream (oldest dropped).
-    #[arg(long, env = "DEEPCHAT_PROXY_HISTORY_LIMIT", default_value_t = 50,
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_HISTORY_LIMIT", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub history_limit: u32,
 
-    /// Browser origin allowed to connect (repeatable, or comma-separated in the env var);
-    /// `*` allows any. Default: loopback pages and clients that send no Origin.
+    /// Browser origin allowed to connect, scheme://host[:port] (repeatable, or comma-separated
+    /// in the env var); `https://*.example.com` allows its subdomains, `*` allows any.
+    /// Default: loopback pages and clients that send no Origin.
     #[arg(
+        global = true,
         long = "allow-origin",
         env = "DEEPCHAT_PROXY_ALLOW_ORIGIN",
         value_delimiter = ',',
@@ -43,6 +58,7 @@ pub struct Cli {
 
     /// Environment variable holding the accepted client bearer token(s), comma-separated.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_AUTH_TOKEN_ENV",
         value_name = "VAR",
@@ -52,6 +68,7 @@ pub struct Cli {
 
     /// Environment variable holding an HS256 secret; clients present JWTs signed with it.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_JWT_SECRET_ENV",
         value_name = "VAR",
@@ -61,6 +78,7 @@ pub struct Cli {
 
     /// PEM public key (RSA or EC P-256) verifying clients' RS256/ES256 JWTs.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_JWT_PUBLIC_KEY",
         value_name = "FILE",
@@ -71,6 +89,7 @@ pub struct Cli {
     /// The `aud` claim client JWTs must carry. Without it, a JWT that names any audience is
     /// refused (it was issued for another service).
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_JWT_AUDIENCE",
         value_name = "AUD",
@@ -80,6 +99,7 @@ pub struct Cli {
 
     /// The `iss` claim client JWTs must carry; without it any issuer is accepted.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_JWT_ISSUER",
         value_name = "ISS",
@@ -89,6 +109,7 @@ pub struct Cli {
 
     /// Seconds of clock skew allowed when checking a JWT's `exp` and `nbf`.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_JWT_LEEWAY",
         value_name = "SECS",
@@ -101,6 +122,7 @@ pub struct Cli {
     /// X-Forwarded-For; its last entry is used). Only set it when every client comes through
     /// that proxy: clients can forge the header otherwise.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_CLIENT_IP_HEADER",
         value_name = "NAME",
@@ -109,12 +131,13 @@ pub struct Cli {
     pub client_ip_header: Option<String>,
 
     /// Largest request (WebSocket message or HTTP body) accepted from a browser, in bytes.
-    #[arg(long, env = "DEEPCHAT_PROXY_MAX_REQUEST_BYTES", default_value_t = 8 * 1024 * 1024,
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_MAX_REQUEST_BYTES", default_value_t = 8 * 1024 * 1024,
           help_heading = "Limits")]
     pub max_request_bytes: usize,
 
     /// Most messages in one request.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_MAX_MESSAGES",
         default_value_t = 500,
@@ -125,6 +148,7 @@ pub struct Cli {
     /// Most characters of conversation sent upstream; the oldest turns are dropped to fit, and
     /// a newest message longer than this is refused with an error.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_MAX_CONVERSATION_CHARS",
         default_value_t = 400_000,
@@ -135,6 +159,7 @@ pub struct Cli {
     /// Most images in a conversation sent upstream; older turns are dropped to fit, and a newest
     /// message with more is refused with an error.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_MAX_IMAGES",
         default_value_t = 20,
@@ -145,6 +170,7 @@ pub struct Cli {
     /// Most bytes of images (decoded size of uploads, length of links) in a conversation sent
     /// upstream; older turns are dropped to fit, and a newest message with more is refused.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_MAX_IMAGE_BYTES",
         default_value_t = 10 * 1024 * 1024,
@@ -154,12 +180,13 @@ pub struct Cli {
 
     /// Largest reply buffered for a plain-HTTP JSON answer (text and files, in bytes); past it
     /// the upstream is closed and the client gets a 502 JSON error.
-    #[arg(long, env = "DEEPCHAT_PROXY_MAX_JSON_REPLY_BYTES", default_value_t = 8 * 1024 * 1024,
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_MAX_JSON_REPLY_BYTES", default_value_t = 8 * 1024 * 1024,
           help_heading = "Limits")]
     pub max_json_reply_bytes: usize,
 
     /// Most open client connections; more are answered 503.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_MAX_CONNECTIONS",
         default_value_t = 20_000,
@@ -171,6 +198,7 @@ pub struct Cli {
     /// address cannot take every --max-connections slot (0 = no per-IP cap). Not applied with
     /// --client-ip-header, where every connection comes from the reverse proxy.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_MAX_CONNECTIONS_PER_IP",
         default_value_t = 256,
@@ -182,6 +210,7 @@ pub struct Cli {
     /// Seconds a client has to send a request: its first byte, its headers and its body
     /// (slower clients are disconnected, or answered 408 for a body).
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_REQUEST_TIMEOUT",
         default_value_t = 30,
@@ -192,6 +221,7 @@ pub struct Cli {
 
     /// Seconds an HTTP connection (keep-alive, HTTP/2) may stay open with no request in flight.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_HTTP_IDLE_TIMEOUT",
         default_value_t = 60,
@@ -201,12 +231,13 @@ pub struct Cli {
     pub http_idle_timeout: u64,
 
     /// Most requests in flight or queued per connection (WebSocket queue, HTTP/2 streams).
-    #[arg(long, env = "DEEPCHAT_PROXY_MAX_STREAMS_PER_CONNECTION", default_value_t = 8,
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_MAX_STREAMS_PER_CONNECTION", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]
     pub max_streams_per_connection: u32,
 
     /// Requests per minute per client IP and per client token (0 = unlimited).
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_RATE_LIMIT",
         default_value_t = 120,
@@ -216,6 +247,7 @@ pub struct Cli {
 
     /// Seconds a client connection may sit idle (no request, no reply) before it is closed.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_CLIENT_IDLE_TIMEOUT",
         default_value_t = 600,
@@ -226,6 +258,7 @@ pub struct Cli {
     /// Seconds between WebSocket pings; a peer silent for two intervals is dropped, and during
     /// a reply a ping unanswered for one interval ends the reply (0 = off).
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_PING_INTERVAL",
         default_value_t = 30,
@@ -235,6 +268,7 @@ pub struct Cli {
 
     /// Seconds to establish the upstream connection.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_CONNECT_TIMEOUT",
         default_value_t = 10,
@@ -244,6 +278,7 @@ pub struct Cli {
 
     /// Seconds until the upstream's first reply data (headers and first chunk).
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_FIRST_BYTE_TIMEOUT",
         default_value_t = 60,
@@ -253,6 +288,7 @@ pub struct Cli {
 
     /// Seconds of upstream silence in the middle of a reply before it is declared stalled.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_CHUNK_TIMEOUT",
         default_value_t = 60,
@@ -262,6 +298,7 @@ pub struct Cli {
 
     /// Seconds a whole reply may take.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_REPLY_TIMEOUT",
         default_value_t = 600,
@@ -273,6 +310,7 @@ pub struct Cli {
     /// an error or ends empty) before anything reached the browser, with jittered exponential
     /// backoff honouring Retry-After.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_RETRIES",
         default_value_t = 2,
@@ -283,12 +321,14 @@ pub struct Cli {
     /// Speak HTTP/2 to the upstream without negotiating it (h2c "prior knowledge" for an
     /// http:// upstream, e.g. a service-mesh sidecar): all replies share a few connections
     /// instead of one each. https:// upstreams that offer HTTP/2 get it without this flag.
-    #[arg(long, env = "DEEPCHAT_PROXY_UPSTREAM_HTTP2", help_heading = "Upstream")]
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_UPSTREAM_HTTP2", help_heading = "Upstream",
+          action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub upstream_http2: bool,
 
     /// Most replies sharing one HTTP/2 upstream connection; more open another connection
     /// (servers may refuse over 100 concurrent streams, and a refused reply would wait).
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_UPSTREAM_STREAMS_PER_CONNECTION",
         default_value_t = 100,
@@ -299,15 +339,18 @@ pub struct Cli {
 
     /// Serve /healthz, /readyz and /metrics on this address instead of the main listener.
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_METRICS_LISTEN",
         value_name = "ADDR",
+        value_parser = parse_listen_address,
         help_heading = "Operations"
     )]
     pub metrics_listen: Option<SocketAddr>,
 
     /// Log format on stderr (level via RUST_LOG).
     #[arg(
+        global = true,
         long,
         env = "DEEPCHAT_PROXY_LOG_FORMAT",
         value_enum,
@@ -317,16 +360,44 @@ pub struct Cli {
     pub log_format: LogFormat,
 
     /// Include message content (the user's newest message and the reply) in reply logs.
-    #[arg(long, env = "DEEPCHAT_PROXY_LOG_CONTENT", help_heading = "Operations")]
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_LOG_CONTENT", help_heading = "Operations",
+          action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub log_content: bool,
 
-    /// Validate every flag and the environment (keys, key files), print the result and exit.
-    #[arg(long, help_heading = "Operations")]
+    /// Validate every flag and the environment (keys, key files, the page's bundle) as a start
+    /// would, print every problem (exit 2) or the effective configuration (exit 0), and exit.
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_CHECK", help_heading = "Operations",
+          action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub check: bool,
+
+    /// Serve a Deep Chat page at `/` wired to this proxy, to try the provider in a browser
+    /// [default: on for `demo`, off otherwise]. `--playground=false` turns it off.
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_PLAYGROUND", value_name = "BOOL",
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = BoolishValueParser::new(), help_heading = "Page")]
+    pub playground: Option<bool>,
+
+    /// Where the page at `/` loads Deep Chat from: a URL, or a local file (e.g.
+    /// node_modules/deep-chat/dist/deepChat.bundle.js) that the proxy then serves itself at
+    /// /deep-chat.js, so the page works with no network.
+    #[arg(
+        global = true,
+        long,
+        env = "DEEPCHAT_PROXY_DEEP_CHAT_SCRIPT",
+        value_name = "URL|FILE",
+        default_value = DEFAULT_DEEP_CHAT_SCRIPT,
+        help_heading = "Page"
+    )]
+    pub deep_chat_script: String,
 
     /// Seconds running replies may take to finish after SIGTERM/SIGINT; then they end with an
     /// error frame and sockets close with code 1001.
-    #[arg(long, env = "DEEPCHAT_PROXY_DRAIN_TIMEOUT", default_value_t = 30)]
+    #[arg(
+        global = true,
+        long,
+        env = "DEEPCHAT_PROXY_DRAIN_TIMEOUT",
+        default_value_t = 30
+    )]
     pub drain_timeout: u64,
 
     #[command(subcommand)]
@@ -359,7 +430,7 @@ pub enum ProviderCommand {
     Cohere(CohereArgs),
     /// Azure OpenAI (`POST {base-url}/openai/deployments/{model}/chat/completions`).
     Azure(AzureArgs),
-    /// No network, no key: streams an echo and a canned answer, and serves a demo page at `/`.
+    /// No network, no key: streams an echo and a canned answer; the page at `/` is on.
     Demo(DemoArgs),
     /// Print shell completions for SHELL (bash, zsh, fish, elvish, powershell) and exit.
     Completions {
@@ -373,8 +444,8 @@ pub enum ProviderCommand {
 /// Options every HTTP provider shares.
 #[derive(Debug, Args)]
 pub struct GenerationArgs {
-    /// Model name sent upstream (Azure: the deployment name).
-    #[arg(long, env = "DEEPCHAT_PROXY_MODEL")]
+    /// Model name sent upstream.
+    #[arg(long, env = "DEEPCHAT_PROXY_MODEL", value_name = "NAME")]
     pub model: String,
 
     /// Sampling temperature.
@@ -385,8 +456,13 @@ pub struct GenerationArgs {
     #[arg(long, env = "DEEPCHAT_PROXY_MAX_TOKENS")]
     pub max_tokens: Option<u32>,
 
-    /// Extra upstream header, `Name: value` (repeatable).
-    #[arg(long = "header", value_name = "NAME: VALUE")]
+    /// Extra upstream header, `Name: value` (repeatable; one per line in the env var).
+    #[arg(
+        long = "header",
+        env = "DEEPCHAT_PROXY_HEADER",
+        value_name = "NAME: VALUE",
+        value_delimiter = '\n'
+    )]
     pub headers: Vec<String>,
 
     /// File holding the API key (a mounted secret); wins over --api-key-env.
@@ -472,6 +548,8 @@ pub struct OllamaArgs {
 }
 
 #[derive(Debug, Args)]
+// Azure routes by deployment, so only its --model help says so.
+#[command(mut_arg("model", |arg| arg.help("Deployment name (Azure routes by deployment, not model)")))]
 pub struct AzureArgs {
     /// The resource endpoint, e.g. https://my-resource.openai.azure.com
     #[arg(long, env = "DEEPCHAT_PROXY_BASE_URL")]
@@ -498,12 +576,257 @@ pub struct DemoArgs {
     /// Pace of the canned reply.
     #[arg(long, env = "DEEPCHAT_PROXY_TOKENS_PER_SECOND", default_value_t = 30.0)]
     pub tokens_per_second: f64,
+}
 
-    /// Where the demo page loads Deep Chat from.
-    #[arg(
-        long,
-        env = "DEEPCHAT_PROXY_DEEP_CHAT_SCRIPT",
-        default_value = "https://unpkg.com/deep-chat@2.4.2/dist/deepChat.bundle.js"
-    )]
-    pub deep_chat_script: String,
+/// The published Deep Chat bundle the page loads unless told otherwise.
+pub const DEFAULT_DEEP_CHAT_SCRIPT: &str =
+    "https://unpkg.com/deep-chat@2.4.2/dist/deepChat.bundle.js";
+
+/// `--listen` / `--metrics-listen`: an IP and port, `localhost:PORT` (IPv4 loopback, as the
+/// default is) or `:PORT` (every IPv4 interface, as Go and most servers read it). Other host
+/// names are refused: resolving them at start would bind whatever DNS says that day.
+pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    let hint = "write IP:PORT (127.0.0.1:8080 for this machine only, 0.0.0.0:8080 for every \
+                interface), localhost:PORT or :PORT";
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("{text:?} has no port; {hint}"));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port number (0-65535); {hint}"))?;
+    let ip = match host {
+        "" | "*" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        h if h.eq_ignore_ascii_case("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        h => {
+            return Err(format!(
+            "{h:?} is not an IP address; {hint} (a bracketed IPv6 address works too: [::1]:8080)"
+        ))
+        }
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// The parsed flags, and where their values came from.
+pub struct Parsed {
+    pub cli: Cli,
+    /// Each limit or upstream setting that differs from its default (`--rate-limit=60`), for
+    /// the start-up line.
+    pub changed: Vec<String>,
+    /// `(flag, variable)` for every value read from the environment, so that a configuration
+    /// error about `--allow-origin` can say it came from `DEEPCHAT_PROXY_ALLOW_ORIGIN`.
+    pub from_env: Vec<(String, String)>,
+}
+
+/// `message` with the variable named when a flag it is about was set through one
+/// (`from_env` as in [`Parsed::from_env`]).
+pub fn name_variables(from_env: &[(String, String)], message: &str) -> String {
+    let sources: Vec<&str> = from_env
+        .iter()
+        .filter(|(flag, _)| mentions_flag(message, flag))
+        .map(|(_, variable)| variable.as_str())
+        .collect();
+    if sources.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{message} (set by {})", sources.join(", "))
+    }
+}
+
+/// `--path` in "--path \"/\" clashes", but not in "--path-prefix".
+fn mentions_flag(message: &str, flag: &str) -> bool {
+    message.match_indices(flag).any(|(at, _)| {
+        !message[at + flag.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
+/// Parses the command line (and the environment behind it). A bad value that came from an
+/// environment variable names that variable in the error.
+pub fn parse_from<I, T>(args: I) -> Result<Parsed, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let mut command = Cli::command();
+    let parsed = command
+        .try_get_matches_from_mut(args.iter().cloned())
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = parsed.map_err(|err| name_the_variable(err, &command, &args))?;
+    Ok(Parsed {
+        cli,
+        changed: changed_settings(&command, &matches),
+        from_env: from_env(&command, &matches),
+    })
+}
+
+fn from_env(command: &clap::Command, matches: &clap::ArgMatches) -> Vec<(String, String)> {
+    let mut levels = vec![(command, matches)];
+    if let Some((name, sub_matches)) = matches.subcommand() {
+        if let Some(sub) = command.find_subcommand(name) {
+            levels.push((sub, sub_matches));
+        }
+    }
+    let mut found = Vec::new();
+    for (command, matches) in levels {
+        for arg in command.get_arguments() {
+            let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            let source = matches.value_source(arg.get_id().as_str());
+            let entry = (format!("--{long}"), env.to_string_lossy().into_owned());
+            if source == Some(clap::parser::ValueSource::EnvVariable) && !found.contains(&entry) {
+                found.push(entry);
+            }
+        }
+    }
+    found
+}
+
+/// Settings summarized by the start-up line when they differ from their defaults: numbers
+/// and switches only, never a name of a secret or a file.
+const SUMMARIZED_HEADINGS: &[&str] = &["Limits", "Upstream"];
+const SUMMARIZED_OTHERS: &[&str] = &["history_limit", "drain_timeout"];
+
+fn changed_settings(command: &clap::Command, matches: &clap::ArgMatches) -> Vec<String> {
+    use clap::parser::ValueSource;
+    command
+        .get_arguments()
+        .filter(|arg| {
+            arg.get_help_heading()
+                .is_some_and(|h| SUMMARIZED_HEADINGS.contains(&h))
+                || SUMMARIZED_OTHERS.contains(&arg.get_id().as_str())
+        })
+        .filter(|arg| arg.get_id() != "client_ip_header")
+        .filter(|arg| {
+            matches!(
+                matches.value_source(arg.get_id().as_str()),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        })
+        .filter_map(|arg| {
+            let id = arg.get_id().as_str();
+            let long = arg.get_long()?;
+            let values: Vec<String> = matches
+                .get_raw(id)?
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            Some(format!("--{long}={}", values.join(",")))
+        })
+        .collect()
+}
+
+/// clap names the flag of a bad value even when the value came from the flag's environment
+/// variable, leaving the operator to search for it; name the variable instead when it is set
+/// and the flag is not on the command line.
+fn name_the_variable(
+    mut err: clap::Error,
+    command: &clap::Command,
+    args: &[std::ffi::OsString],
+) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return err;
+    }
+    let Some(ContextValue::String(shown)) = err.get(ContextKind::InvalidArg) else {
+        return err;
+    };
+    let Some(long) = shown
+        .strip_prefix("--")
+        .and_then(|rest| rest.split([' ', '=']).next())
+    else {
+        return err;
+    };
+    let flag = format!("--{long}");
+    let on_command_line = args.iter().any(|a| {
+        let a = a.to_string_lossy();
+        a == flag || a.starts_with(&format!("{flag}="))
+    });
+    let all_args = command.get_arguments().chain(
+        command
+            .get_subcommands()
+            .flat_map(|sub| sub.get_arguments()),
+    );
+    let variable = all_args
+        .filter(|arg| arg.get_long() == Some(long))
+        .find_map(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned());
+    if let (Some(variable), false) = (variable, on_command_line) {
+        if std::env::var_os(&variable).is_some() {
+            err.insert(
+                ContextKind::InvalidArg,
+                ContextValue::String(format!("{variable} (the environment variable for {flag})")),
+            );
+        }
+    }
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// A flag added later without `global = true` would again fail after the subcommand.
+    #[test]
+    fn every_proxy_flag_is_global_and_every_flag_has_a_variable() {
+        let command = Cli::command();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            assert!(arg.is_global_set(), "--{id} is not global");
+            assert!(
+                arg.get_env().is_some(),
+                "--{id} has no environment variable"
+            );
+        }
+        for sub in command.get_subcommands() {
+            for arg in sub.get_arguments().filter(|a| a.get_long().is_some()) {
+                let id = arg.get_id().as_str();
+                if arg.is_global_set() || matches!(id, "help" | "version") {
+                    continue;
+                }
+                assert!(arg.get_env().is_some(), "{} --{id}", sub.get_name());
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_variables_behind_their_flags() {
+        let from_env = [("--path".to_owned(), "DEEPCHAT_PROXY_PATH".to_owned())];
+        assert_eq!(
+            name_variables(&from_env, "--path \"/\" clashes"),
+            "--path \"/\" clashes (set by DEEPCHAT_PROXY_PATH)"
+        );
+        assert_eq!(
+            name_variables(&from_env, "--path-prefix x"),
+            "--path-prefix x"
+        );
+        assert_eq!(
+            name_variables(&from_env, "--model is empty"),
+            "--model is empty"
+        );
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let parse = |text| parse_listen_address(text).map(|a| a.to_string());
+        assert_eq!(parse("127.0.0.1:80").as_deref(), Ok("127.0.0.1:80"));
+        assert_eq!(parse("LocalHost:80").as_deref(), Ok("127.0.0.1:80"));
+        assert_eq!(parse(":80").as_deref(), Ok("0.0.0.0:80"));
+        assert_eq!(parse("*:80").as_deref(), Ok("0.0.0.0:80"));
+        assert_eq!(parse("[::]:80").as_deref(), Ok("[::]:80"));
+        for bad in ["80", "host:80", ":99999", "localhost:", ""] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 }

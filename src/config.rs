@@ -1,10 +1,13 @@
 //! Validated runtime configuration, built once from the command line and the environment.
+//! [`Config::validate`] is the one validation behind both a start and `--check`: it collects
+//! every problem rather than stopping at the first, and says what the proxy will run.
 
-use crate::access::OriginPolicy;
+use crate::access::{OriginError, OriginPolicy};
 use crate::auth::{Auth, JwtRules};
 use crate::budget::Budget;
 use crate::cli::{Cli, DemoArgs, GenerationArgs, OpenAiArgs, ProviderCommand};
 use crate::redact::Secrets;
+use bytes::Bytes;
 use deepchat_adapters::anthropic::Anthropic;
 use deepchat_adapters::azure::AzureOpenAi;
 use deepchat_adapters::cohere::Cohere;
@@ -42,6 +45,62 @@ pub enum ConfigError {
     NotAProvider,
     #[error("--jwt-public-key {0}: not a PEM RSA or EC (P-256) public key")]
     PublicKey(String),
+    #[error(transparent)]
+    Origin(#[from] OriginError),
+    #[error("--metrics-listen {0} is the --listen address too; give it another port, or leave it unset to serve /metrics on the main listener")]
+    SameListener(std::net::SocketAddr),
+    #[error(
+        "--path {0:?} clashes with the page the proxy serves there (on for demo, or --playground): choose another path, e.g. /chat, or --playground=false"
+    )]
+    PathClash(String),
+    #[error("--model is empty: name the model to send upstream")]
+    EmptyModel,
+    #[error("--base-url {url:?} already ends in {tail:?}, which the proxy appends itself; use --base-url {suggested}")]
+    BaseUrlEndpoint {
+        url: String,
+        tail: &'static str,
+        suggested: String,
+    },
+    #[error("{variable} is unset or empty, but {provider} needs an API key: set it, name another variable with --api-key-env, or use --api-key-file")]
+    MissingKey {
+        variable: String,
+        provider: &'static str,
+    },
+    #[error("--deep-chat-script {0}: {1} (give an http(s):// URL, or the path of a local deepChat.bundle.js)")]
+    Script(String, String),
+}
+
+/// A configuration that passed validation, with what a start should say about it.
+pub struct Checked {
+    pub config: Config,
+    /// Problems that do not stop a start (an unset key a local server may not need).
+    pub warnings: Vec<ConfigError>,
+    /// One line: provider, model, upstream host, origins, auth, page; never a secret.
+    pub summary: String,
+}
+
+/// Where the page at `/` loads Deep Chat from.
+#[derive(Debug, Clone)]
+pub enum PageScript {
+    /// A URL the browser fetches itself (a CDN).
+    Remote(String),
+    /// A local file read at start, served at [`BUNDLE_PATH`] from the page's own origin.
+    Bundled(Bytes),
+}
+
+/// The route serving a local `--deep-chat-script` file.
+pub const BUNDLE_PATH: &str = "/deep-chat.js";
+
+/// Largest local bundle accepted (deep-chat 2.x is about 1.5 MB): a typo naming a huge file
+/// must not be read into memory.
+pub const MAX_BUNDLE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The Deep Chat page at `/` (`--playground`, on for `demo`).
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub script: PageScript,
+    /// Shown under the heading: which provider and model the page talks to.
+    pub description: String,
 }
 
 /// An API key that never prints itself.
@@ -80,7 +139,6 @@ pub struct HttpUpstream {
 #[derive(Debug, Clone)]
 pub struct Demo {
     pub token_interval: Duration,
-    pub deep_chat_script: String,
 }
 
 #[derive(Clone)]
@@ -165,58 +223,145 @@ pub struct Config {
     /// `--log-content`: message text may appear in reply logs.
     pub log_content: bool,
     pub provider: ProviderConfig,
+    /// The Deep Chat page at `/`; `None` when it is off.
+    pub page: Option<Page>,
 }
 
 impl Config {
-    /// Validates the flags and reads the API key from the environment variable they name.
+    /// Validates the flags as a start does, returning the first problem; warnings are dropped.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        Config::validate(cli, false)
+            .map(|checked| checked.config)
+            .map_err(|mut errors| errors.remove(0))
+    }
+
+    /// Validates every flag and reads the secrets they name, collecting every problem.
+    /// `strict` (`--check`) turns warnings into errors: an unset key a start would only warn
+    /// about fails the check, since the first message would fail with the provider's 401.
+    pub fn validate(cli: Cli, strict: bool) -> Result<Checked, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         if !cli.path.starts_with('/') {
-            return Err(ConfigError::Path(cli.path));
+            errors.push(ConfigError::Path(cli.path.clone()));
         }
         if cli.stop_key.chars().count() < 2 {
-            return Err(ConfigError::StopKey);
+            errors.push(ConfigError::StopKey);
         }
-        let auth = auth(&cli)?;
-        let provider = match cli.provider {
-            ProviderCommand::Openai(args) => openai(args)?,
-            ProviderCommand::OpenaiResponses(args) => {
-                let base = check_base_url(&args.base_url)?;
-                let adapter = Arc::new(OpenAiResponses::new(base.clone()));
-                http_upstream(adapter, &base, Some(&args.api_key_env), args.generation)?
+        if let Some(metrics) = cli.metrics_listen {
+            if same_socket(metrics, cli.listen) {
+                errors.push(ConfigError::SameListener(metrics));
             }
-            ProviderCommand::Anthropic(args) => {
-                let base = check_base_url(&args.base_url)?;
-                let adapter = Arc::new(Anthropic::new(base.clone()));
-                http_upstream(adapter, &base, Some(&args.api_key_env), args.generation)?
-            }
-            ProviderCommand::Gemini(args) => {
-                let base = check_base_url(&args.base_url)?;
-                let adapter = Arc::new(Gemini::new(base.clone()));
-                http_upstream(adapter, &base, Some(&args.api_key_env), args.generation)?
-            }
-            ProviderCommand::Cohere(args) => {
-                let base = check_base_url(&args.base_url)?;
-                let adapter = Arc::new(Cohere::new(base.clone()));
-                http_upstream(adapter, &base, Some(&args.api_key_env), args.generation)?
-            }
-            ProviderCommand::Ollama(args) => {
-                let base = check_base_url(&args.base_url)?;
-                let adapter = Arc::new(Ollama::new(base.clone()));
-                http_upstream(adapter, &base, args.api_key_env.as_deref(), args.generation)?
-            }
+        }
+        let origins = OriginPolicy::parse(&cli.allow_origins)
+            .map_err(|bad| errors.extend(bad.into_iter().map(ConfigError::from)))
+            .ok();
+        let auth = keep(auth(&cli), &mut errors).flatten();
+        let client_ip_header = match &cli.client_ip_header {
+            Some(name) => keep(
+                hyper::header::HeaderName::from_bytes(name.trim().as_bytes())
+                    .map_err(|_| ConfigError::Header(name.clone())),
+                &mut errors,
+            ),
+            None => None,
+        };
+        let is_demo = matches!(cli.provider, ProviderCommand::Demo(_));
+        let provider = match &cli.provider {
+            ProviderCommand::Openai(args) => openai(args),
+            ProviderCommand::OpenaiResponses(args) => http_upstream(
+                Endpoint::OPENAI_RESPONSES,
+                &args.base_url,
+                KeyVariable::default_name(&args.api_key_env),
+                &args.generation,
+                |url| Arc::new(OpenAiResponses::new(url)),
+            ),
+            ProviderCommand::Anthropic(args) => http_upstream(
+                Endpoint::ANTHROPIC,
+                &args.base_url,
+                KeyVariable::default_name(&args.api_key_env),
+                &args.generation,
+                |url| Arc::new(Anthropic::new(url)),
+            ),
+            ProviderCommand::Gemini(args) => http_upstream(
+                Endpoint::GEMINI,
+                &args.base_url,
+                KeyVariable::default_name(&args.api_key_env),
+                &args.generation,
+                |url| Arc::new(Gemini::new(url)),
+            ),
+            ProviderCommand::Cohere(args) => http_upstream(
+                Endpoint::COHERE,
+                &args.base_url,
+                KeyVariable::default_name(&args.api_key_env),
+                &args.generation,
+                |url| Arc::new(Cohere::new(url)),
+            ),
+            ProviderCommand::Ollama(args) => http_upstream(
+                Endpoint::OLLAMA,
+                &args.base_url,
+                KeyVariable::explicit(args.api_key_env.as_deref()),
+                &args.generation,
+                |url| Arc::new(Ollama::new(url)),
+            ),
             ProviderCommand::Azure(args) => {
-                let base = check_base_url(&args.base_url)?;
-                let adapter =
-                    Arc::new(AzureOpenAi::new(base.clone()).with_api_version(args.api_version));
-                http_upstream(adapter, &base, Some(&args.api_key_env), args.generation)?
+                let version = args.api_version.clone();
+                http_upstream(
+                    Endpoint::AZURE,
+                    &args.base_url,
+                    KeyVariable::default_name(&args.api_key_env),
+                    &args.generation,
+                    move |url| Arc::new(AzureOpenAi::new(url).with_api_version(version)),
+                )
             }
-            ProviderCommand::Demo(args) => demo(args)?,
+            ProviderCommand::Demo(args) => demo(args),
             ProviderCommand::Completions { .. } | ProviderCommand::Man => {
-                return Err(ConfigError::NotAProvider)
+                Err(vec![ConfigError::NotAProvider])
             }
         };
+        let provider = match provider {
+            Ok(mut built) => {
+                if let Some(missing) = built.missing_key.take() {
+                    if strict {
+                        errors.push(missing);
+                    } else {
+                        warnings.push(missing);
+                    }
+                }
+                Some(built)
+            }
+            Err(problems) => {
+                errors.extend(problems);
+                None
+            }
+        };
+        let page = if cli.playground.unwrap_or(is_demo) {
+            let description = provider
+                .as_ref()
+                .map(|p| p.description.clone())
+                .unwrap_or_default();
+            let page = keep(page_script(&cli.deep_chat_script), &mut errors).map(|script| Page {
+                script,
+                description,
+            });
+            let bundled = matches!(
+                &page,
+                Some(Page {
+                    script: PageScript::Bundled(_),
+                    ..
+                })
+            );
+            if cli.path == "/" || (bundled && cli.path == BUNDLE_PATH) {
+                errors.push(ConfigError::PathClash(cli.path.clone()));
+            }
+            page
+        } else {
+            None
+        };
+        let (Some(origins), Some(provider), true) = (origins, provider, errors.is_empty()) else {
+            return Err(errors);
+        };
+        let summary = summary(&cli, &provider.description, &origins, page.as_ref());
         let secs = Duration::from_secs;
-        Ok(Config {
+        let config = Config {
             path: cli.path,
             stop_key: cli.stop_key,
             system_prompt: cli.system_prompt.filter(|p| !p.is_empty()),
@@ -237,13 +382,7 @@ impl Config {
                 http_idle_timeout: secs(cli.http_idle_timeout.max(1)),
                 max_streams_per_connection: cli.max_streams_per_connection as usize,
                 rate_limit: cli.rate_limit,
-                client_ip_header: match &cli.client_ip_header {
-                    Some(name) => Some(
-                        hyper::header::HeaderName::from_bytes(name.trim().as_bytes())
-                            .map_err(|_| ConfigError::Header(name.clone()))?,
-                    ),
-                    None => None,
-                },
+                client_ip_header,
                 client_idle_timeout: secs(cli.client_idle_timeout.max(1)),
                 ping_interval: (cli.ping_interval > 0).then(|| secs(cli.ping_interval)),
             },
@@ -257,87 +396,319 @@ impl Config {
                 streams_per_connection: cli.upstream_streams_per_connection.max(1),
             },
             drain_timeout: secs(cli.drain_timeout),
-            origins: OriginPolicy::from_flags(&cli.allow_origins),
+            origins,
             auth,
             log_content: cli.log_content,
-            provider,
+            provider: provider.config,
+            page,
+        };
+        Ok(Checked {
+            config,
+            warnings,
+            summary,
         })
     }
 }
 
-fn check_base_url(url: &str) -> Result<String, ConfigError> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        Ok(url.trim_end_matches('/').to_owned())
-    } else {
-        Err(ConfigError::BaseUrl(url.to_owned()))
+/// Moves an error into `errors`, keeping the value if there was one.
+fn keep<T>(result: Result<T, ConfigError>, errors: &mut Vec<ConfigError>) -> Option<T> {
+    result.map_err(|err| errors.push(err)).ok()
+}
+
+/// Whether two listeners would fight over one port: the same port (not 0, which picks a free
+/// one) on the same address, or on any address when either is the unspecified one.
+fn same_socket(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// A provider that passed validation, with its one-phrase description for the start line.
+struct BuiltProvider {
+    config: ProviderConfig,
+    /// e.g. `openai, model gpt-4o-mini, upstream api.openai.com`.
+    description: String,
+    /// The key variable is unset although this upstream needs a key.
+    missing_key: Option<ConfigError>,
+}
+
+/// What the proxy appends to a provider's `--base-url`, to catch a base URL that already has it.
+struct Endpoint {
+    provider: &'static str,
+    /// Tails a base URL must not end with (the endpoint, or the part of it the proxy adds).
+    tails: &'static [&'static str],
+}
+
+impl Endpoint {
+    const OPENAI: Endpoint = Endpoint {
+        provider: "openai",
+        tails: &["/chat/completions", "/completions"],
+    };
+    const OPENAI_RESPONSES: Endpoint = Endpoint {
+        provider: "openai-responses",
+        tails: &["/responses"],
+    };
+    const ANTHROPIC: Endpoint = Endpoint {
+        provider: "anthropic",
+        tails: &["/v1/messages", "/messages", "/v1"],
+    };
+    const GEMINI: Endpoint = Endpoint {
+        provider: "gemini",
+        tails: &["/models", "/v1beta", "/v1"],
+    };
+    const OLLAMA: Endpoint = Endpoint {
+        provider: "ollama",
+        tails: &["/api/chat", "/api"],
+    };
+    const COHERE: Endpoint = Endpoint {
+        provider: "cohere",
+        tails: &["/v2/chat", "/chat", "/v2"],
+    };
+    const AZURE: Endpoint = Endpoint {
+        provider: "azure",
+        tails: &["/chat/completions", "/deployments", "/openai"],
+    };
+}
+
+/// The variable an API key is read from, and whether the operator named it.
+struct KeyVariable<'a> {
+    name: Option<&'a str>,
+    /// Named by a flag: an unset variable is then a mistake even for a local server.
+    explicit: bool,
+}
+
+impl<'a> KeyVariable<'a> {
+    /// A provider whose key variable has a default (`--api-key-env` may still have set it:
+    /// clap does not tell). Unset, it is missing only for an https upstream off loopback: hosted
+    /// APIs are all https, while a plain-http or local upstream is a self-hosted server that
+    /// often needs no key.
+    fn default_name(name: &'a str) -> KeyVariable<'a> {
+        KeyVariable {
+            name: Some(name),
+            explicit: false,
+        }
+    }
+
+    fn explicit(name: Option<&'a str>) -> KeyVariable<'a> {
+        KeyVariable {
+            name,
+            explicit: true,
+        }
     }
 }
 
 /// `openai`: explicit flags win over the preset, the preset over OpenAI's own defaults.
-fn openai(args: OpenAiArgs) -> Result<ProviderConfig, ConfigError> {
+fn openai(args: &OpenAiArgs) -> Result<BuiltProvider, Vec<ConfigError>> {
     let preset = match &args.preset {
         Some(name) => Some(presets::preset(name).ok_or_else(|| {
             let known: Vec<&str> = presets::PRESETS.iter().map(|p| p.name).collect();
-            ConfigError::Preset(name.clone(), known.join(", "))
+            vec![ConfigError::Preset(name.clone(), known.join(", "))]
         })?),
         None => None,
     };
     let base_url = args
         .base_url
+        .clone()
         .or_else(|| preset.map(|p| p.base_url.to_owned()))
         .unwrap_or_else(|| "https://api.openai.com/v1".to_owned());
-    let key_env = match (&args.api_key_env, preset) {
-        (Some(env), _) => Some(env.clone()),
-        (None, Some(preset)) => preset.api_key_env.map(str::to_owned),
-        (None, None) => Some("OPENAI_API_KEY".to_owned()),
+    let key = match (&args.api_key_env, preset) {
+        (Some(env), _) => KeyVariable::explicit(Some(env)),
+        (None, Some(preset)) => KeyVariable {
+            name: preset.api_key_env,
+            explicit: false,
+        },
+        (None, None) => KeyVariable::default_name("OPENAI_API_KEY"),
     };
-    let base = check_base_url(&base_url)?;
-    let adapter = Arc::new(OpenAiChat::new(base.clone()));
-    http_upstream(adapter, &base, key_env.as_deref(), args.generation)
+    let mut built = http_upstream(Endpoint::OPENAI, &base_url, key, &args.generation, |url| {
+        Arc::new(OpenAiChat::new(url))
+    })?;
+    if let Some(preset) = preset {
+        built.description =
+            built
+                .description
+                .replacen("openai", &format!("openai (preset {})", preset.name), 1);
+    }
+    Ok(built)
 }
 
 fn http_upstream(
-    adapter: Arc<dyn Adapter>,
+    endpoint: Endpoint,
     base_url: &str,
-    api_key_env: Option<&str>,
-    generation: GenerationArgs,
-) -> Result<ProviderConfig, ConfigError> {
-    let api_key = match (&generation.api_key_file, api_key_env) {
-        (Some(path), _) => Some(ApiKey(read_secret_file(path)?)),
-        (None, Some(variable)) => read_key(variable)?,
+    key: KeyVariable<'_>,
+    generation: &GenerationArgs,
+    adapter: impl FnOnce(String) -> Arc<dyn Adapter>,
+) -> Result<BuiltProvider, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let base = keep(check_base_url(base_url, &endpoint), &mut errors);
+    if generation.model.trim().is_empty() {
+        errors.push(ConfigError::EmptyModel);
+    }
+    let extra_headers = keep(parse_headers(&generation.headers), &mut errors);
+    let api_key = match (&generation.api_key_file, key.name) {
+        (Some(path), _) => keep(read_secret_file(path).map(ApiKey), &mut errors),
+        (None, Some(variable)) => keep(read_key(variable), &mut errors).flatten(),
         (None, None) => None,
     };
-    let extra_headers = parse_headers(&generation.headers)?;
+    let (Some((url, host)), Some(extra_headers), true) = (base, extra_headers, errors.is_empty())
+    else {
+        return Err(errors);
+    };
+    let missing_key = match key.name {
+        Some(variable)
+            if api_key.is_none()
+                && generation.api_key_file.is_none()
+                && !carries_credentials(&extra_headers)
+                && (key.explicit || (url.starts_with("https://") && !is_loopback_host(&host))) =>
+        {
+            Some(ConfigError::MissingKey {
+                variable: variable.to_owned(),
+                provider: endpoint.provider,
+            })
+        }
+        _ => None,
+    };
+    let description = format!(
+        "{}, model {}, upstream {host}",
+        endpoint.provider, generation.model
+    );
     let secrets = Secrets::new(
         api_key
             .iter()
             .map(ApiKey::expose)
             .chain(extra_headers.iter().map(|(_, value)| value.as_str())),
     );
-    let label = match upstream_host(base_url) {
-        Some(host) => format!("{} upstream at {host}", adapter.name()),
-        None => format!("{} upstream", adapter.name()),
-    };
-    Ok(ProviderConfig::Http(HttpUpstream {
-        adapter,
-        api_key,
-        label,
-        secrets,
-        model: generation.model,
-        temperature: generation.temperature,
-        max_tokens: generation.max_tokens,
-        extra_headers,
-    }))
+    let adapter = adapter(url);
+    let label = format!("{} upstream at {host}", adapter.name());
+    Ok(BuiltProvider {
+        config: ProviderConfig::Http(HttpUpstream {
+            adapter,
+            api_key,
+            label,
+            secrets,
+            model: generation.model.clone(),
+            temperature: generation.temperature,
+            max_tokens: generation.max_tokens,
+            extra_headers,
+        }),
+        description,
+        missing_key,
+    })
 }
 
-/// `host` or `host:port` (when not the scheme's default) of a base URL.
-fn upstream_host(base_url: &str) -> Option<String> {
-    let url = reqwest::Url::parse(base_url).ok()?;
-    let host = url.host_str()?;
-    Some(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
+/// The base URL without a trailing slash, and its host (with port) for messages. A base URL
+/// that already ends in what the proxy appends would double it (`…/chat/completions/chat/completions`).
+fn check_base_url(url: &str, endpoint: &Endpoint) -> Result<(String, String), ConfigError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(trimmed)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()))
+        .ok_or_else(|| ConfigError::BaseUrl(url.to_owned()))?;
+    let lower = trimmed.to_ascii_lowercase();
+    if let Some(tail) = endpoint.tails.iter().find(|tail| lower.ends_with(*tail)) {
+        let suggested = &trimmed[..trimmed.len() - tail.len()];
+        return Err(ConfigError::BaseUrlEndpoint {
+            url: url.to_owned(),
+            tail,
+            suggested: suggested.to_owned(),
+        });
+    }
+    let host = match (parsed.host_str(), parsed.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => String::new(),
+    };
+    Ok((trimmed.to_owned(), host))
+}
+
+/// `localhost`, `127.x.x.x` or `[::1]`, with or without a port: a local server, which often
+/// needs no key.
+fn is_loopback_host(host_and_port: &str) -> bool {
+    let host = match host_and_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_and_port.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An `--header` that already authenticates the request (a gateway's own scheme).
+fn carries_credentials(headers: &[(String, String)]) -> bool {
+    headers
+        .iter()
+        .any(|(name, _)| matches!(name.as_str(), "authorization" | "x-api-key" | "api-key"))
+}
+
+/// `--deep-chat-script`: a URL is handed to the browser; anything else is a local file, read
+/// now so that a wrong path fails the start (and `--check`) instead of the page.
+fn page_script(value: &str) -> Result<PageScript, ConfigError> {
+    let value = value.trim();
+    let lower = value.to_ascii_lowercase();
+    if lower.starts_with("https://") || lower.starts_with("http://") {
+        return Ok(PageScript::Remote(value.to_owned()));
+    }
+    let fail = |reason: String| ConfigError::Script(value.to_owned(), reason);
+    let file = std::fs::File::open(value).map_err(|e| fail(e.to_string()))?;
+    let size = file.metadata().map_err(|e| fail(e.to_string()))?.len();
+    if size > MAX_BUNDLE_BYTES {
+        return Err(fail(format!(
+            "{size} bytes is more than the {MAX_BUNDLE_BYTES} a Deep Chat bundle needs"
+        )));
+    }
+    let mut bytes = Vec::new();
+    // The bound holds even if the file grows between the size check and the read.
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_BUNDLE_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    if bytes.is_empty() || bytes.len() as u64 > MAX_BUNDLE_BYTES {
+        return Err(fail("empty, or changed while being read".into()));
+    }
+    Ok(PageScript::Bundled(Bytes::from(bytes)))
+}
+
+/// The start-up line: what will run, with variable and file names but never their contents.
+fn summary(cli: &Cli, provider: &str, origins: &OriginPolicy, page: Option<&Page>) -> String {
+    let auth = match (
+        &cli.auth_token_env,
+        &cli.jwt_secret_env,
+        &cli.jwt_public_key,
+    ) {
+        (None, None, None) => "none".to_owned(),
+        (tokens, secret, public) => {
+            let mut modes = Vec::new();
+            if let Some(variable) = tokens {
+                modes.push(format!("bearer tokens from ${variable}"));
+            }
+            if let Some(variable) = secret {
+                modes.push(format!("HS256 JWTs keyed by ${variable}"));
+            } else if let Some(path) = public {
+                modes.push(format!("JWTs verified with {}", path.display()));
+            }
+            modes.join(" + ")
+        }
+    };
+    let metrics = match cli.metrics_listen {
+        Some(address) => address.to_string(),
+        None => "on the main listener".to_owned(),
+    };
+    let page = match page.map(|p| &p.script) {
+        None => "off".to_owned(),
+        Some(PageScript::Remote(url)) => format!("/ (Deep Chat from {url})"),
+        Some(PageScript::Bundled(bytes)) => format!(
+            "/ (Deep Chat from {}, {} bytes, served at {BUNDLE_PATH})",
+            cli.deep_chat_script.trim(),
+            bytes.len()
+        ),
+    };
+    format!(
+        "provider {provider}; path {}; origins: {}; auth: {auth}; metrics: {metrics}; page: {page}",
+        cli.path,
+        origins.describe()
+    )
 }
 
 /// A missing or empty variable means "no key" (keyless local servers).
@@ -423,14 +794,17 @@ pub fn parse_headers(raw: &[String]) -> Result<Vec<(String, String)>, ConfigErro
         .collect()
 }
 
-fn demo(args: DemoArgs) -> Result<ProviderConfig, ConfigError> {
+fn demo(args: &DemoArgs) -> Result<BuiltProvider, Vec<ConfigError>> {
     if !(0.1..=10_000.0).contains(&args.tokens_per_second) {
-        return Err(ConfigError::TokensPerSecond);
+        return Err(vec![ConfigError::TokensPerSecond]);
     }
-    Ok(ProviderConfig::Demo(Demo {
-        token_interval: Duration::from_secs_f64(1.0 / args.tokens_per_second),
-        deep_chat_script: args.deep_chat_script,
-    }))
+    Ok(BuiltProvider {
+        config: ProviderConfig::Demo(Demo {
+            token_interval: Duration::from_secs_f64(1.0 / args.tokens_per_second),
+        }),
+        description: "demo (offline, no key)".into(),
+        missing_key: None,
+    })
 }
 
 #[cfg(test)]

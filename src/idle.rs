@@ -60,13 +60,34 @@ impl Drop for Busy {
 
 /// Keeps `busy` alive as long as the response body is being sent.
 pub fn hold_until_sent(response: Response<Body>, busy: Busy) -> Response<Body> {
-    response.map(|body| {
-        body.map_frame(move |frame| {
-            let _held = &busy;
-            frame
-        })
-        .boxed()
-    })
+    response.map(|inner| HeldBody { inner, _busy: busy }.boxed())
+}
+
+/// A response body that holds its request's [`Busy`] until it is dropped; sizes pass through,
+/// so a whole answer keeps its `content-length`.
+struct HeldBody {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for HeldBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod health;
 pub mod history;
 pub mod idle;
 pub mod ip_slots;
+pub mod manual;
 pub mod on_wake;
 pub mod ratelimit;
 pub mod redact;

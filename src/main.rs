@@ -1,14 +1,23 @@
 //! Entry point: flags, logging, signals; everything else lives in the library.
 
-use clap::{CommandFactory, Parser};
-use deepchat_proxy::cli::{Cli, LogFormat, ProviderCommand};
+use clap::CommandFactory;
+use deepchat_proxy::cli::{name_variables, Cli, LogFormat, Parsed, ProviderCommand};
 use deepchat_proxy::Config;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let parsed = match deepchat_proxy::cli::parse_from(std::env::args_os()) {
+        Ok(parsed) => parsed,
+        // clap prints `error: …` and exits 2 (0 for --help and --version).
+        Err(err) => err.exit(),
+    };
+    let Parsed {
+        cli,
+        changed,
+        from_env,
+    } = parsed;
     match &cli.provider {
         ProviderCommand::Completions { shell } => {
             clap_complete::generate(
@@ -20,34 +29,53 @@ async fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         ProviderCommand::Man => {
-            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            return match deepchat_proxy::manual::render(&mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
-                    eprintln!("deepchat-proxy: {err}");
+                    eprintln!("error: {err}");
                     ExitCode::FAILURE
                 }
             };
         }
         _ => {}
     }
-    init_logging(cli.log_format);
-
     let (listen, metrics_listen, check) = (cli.listen, cli.metrics_listen, cli.check);
-    let config = match Config::from_cli(cli) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("deepchat-proxy: {err}");
+    let log_format = cli.log_format;
+    let checked = match Config::validate(cli, check) {
+        Ok(checked) => checked,
+        Err(errors) => {
+            // One line per problem, so one run shows everything to fix.
+            for err in errors {
+                eprintln!("error: {}", name_variables(&from_env, &err.to_string()));
+            }
             return ExitCode::from(2);
         }
     };
+    let mut summary = checked.summary;
+    if !changed.is_empty() {
+        // Only what differs from the defaults, so the line stays short.
+        summary.push_str("; limits: ");
+        summary.push_str(&changed.join(" "));
+    }
     if check {
-        println!("deepchat-proxy: configuration OK");
+        for warning in &checked.warnings {
+            eprintln!(
+                "warning: {}",
+                name_variables(&from_env, &warning.to_string())
+            );
+        }
+        println!("configuration OK: listen {listen}; {summary}");
         return ExitCode::SUCCESS;
     }
+    init_logging(log_format);
+    for warning in &checked.warnings {
+        tracing::warn!("{}", name_variables(&from_env, &warning.to_string()));
+    }
+    let config = checked.config;
     let listener = match bind(listen) {
         Ok(listener) => listener,
         Err(err) => {
-            eprintln!("deepchat-proxy: cannot listen on {listen}: {err}");
+            eprintln!("error: cannot listen on {listen} (--listen): {err}");
             return ExitCode::FAILURE;
         }
     };
@@ -56,7 +84,7 @@ async fn main() -> ExitCode {
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => Some(listener),
             Err(err) => {
-                eprintln!("deepchat-proxy: cannot listen on {addr} (--metrics-listen): {err}");
+                eprintln!("error: cannot listen on {addr} (--metrics-listen): {err}");
                 return ExitCode::FAILURE;
             }
         },
@@ -65,11 +93,11 @@ async fn main() -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    tracing::info!(address = %bound, path = %config.path, "deepchat-proxy listening");
+    tracing::info!(address = %bound, path = %config.path, "deepchat-proxy listening on http://{bound}; {summary}");
     match deepchat_proxy::run_with_ops(listener, ops_listener, config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("deepchat-proxy: {err}");
+            eprintln!("error: {err}");
             ExitCode::FAILURE
         }
     }

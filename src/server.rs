@@ -1,8 +1,8 @@
 //! The accept loop and routing: the origin check first, then Deep Chat on `--path` (WebSocket
-//! upgrade, HTTP POST, CORS preflight) and the demo page on `/`. On shutdown: stop accepting,
-//! let sessions finish within the drain timeout.
+//! upgrade, HTTP POST, CORS preflight), the page on `/` and its local Deep Chat bundle. On
+//! shutdown: stop accepting, let sessions finish within the drain timeout.
 
-use crate::config::ProviderConfig;
+use crate::config::{PageScript, BUNDLE_PATH};
 use crate::deepchat::response::{self, Body};
 use crate::deepchat::{http, page, ws};
 use crate::health;
@@ -261,8 +261,8 @@ async fn route(
             Method::OPTIONS => preflight(&request),
             _ => response::plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         }
-    } else if request.uri().path() == "/" && request.method() == Method::GET {
-        demo_page(&app)
+    } else if let Some(response) = page_route(&request, &app) {
+        response
     } else {
         response::plain(StatusCode::NOT_FOUND, "not found")
     };
@@ -327,21 +327,39 @@ fn preflight(request: &Request<hyper::body::Incoming>) -> Response<Body> {
     response
 }
 
-fn demo_page(app: &App) -> Response<Body> {
-    let ProviderConfig::Demo(demo) = &app.config.provider else {
-        return response::plain(StatusCode::NOT_FOUND, "not found");
+/// The page at `/` and, when `--deep-chat-script` named a local file, the bundle it loads;
+/// `None` when the request is for neither (or the page is off).
+fn page_route(request: &Request<hyper::body::Incoming>, app: &App) -> Option<Response<Body>> {
+    let page = app.config.page.as_ref()?;
+    if request.method() != Method::GET {
+        return None;
+    }
+    let (body, content_type) = match (request.uri().path(), &page.script) {
+        ("/", script) => {
+            let src = match script {
+                PageScript::Remote(url) => url.as_str(),
+                PageScript::Bundled(_) => BUNDLE_PATH,
+            };
+            let html = page::page(
+                src,
+                &app.config.path,
+                &app.config.stop_key,
+                &page.description,
+            );
+            (response::full(html), "text/html; charset=utf-8")
+        }
+        (BUNDLE_PATH, PageScript::Bundled(bytes)) => (
+            response::full(bytes.clone()),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return None,
     };
-    let html = page::demo_page(
-        &demo.deep_chat_script,
-        &app.config.path,
-        &app.config.stop_key,
-    );
-    let mut response = Response::new(response::full(html));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // The page embeds this run's settings and the bundle may be swapped between runs.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Some(response)
 }
 
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]

@@ -145,7 +145,16 @@ impl Attempts {
                 },
                 Ok(Ok(response)) if response.status().is_success() => {
                     pool.saw_version(response.version());
-                    return events(response, &upstream, deadline, policy.chunk_timeout, lease);
+                    let stream = events(response, &upstream, deadline, policy.chunk_timeout);
+                    match first_content(stream).await {
+                        Opened::Content(stream) => return with_lease(stream, lease),
+                        Opened::Failed(failure, stream) => {
+                            if attempt >= policy.retries {
+                                return with_lease(stream, lease);
+                            }
+                            failure
+                        }
+                    }
                 }
                 Ok(Ok(response)) if response.status().is_redirection() => {
                     redirect_failure(&response, &upstream.label)
@@ -181,6 +190,60 @@ impl Attempts {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// How a 2xx stream began.
+enum Opened {
+    /// Text or a file came before any error: the reply is committed to this attempt.
+    Content(EventStream),
+    /// It opened with an error, or ended with no content. Nothing has reached the client, so
+    /// another attempt is still invisible to the user; the stream replays what came, for when
+    /// no retry is left.
+    Failed(Failure, EventStream),
+}
+
+/// Reads a fresh stream up to its first content (text or file), the last moment a retry is
+/// invisible to the user. Events before it (usage, finish) are replayed in order.
+async fn first_content(mut stream: EventStream) -> Opened {
+    let mut seen = Vec::new();
+    loop {
+        match stream.next().await {
+            Some(event @ (Event::TextDelta(_) | Event::File { .. })) => {
+                seen.push(event);
+                return Opened::Content(stream::iter(seen).chain(stream).boxed());
+            }
+            Some(Event::Error(message)) => {
+                let failure = Failure {
+                    kind: "stream_error".into(),
+                    message: message.clone(),
+                    retryable: true,
+                    retry_after: None,
+                };
+                seen.push(Event::Error(message));
+                return Opened::Failed(failure, stream::iter(seen).boxed());
+            }
+            Some(other) => seen.push(other),
+            None => {
+                let failure = Failure {
+                    kind: "empty".into(),
+                    message: "the upstream ended its reply without any content".into(),
+                    retryable: true,
+                    retry_after: None,
+                };
+                return Opened::Failed(failure, stream::iter(seen).boxed());
+            }
+        }
+    }
+}
+
+/// Keeps the reply's share of its upstream client until the stream is dropped.
+fn with_lease(events: EventStream, lease: Lease) -> EventStream {
+    events
+        .map(move |event| {
+            let _held = &lease;
+            event
+        })
+        .boxed()
 }
 
 /// A 3xx: never followed, since a redirect would carry the credentials (`x-api-key`,
@@ -249,7 +312,6 @@ fn events(
     upstream: &HttpUpstream,
     first_deadline: tokio::time::Instant,
     chunk_timeout: Duration,
-    lease: Lease,
 ) -> EventStream {
     let adapter = &upstream.adapter;
     struct State {
@@ -263,7 +325,6 @@ fn events(
         /// No body data yet: the timer runs to the first-byte deadline.
         first: bool,
         ended: bool,
-        _lease: Lease,
     }
     let state = State {
         messages: framing::messages(adapter.framing(), response.bytes_stream()),
@@ -273,7 +334,6 @@ fn events(
         timer: Box::pin(tokio::time::sleep_until(first_deadline)),
         first: true,
         ended: false,
-        _lease: lease,
     };
     stream::unfold(state, move |mut state| async move {
         loop {

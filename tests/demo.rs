@@ -40,7 +40,7 @@ async fn demo_page_embeds_deep_chat_wired_to_the_proxy() {
     let page = http_get(proxy.addr, "/").await;
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("text/html"));
-    assert!(page.contains(r#"script.src = "http://127.0.0.1:1/dc.js";"#));
+    assert!(page.contains(r#"const src = "http://127.0.0.1:1/dc.js";"#));
     assert!(page.contains(r#"location.host + "/ws""#));
     assert!(page.contains(r#"simulation: "DONE!""#));
     let missing = http_get(proxy.addr, "/nope").await;
@@ -61,4 +61,76 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
         .expect("response in time")
         .expect("read");
     response
+}
+
+#[tokio::test]
+async fn playground_serves_the_page_for_any_provider_and_is_off_unless_asked() {
+    let args = [
+        "openai",
+        "--base-url",
+        "http://127.0.0.1:1/v1",
+        "--model",
+        "m1",
+    ];
+    let off = Proxy::start(&args).await;
+    assert!(http_get(off.addr, "/").await.starts_with("HTTP/1.1 404"));
+    let mut with = vec!["--playground"];
+    with.extend_from_slice(&args);
+    let on = Proxy::start(&with).await;
+    let page = http_get(on.addr, "/").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.contains("openai, model m1, upstream 127.0.0.1:1"),
+        "{page}"
+    );
+    let demo_off = Proxy::start(&["demo", "--playground=false"]).await;
+    assert!(http_get(demo_off.addr, "/")
+        .await
+        .starts_with("HTTP/1.1 404"));
+}
+
+#[tokio::test]
+async fn a_local_bundle_is_served_from_the_page_origin() {
+    let dir = std::env::temp_dir().join(format!("deepchat-proxy-bundle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bundle = dir.join("deepChat.bundle.js");
+    std::fs::write(
+        &bundle,
+        "customElements.define('deep-chat', class extends HTMLElement {});",
+    )
+    .expect("write");
+    let path = bundle.to_str().expect("utf-8 path");
+    let proxy = Proxy::start(&["demo", "--deep-chat-script", path]).await;
+    let page = http_get(proxy.addr, "/").await;
+    assert!(page.contains(r#"const src = "/deep-chat.js";"#), "{page}");
+    let script = http_get(proxy.addr, "/deep-chat.js").await;
+    assert!(script.starts_with("HTTP/1.1 200"), "{script}");
+    assert!(
+        script
+            .to_ascii_lowercase()
+            .contains("content-type: text/javascript"),
+        "{script}"
+    );
+    assert!(
+        script.ends_with("class extends HTMLElement {});"),
+        "{script}"
+    );
+
+    // Too large to be a bundle: refused at start rather than read into memory.
+    let huge = dir.join("huge.js");
+    std::fs::File::create(&huge)
+        .and_then(|f| f.set_len(deepchat_proxy::config::MAX_BUNDLE_BYTES + 1))
+        .expect("sparse file");
+    let cli = <deepchat_proxy::cli::Cli as clap::Parser>::try_parse_from([
+        "deepchat-proxy",
+        "demo",
+        "--deep-chat-script",
+        huge.to_str().expect("utf-8 path"),
+    ])
+    .expect("flags");
+    let err = deepchat_proxy::Config::from_cli(cli)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("bytes is more than"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -34,7 +34,7 @@ host="${addr%:*}"
 host="${host#[}"
 host="${host%]}"
 case "$host" in
-  0.0.0.0 | "") host=127.0.0.1 ;;
+  0.0.0.0 | "" | "*") host=127.0.0.1 ;;
   ::) host=::1 ;;
 esac
 
