@@ -1,19 +1,14 @@
 //! Shared state of a running proxy: validated config, the upstream client, session tracking,
 //! and the shared limits (connection count, request rate).
 
-use crate::config::{Config, ProviderConfig};
-use crate::demo;
-use crate::health::Readiness;
-use crate::ip_slots::IpSlots;
-use crate::ratelimit::RateLimiter;
-use crate::relay;
-use crate::telemetry::{self, ReplyContext};
-use crate::upstream::{self, EventStream};
-use crate::upstream_pool::UpstreamPool;
-use deepchat_adapters::{Conversation, Turn};
-use metrics_exporter_prometheus::PrometheusHandle;
+use crate::access::ip_slots::IpSlots;
+use crate::access::ratelimit::RateLimiter;
+use crate::config::Config;
+use crate::ops::health::{Ops, Readiness};
+use crate::ops::telemetry;
+use crate::upstream;
+use crate::upstream::pool::UpstreamPool;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,10 +29,8 @@ pub struct App {
     pub ip_slots: IpSlots,
     /// Requests per minute per client IP and token (`--rate-limit`).
     pub limiter: RateLimiter,
-    /// Cached upstream reachability for `/readyz`.
-    pub readiness: Readiness,
-    /// Renders `/metrics`.
-    pub metrics: PrometheusHandle,
+    /// Readiness and metrics, for `/readyz` and `/metrics` (also on their own listener).
+    pub ops: Arc<Ops>,
 }
 
 impl App {
@@ -50,63 +43,11 @@ impl App {
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
             ip_slots: IpSlots::new(config.limits.max_connections_per_ip),
             limiter: RateLimiter::new(config.limits.rate_limit),
-            readiness: Readiness::new(&config.provider),
-            metrics: telemetry::prometheus(),
+            ops: Arc::new(Ops {
+                readiness: Readiness::new(upstream::probe_target(&config.provider)),
+                metrics: telemetry::prometheus(),
+            }),
             config,
         }
-    }
-
-    /// The conversation to send upstream for these turns, within the conversation budget
-    /// (the newest turn was checked against it on arrival).
-    pub fn conversation(&self, turns: Vec<Turn>) -> Conversation {
-        let mut conversation = Conversation {
-            system: self.config.system_prompt.clone(),
-            turns: self.config.limits.budget().fit(turns),
-            ..Default::default()
-        };
-        if let ProviderConfig::Http(http) = &self.config.provider {
-            conversation.model = http.model.clone();
-            conversation.temperature = http.temperature;
-            conversation.max_tokens = http.max_tokens;
-            conversation.extra_headers = http.extra_headers.clone();
-        }
-        conversation
-    }
-
-    /// Who serves replies, for logs and metrics.
-    pub fn reply_context<'a>(
-        &'a self,
-        transport: &'static str,
-        started: Instant,
-        question: Option<&'a str>,
-    ) -> ReplyContext<'a> {
-        let (provider, model) = match &self.config.provider {
-            ProviderConfig::Http(http) => (http.adapter.name(), http.model.as_str()),
-            ProviderConfig::Demo(_) => ("demo", "demo"),
-        };
-        ReplyContext {
-            transport,
-            provider,
-            model,
-            started,
-            question,
-        }
-    }
-
-    /// One reply from the configured provider, bounded by the reply timeout and by a forced
-    /// shutdown. Lazy: the upstream is contacted when the relay first polls the stream, so
-    /// the whole reply (connect and headers included) is under its deadline and cancellation.
-    pub fn start_reply(&self, conversation: &Conversation) -> EventStream {
-        let events = match &self.config.provider {
-            ProviderConfig::Http(http) => {
-                upstream::open(&self.upstream, http, conversation, &self.config.upstream)
-            }
-            ProviderConfig::Demo(demo) => demo::stream_reply(conversation, demo.token_interval),
-        };
-        relay::interruptible(
-            events,
-            self.config.upstream.reply_timeout,
-            self.force_stop.clone(),
-        )
     }
 }

@@ -2,11 +2,11 @@
 //! [`Config::validate`] is the one validation behind both a start and `--check`: it collects
 //! every problem rather than stopping at the first, and says what the proxy will run.
 
-use crate::access::{OriginError, OriginPolicy};
-use crate::auth::{Auth, JwtRules};
-use crate::budget::Budget;
+use crate::access::auth::{Auth, JwtRules};
+use crate::access::origins::{OriginError, OriginPolicy};
 use crate::cli::{Cli, DemoArgs, GenerationArgs, OpenAiArgs, ProviderCommand};
-use crate::redact::Secrets;
+use crate::upstream::redact::Secrets;
+pub use crate::upstream::settings::{ApiKey, Demo, HttpUpstream, ProviderConfig, UpstreamPolicy};
 use bytes::Bytes;
 use deepchat_adapters::anthropic::Anthropic;
 use deepchat_adapters::azure::AzureOpenAi;
@@ -103,50 +103,6 @@ pub struct Page {
     pub description: String,
 }
 
-/// An API key that never prints itself.
-#[derive(Clone)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
-    }
-}
-
-/// An HTTP upstream: the adapter speaking its wire format plus what every request carries.
-#[derive(Clone)]
-pub struct HttpUpstream {
-    pub adapter: Arc<dyn Adapter>,
-    pub api_key: Option<ApiKey>,
-    /// Names the upstream in error messages: the adapter and the host it calls
-    /// ("openai upstream at api.groq.com"), so a failure says which service failed.
-    pub label: String,
-    /// The key and every `--header` value, redacted from anything the upstream sends back.
-    pub secrets: Secrets,
-    pub model: String,
-    pub temperature: Option<f32>,
-    pub max_tokens: Option<u32>,
-    pub extra_headers: Vec<(String, String)>,
-}
-
-/// The built-in offline provider.
-#[derive(Debug, Clone)]
-pub struct Demo {
-    pub token_interval: Duration,
-}
-
-#[derive(Clone)]
-pub enum ProviderConfig {
-    Http(HttpUpstream),
-    Demo(Demo),
-}
-
 /// What one client may ask for.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -182,29 +138,6 @@ impl Limits {
     pub fn reply_memory_bytes(&self) -> usize {
         self.max_conversation_chars.saturating_mul(4)
     }
-
-    /// What one conversation may send upstream (and so what its memory keeps).
-    pub fn budget(&self) -> Budget {
-        Budget {
-            max_chars: self.max_conversation_chars,
-            max_images: self.max_images,
-            max_image_bytes: self.max_image_bytes,
-        }
-    }
-}
-
-/// Timeouts and retries for upstream requests.
-#[derive(Debug, Clone, Copy)]
-pub struct UpstreamPolicy {
-    pub connect_timeout: Duration,
-    pub first_byte_timeout: Duration,
-    pub chunk_timeout: Duration,
-    pub reply_timeout: Duration,
-    pub retries: u32,
-    /// HTTP/2 without negotiation (`--upstream-http2`).
-    pub http2_only: bool,
-    /// Most replies sharing one HTTP/2 connection.
-    pub streams_per_connection: usize,
 }
 
 /// Everything the server needs, validated.

@@ -7,25 +7,15 @@
 
 pub mod access;
 pub mod app;
-pub mod auth;
-pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod deepchat;
-pub mod demo;
-pub mod health;
-pub mod history;
-pub mod idle;
-pub mod ip_slots;
 pub mod manual;
-pub mod on_wake;
-pub mod ratelimit;
-pub mod redact;
-pub mod relay;
+pub mod ops;
+pub mod reply;
+pub mod response;
 pub mod server;
-pub mod telemetry;
 pub mod upstream;
-pub mod upstream_pool;
 
 pub use app::App;
 pub use config::Config;

@@ -1,5 +1,9 @@
 //! Normalized events every decoder emits, and shared error wording.
 
+/// One reply's events, in order, ending after the last one: what the upstream I/O produces
+/// and the reply pipeline relays.
+pub type EventStream = futures_util::stream::BoxStream<'static, Event>;
+
 /// Why the upstream stopped generating.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FinishReason {

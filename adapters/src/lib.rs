@@ -21,7 +21,7 @@ pub mod presets;
 pub mod providers;
 
 pub use conversation::{Conversation, Image, Role, Turn};
-pub use event::{Event, FinishReason, Usage};
+pub use event::{Event, EventStream, FinishReason, Usage};
 pub use framing::{Framing, Message};
 
 use thiserror::Error;

@@ -3,17 +3,19 @@
 //! or, for file uploads, `multipart/form-data`. There is no socket to remember the dialogue, so
 //! the frontend sends it (`requestBodyLimits: {maxMessages: 0}`).
 
+use crate::access::ratelimit::ClientKey;
 use crate::config::Limits;
 use crate::deepchat::request::{self, RequestError};
-use crate::deepchat::response::{self, Body};
-use crate::deepchat::{multipart, sse, ws};
-use crate::history::History;
-use crate::ratelimit::ClientKey;
-use crate::relay::{self, Ending};
-use crate::telemetry;
-use crate::upstream::EventStream;
+use crate::deepchat::{multipart, sse};
+use crate::ops::telemetry;
+use crate::reply;
+use crate::reply::budget::Budget;
+use crate::reply::history::History;
+use crate::reply::relay::{self, Ending};
+use crate::response::{self, Body};
 use crate::App;
 use deepchat_adapters::Event;
+use deepchat_adapters::EventStream;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Limited};
 use hyper::header::{ACCEPT, CONTENT_TYPE};
@@ -38,7 +40,7 @@ pub async fn handle(
         Ok(()) => read_turns(request, &content_type, limits)
             .await
             .and_then(|turns| request::check_count(turns, limits.max_messages))
-            .and_then(|turns| Ok(limits.budget().check_newest(turns)?)),
+            .and_then(|turns| Ok(Budget::of(limits).check_newest(turns)?)),
         Err(err) => Err(err),
     };
     let turns = match turns {
@@ -64,12 +66,14 @@ pub async fn handle(
     };
     // The client's list is the whole dialogue; the history limit still bounds it.
     let started = std::time::Instant::now();
-    let conversation =
-        app.conversation(History::new(app.config.history_limit, limits.budget()).begin(turns));
+    let conversation = reply::start::conversation(
+        &app,
+        History::new(app.config.history_limit, Budget::of(limits)).begin(turns),
+    );
     let streaming = telemetry::Active::stream();
-    let events = app.start_reply(&conversation);
+    let events = reply::start::events(&app, &conversation);
     if wants_events {
-        let question = ws::newest_text(&conversation).map(str::to_owned);
+        let question = reply::log::newest_text(&conversation).map(str::to_owned);
         return sse::respond(events, app, started, question, streaming);
     }
 
@@ -86,8 +90,13 @@ pub async fn handle(
     )
     .await;
     drop(streaming);
-    let context = app.reply_context("http-json", started, ws::newest_text(&conversation));
-    telemetry::reply_finished(&context, &outcome, app.config.log_content);
+    let context = reply::log::context(
+        &app,
+        "http-json",
+        started,
+        reply::log::newest_text(&conversation),
+    );
+    reply::log::finished(&context, &outcome, app.config.log_content);
     match outcome.error {
         // Deep Chat shows an error instead of text when both are present, so say it plainly.
         Some(error) => response::json_error(StatusCode::BAD_GATEWAY, &error),

@@ -28,7 +28,7 @@ pub enum RequestError {
     #[error("the request body did not arrive within {0} s")]
     SlowBody(u64),
     #[error(transparent)]
-    OverBudget(#[from] crate::budget::OverBudget),
+    OverBudget(#[from] crate::reply::budget::OverBudget),
 }
 
 #[derive(Deserialize)]
@@ -85,8 +85,8 @@ pub fn to_turn(message: IncomingMessage) -> Result<Option<Turn>, RequestError> {
 
 impl RequestError {
     /// The metric label for this refusal.
-    pub fn rejection(&self) -> crate::telemetry::Rejection {
-        use crate::telemetry::Rejection;
+    pub fn rejection(&self) -> crate::ops::telemetry::Rejection {
+        use crate::ops::telemetry::Rejection;
         match self {
             RequestError::TooLarge(_) | RequestError::OverBudget(_) => Rejection::TooLarge,
             RequestError::TooManyMessages(_) => Rejection::TooManyMessages,

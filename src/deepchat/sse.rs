@@ -3,12 +3,13 @@
 //! reader slows the upstream read instead of growing memory, and a closed connection (tab
 //! closed, stop button) drops the receiver, which cancels the relay and the upstream request.
 
-use crate::deepchat::response::Body;
-use crate::relay::{self, Ending};
-use crate::telemetry;
-use crate::upstream::EventStream;
+use crate::ops::telemetry;
+use crate::reply;
+use crate::reply::relay::{self, Ending};
+use crate::response::Body;
 use crate::App;
 use bytes::Bytes;
+use deepchat_adapters::EventStream;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
@@ -48,8 +49,8 @@ pub fn respond(
         })
         .await;
         drop(streaming);
-        let context = app.reply_context("http-sse", started, question.as_deref());
-        telemetry::reply_finished(&context, &outcome, app.config.log_content);
+        let context = reply::log::context(&app, "http-sse", started, question.as_deref());
+        reply::log::finished(&context, &outcome, app.config.log_content);
     });
     let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver

@@ -1,17 +1,19 @@
 //! Deep Chat over WebSocket: the upgrade handshake (hand-written on hyper, unit-tested) and
 //! the per-socket session that answers each text frame with one streamed reply.
 
+use crate::access::ratelimit::ClientKey;
 use crate::deepchat::closing;
 use crate::deepchat::frames::Frame;
 use crate::deepchat::keepalive::Keepalive;
+use crate::deepchat::on_wake::OnWake;
 use crate::deepchat::queue::{Pending, Queue};
 use crate::deepchat::request::{self, RequestError};
-use crate::deepchat::response::{self, Body};
-use crate::history::History;
-use crate::on_wake::OnWake;
-use crate::ratelimit::ClientKey;
-use crate::relay::{self, Ending};
-use crate::telemetry;
+use crate::ops::telemetry;
+use crate::reply;
+use crate::reply::budget::Budget;
+use crate::reply::history::History;
+use crate::reply::relay::{self, Ending};
+use crate::response::{self, Body};
 use crate::App;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{Sink, SinkExt, StreamExt};
@@ -104,7 +106,7 @@ fn first_protocol(headers: &HeaderMap) -> Option<String> {
         .collect();
     offered
         .iter()
-        .find(|p| !p.starts_with(crate::auth::BEARER_PROTOCOL_PREFIX))
+        .find(|p| !p.starts_with(crate::access::auth::BEARER_PROTOCOL_PREFIX))
         .or(offered.first())
         .map(|p| (*p).to_owned())
 }
@@ -115,7 +117,7 @@ pub fn upgrade(
     request: Request<hyper::body::Incoming>,
     app: Arc<App>,
     client: ClientKey,
-    connection_slot: Arc<crate::server::ConnectionSlot>,
+    connection_slot: Arc<crate::access::connections::ConnectionSlot>,
 ) -> Response<Body> {
     let response = accept(request.headers());
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -165,7 +167,7 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
         ping_owed: false,
     };
     let limits = &app.config.limits;
-    let mut history = History::new(app.config.history_limit, limits.budget());
+    let mut history = History::new(app.config.history_limit, Budget::of(limits));
     let mut queued = Queue::new(limits.max_streams_per_connection, limits.max_request_bytes);
     let stop_key = app.config.stop_key.as_str();
     tracing::debug!(ip = %client.ip, "websocket session opened");
@@ -198,7 +200,7 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
             .map_err(|wait| RequestError::RateLimited(wait.as_secs().max(1)))
             .and_then(|()| request::parse(text.as_bytes()))
             .and_then(|turns| request::check_count(turns, limits.max_messages))
-            .and_then(|turns| Ok(limits.budget().check_newest(turns)?));
+            .and_then(|turns| Ok(Budget::of(limits).check_newest(turns)?));
         let turns = match turns {
             Ok(turns) => turns,
             Err(err) => {
@@ -210,9 +212,9 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
             }
         };
         let started = std::time::Instant::now();
-        let conversation = app.conversation(history.begin(turns));
+        let conversation = reply::start::conversation(&app, history.begin(turns));
         let _streaming = telemetry::Active::stream();
-        let events = app.start_reply(&conversation);
+        let events = reply::start::events(&app, &conversation);
         let keepalive = limits
             .ping_interval
             .map(|every| Arc::new(Keepalive::new(every)));
@@ -236,8 +238,13 @@ async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
         )
         .await;
         sink.keepalive = None;
-        let context = app.reply_context("websocket", started, newest_text(&conversation));
-        telemetry::reply_finished(&context, &outcome, app.config.log_content);
+        let context = reply::log::context(
+            &app,
+            "websocket",
+            started,
+            reply::log::newest_text(&conversation),
+        );
+        reply::log::finished(&context, &outcome, app.config.log_content);
         if outcome.cancelled {
             if let Some((code, reason)) = close_with {
                 closing::close(sink.inner, incoming, code, reason).await;
@@ -340,16 +347,6 @@ async fn watch_client(
             Some(Ok(_)) => {}
         }
     }
-}
-
-/// The user's newest message, for `--log-content`.
-pub fn newest_text(conversation: &deepchat_adapters::Conversation) -> Option<&str> {
-    conversation
-        .turns
-        .iter()
-        .rev()
-        .find(|t| t.role == deepchat_adapters::Role::User)
-        .map(|t| t.text.as_str())
 }
 
 /// Answers a request that cannot be served: an error, then the stop key so the next reply

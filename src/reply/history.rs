@@ -3,7 +3,7 @@
 //! follows the conversation budget: turns that could never be sent upstream again are
 //! forgotten at once, so what a client sends cannot pile up here.
 
-use crate::budget::Budget;
+use crate::reply::budget::Budget;
 use deepchat_adapters::{Role, Turn};
 use std::collections::VecDeque;
 

@@ -2,26 +2,28 @@
 //! upgrade, HTTP POST, CORS preflight), the page on `/` and its local Deep Chat bundle. On
 //! shutdown: stop accepting, let sessions finish within the drain timeout.
 
+pub mod idle;
+
+use crate::access::connections::ConnectionSlot;
+use crate::access::ip_slots::IpSlot;
+use crate::access::ratelimit::ClientKey;
 use crate::config::{PageScript, BUNDLE_PATH};
-use crate::deepchat::response::{self, Body};
 use crate::deepchat::{http, page, ws};
-use crate::health;
-use crate::idle::{self, Activity};
-use crate::ip_slots::IpSlot;
-use crate::ratelimit::ClientKey;
-use crate::telemetry::{self, Rejection};
+use crate::ops::health;
+use crate::ops::telemetry::{self, Rejection};
+use crate::response::{self, Body};
 use crate::App;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use idle::Activity;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::OwnedSemaphorePermit;
 
 /// Most unsent bytes the kernel queues toward one client. Without a bound, Linux grows a
 /// socket's send buffer to megabytes, and a client that stops reading lets the proxy push that
@@ -39,13 +41,6 @@ fn limit_unsent(stream: &tokio::net::TcpStream) {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn limit_unsent(_stream: &tokio::net::TcpStream) {}
 
-/// An open client connection's share of the limits; an upgraded socket keeps it until it closes.
-pub struct ConnectionSlot {
-    _permit: OwnedSemaphorePermit,
-    _per_ip: Option<IpSlot>,
-    _active: telemetry::Active,
-}
-
 /// Accepts connections until `shutdown` resolves, then drains. With `ops_listener`, the
 /// operational endpoints live there instead of on the main listener.
 pub async fn serve(
@@ -56,7 +51,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let ops_on_main = ops_listener.is_none();
     if let Some(ops) = ops_listener {
-        tokio::spawn(health::serve(ops, app.clone()));
+        tokio::spawn(health::serve(ops, app.ops.clone(), app.shutdown.clone()));
     }
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -118,11 +113,7 @@ async fn serve_connection(
         refuse_overloaded(stream).await;
         return;
     };
-    let slot = Arc::new(ConnectionSlot {
-        _permit: permit,
-        _per_ip: per_ip,
-        _active: telemetry::Active::connection(),
-    });
+    let slot = Arc::new(ConnectionSlot::new(permit, per_ip));
     // hyper's header timeout starts with the first byte, and the HTTP/1-or-2 detection waits
     // for bytes with no deadline of its own: a socket that sends nothing is closed here.
     let mut first = [0u8; 1];
@@ -221,7 +212,7 @@ async fn route(
     ops_on_main: bool,
 ) -> Response<Body> {
     if ops_on_main {
-        if let Some(response) = health::route(&request, &app).await {
+        if let Some(response) = health::route(&request, &app.ops).await {
             return response;
         }
     }

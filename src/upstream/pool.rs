@@ -6,7 +6,7 @@
 //! (each its own connection) as it takes to keep every connection within
 //! `--upstream-streams-per-connection`. Over HTTP/1.1 one client pools connections itself.
 
-use crate::config::UpstreamPolicy;
+use crate::upstream::settings::UpstreamPolicy;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 

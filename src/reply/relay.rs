@@ -3,8 +3,7 @@
 //! reasons and errors into one clear error frame, and stopping at once when the client leaves.
 
 use crate::deepchat::frames::{file_kind, FileFrame, Frame};
-use crate::upstream::EventStream;
-use deepchat_adapters::{Event, FinishReason, Usage};
+use deepchat_adapters::{Event, EventStream, FinishReason, Usage};
 use futures_util::{FutureExt, Sink, SinkExt, StreamExt};
 use std::future::Future;
 use std::pin::pin;

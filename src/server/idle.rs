@@ -3,7 +3,7 @@
 //! `--http-idle-timeout` instead of holding a connection slot forever. A request counts until
 //! its response body ends, so a long SSE reply keeps its connection busy.
 
-use crate::deepchat::response::Body;
+use crate::response::Body;
 use http_body_util::BodyExt;
 use hyper::Response;
 use std::time::Duration;

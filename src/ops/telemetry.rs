@@ -1,12 +1,10 @@
-//! Metrics (Prometheus, names prefixed `deepchat_proxy_`) and the one log line per reply.
+//! Metrics (Prometheus, names prefixed `deepchat_proxy_`) and request ids.
 //! Labels are low-cardinality kinds, never message text.
 
-use crate::relay::Outcome;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::Instant;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -115,66 +113,37 @@ pub fn request_id() -> String {
     )
 }
 
-/// Who served a reply, for its log line.
-pub struct ReplyContext<'a> {
+/// What one finished reply adds to the metrics.
+pub struct ReplyMetrics {
     pub transport: &'static str,
     pub provider: &'static str,
-    pub model: &'a str,
-    pub started: Instant,
-    /// The user's newest message, logged only with `--log-content`.
-    pub question: Option<&'a str>,
+    /// `ok`, `error` or `cancelled`.
+    pub status: &'static str,
+    pub total: std::time::Duration,
+    pub first_token: Option<std::time::Duration>,
+    pub relayed_bytes: usize,
+    pub text_frames: usize,
+    pub output_tokens: Option<u64>,
 }
 
-/// Records a finished reply: metrics, and one log line without content (unless asked).
-pub fn reply_finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool) {
-    let status = if outcome.cancelled {
-        "cancelled"
-    } else if outcome.error.is_some() {
-        "error"
-    } else {
-        "ok"
-    };
-    let total = context.started.elapsed();
-    let first_token = outcome
-        .first_text_at
-        .map(|t| t.duration_since(context.started));
-    counter!("deepchat_proxy_requests_total", "transport" => context.transport, "outcome" => status)
+/// Records a finished reply.
+pub fn record_reply(reply: &ReplyMetrics) {
+    counter!("deepchat_proxy_requests_total", "transport" => reply.transport, "outcome" => reply.status)
         .increment(1);
-    histogram!("deepchat_proxy_reply_duration_seconds", "transport" => context.transport)
-        .record(total.as_secs_f64());
-    if let Some(first) = first_token {
-        histogram!("deepchat_proxy_first_token_seconds", "transport" => context.transport)
+    histogram!("deepchat_proxy_reply_duration_seconds", "transport" => reply.transport)
+        .record(reply.total.as_secs_f64());
+    if let Some(first) = reply.first_token {
+        histogram!("deepchat_proxy_first_token_seconds", "transport" => reply.transport)
             .record(first.as_secs_f64());
     }
-    counter!("deepchat_proxy_relayed_bytes_total").increment(outcome.relayed_bytes as u64);
-    counter!("deepchat_proxy_relayed_frames_total").increment(outcome.text_frames as u64);
-    if let Some(tokens) = outcome.usage.and_then(|u| u.output_tokens) {
-        counter!("deepchat_proxy_output_tokens_total", "provider" => context.provider)
+    counter!("deepchat_proxy_relayed_bytes_total").increment(reply.relayed_bytes as u64);
+    counter!("deepchat_proxy_relayed_frames_total").increment(reply.text_frames as u64);
+    if let Some(tokens) = reply.output_tokens {
+        counter!("deepchat_proxy_output_tokens_total", "provider" => reply.provider)
             .increment(tokens);
     }
-    if outcome.cancelled {
-        counter!("deepchat_proxy_client_cancellations_total", "transport" => context.transport)
+    if reply.status == "cancelled" {
+        counter!("deepchat_proxy_client_cancellations_total", "transport" => reply.transport)
             .increment(1);
     }
-    let input_tokens = outcome.usage.and_then(|u| u.input_tokens);
-    let output_tokens = outcome.usage.and_then(|u| u.output_tokens);
-    let question = log_content.then_some(context.question).flatten();
-    let answer = log_content.then_some(outcome.text.as_str());
-    tracing::info!(
-        request_id = %request_id(),
-        transport = context.transport,
-        provider = context.provider,
-        model = context.model,
-        status,
-        first_token_ms = first_token.map(|d| d.as_millis() as u64),
-        total_ms = total.as_millis() as u64,
-        input_tokens,
-        output_tokens,
-        bytes = outcome.relayed_bytes,
-        frames = outcome.text_frames,
-        error = outcome.error.as_deref(),
-        question,
-        answer,
-        "reply finished"
-    );
 }

@@ -2,20 +2,22 @@
 //! and retries; turning the response body into the adapter's normalized events. Dropping the
 //! returned stream drops the response, which closes the upstream connection (cancellation).
 
-use crate::config::{HttpUpstream, UpstreamPolicy};
-use crate::redact::Secrets;
-use crate::telemetry;
-use crate::upstream_pool::{Lease, UpstreamPool};
+pub mod demo;
+pub mod pool;
+pub mod redact;
+pub mod settings;
+
+use crate::ops::telemetry;
+use crate::upstream::pool::{Lease, UpstreamPool};
+use crate::upstream::redact::Secrets;
 use deepchat_adapters::event::describe_http_error;
-use deepchat_adapters::{framing, Conversation, Event, UpstreamRequest};
+use deepchat_adapters::{framing, Conversation, Event, EventStream, Turn, UpstreamRequest};
 use futures_util::stream::{self, BoxStream, StreamExt};
+use settings::{HttpUpstream, ProviderConfig, UpstreamPolicy};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A reply's events, in order; ends after the last one.
-pub type EventStream = BoxStream<'static, Event>;
 
 /// Longest error body read from a failed upstream response.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -276,6 +278,25 @@ fn redirect_failure(response: &reqwest::Response, label: &str) -> Failure {
         retryable: false,
         retry_after: None,
     }
+}
+
+/// The upstream's `host:port`, from the URL its adapter would call (for `/readyz`).
+pub fn probe_target(provider: &ProviderConfig) -> Option<String> {
+    let ProviderConfig::Http(http) = provider else {
+        return None;
+    };
+    let probe = Conversation {
+        turns: vec![Turn::user("")],
+        model: http.model.clone(),
+        ..Default::default()
+    };
+    let request = http.adapter.build_request(&probe, None).ok()?;
+    let url = reqwest::Url::parse(&request.url).ok()?;
+    Some(format!(
+        "{}:{}",
+        url.host_str()?,
+        url.port_or_known_default()?
+    ))
 }
 
 /// Exponential backoff from 250 ms with ±50 % jitter, or the upstream's Retry-After.

@@ -19,6 +19,17 @@ pub struct Budget {
     pub max_image_bytes: usize,
 }
 
+impl Budget {
+    /// The budget the operator's limits set.
+    pub fn of(limits: &crate::config::Limits) -> Budget {
+        Budget {
+            max_chars: limits.max_conversation_chars,
+            max_images: limits.max_images,
+            max_image_bytes: limits.max_image_bytes,
+        }
+    }
+}
+
 /// Why a newest message cannot be sent at all; the text is shown to the user.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum OverBudget {

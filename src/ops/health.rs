@@ -2,17 +2,16 @@
 //! upstream reachable, checked at most every few seconds), `GET /metrics` (Prometheus). Served
 //! on the main listener, or on `--metrics-listen` alone.
 
-use crate::config::ProviderConfig;
-use crate::deepchat::response::{self, Body};
-use crate::App;
-use deepchat_adapters::{Conversation, Turn};
+use crate::response::{self, Body};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// How long a readiness answer is reused, so probes cost the upstream almost nothing.
 const READY_CACHE: Duration = Duration::from_secs(5);
@@ -26,9 +25,10 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    pub fn new(provider: &ProviderConfig) -> Readiness {
+    /// `target` is the upstream's `host:port`; `None` when there is none to probe.
+    pub fn new(target: Option<String>) -> Readiness {
         Readiness {
-            target: upstream_target(provider),
+            target,
             last: Mutex::new(None),
         }
     }
@@ -64,38 +64,27 @@ impl Readiness {
     }
 }
 
-/// The upstream's `host:port`, from the URL its adapter would call.
-fn upstream_target(provider: &ProviderConfig) -> Option<String> {
-    let ProviderConfig::Http(http) = provider else {
-        return None;
-    };
-    let probe = Conversation {
-        turns: vec![Turn::user("")],
-        model: http.model.clone(),
-        ..Default::default()
-    };
-    let request = http.adapter.build_request(&probe, None).ok()?;
-    let url = reqwest::Url::parse(&request.url).ok()?;
-    Some(format!(
-        "{}:{}",
-        url.host_str()?,
-        url.port_or_known_default()?
-    ))
+/// What the operational endpoints serve.
+pub struct Ops {
+    /// Cached upstream reachability for `/readyz`.
+    pub readiness: Readiness,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
 }
 
 /// Answers an operational request, or `None` if the path is not one of ours.
-pub async fn route(request: &Request<hyper::body::Incoming>, app: &App) -> Option<Response<Body>> {
+pub async fn route(request: &Request<hyper::body::Incoming>, ops: &Ops) -> Option<Response<Body>> {
     if request.method() != Method::GET {
         return None;
     }
     Some(match request.uri().path() {
         "/healthz" => response::plain(StatusCode::OK, "ok"),
-        "/readyz" => match app.readiness.check().await {
+        "/readyz" => match ops.readiness.check().await {
             Ok(()) => response::plain(StatusCode::OK, "ready"),
             Err(reason) => response::plain(StatusCode::SERVICE_UNAVAILABLE, &reason),
         },
         "/metrics" => {
-            let mut response = Response::new(response::full(app.metrics.render()));
+            let mut response = Response::new(response::full(ops.metrics.render()));
             response.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -107,19 +96,19 @@ pub async fn route(request: &Request<hyper::body::Incoming>, app: &App) -> Optio
 }
 
 /// Serves only the operational endpoints on their own listener until shutdown.
-pub async fn serve(listener: TcpListener, app: Arc<App>) {
+pub async fn serve(listener: TcpListener, ops: Arc<Ops>, shutdown: CancellationToken) {
     loop {
         let accepted = tokio::select! {
-            _ = app.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         let Ok((stream, _)) = accepted else { continue };
-        let app = app.clone();
+        let ops = ops.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                let app = app.clone();
+                let ops = ops.clone();
                 async move {
-                    let response = route(&request, &app)
+                    let response = route(&request, &ops)
                         .await
                         .unwrap_or_else(|| response::plain(StatusCode::NOT_FOUND, "not found"));
                     Ok::<_, Infallible>(response)

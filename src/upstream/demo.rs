@@ -1,8 +1,7 @@
 //! The offline `demo` provider: echoes the question and streams a canned answer at a set pace,
 //! so a newcomer can watch streaming work with no key and no network.
 
-use crate::upstream::EventStream;
-use deepchat_adapters::{Conversation, Event, FinishReason, Role};
+use deepchat_adapters::{Conversation, Event, EventStream, FinishReason, Role};
 use futures_util::stream::{self, StreamExt};
 use std::time::Duration;
 

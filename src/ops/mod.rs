@@ -1,0 +1,4 @@
+//! Operations: health and readiness, metrics.
+
+pub mod health;
+pub mod telemetry;
