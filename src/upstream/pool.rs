@@ -93,7 +93,7 @@ impl UpstreamPool {
 impl Slot {
     fn new(policy: &UpstreamPolicy) -> Self {
         Slot {
-            client: crate::upstream::client(policy),
+            client: crate::upstream::client::client(policy),
             active: AtomicUsize::new(0),
         }
     }
