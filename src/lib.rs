@@ -10,6 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod deepchat;
+pub mod error;
 pub mod manual;
 pub mod ops;
 pub mod reply;

@@ -1,19 +1,13 @@
-//! Deep Chat response frames, serialized once per send.
+//! Deep Chat's wire form of a reply's frames: `{"text"}`, `{"error"}`, `{"files":[…]}` JSON,
+//! and on WebSocket the stop key that ends a reply (no text frame ever equals it).
 
+use crate::reply::frame::{FileFrame, ReplyFrame};
 use serde::Serialize;
 
-/// A file in a response (`{"files":[{"src":…,"type":"image"}]}`).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct FileFrame {
-    pub src: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-}
-
-/// One Deep Chat response message.
+/// One Deep Chat response message, borrowed for serializing.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Frame<'a> {
+enum Frame<'a> {
     Text(&'a str),
     Error(&'a str),
     Files(&'a [FileFrame]),
@@ -21,38 +15,95 @@ pub enum Frame<'a> {
 
 impl Frame<'_> {
     /// The JSON text frame, e.g. `{"text":"Hi"}`.
-    pub fn to_json(&self) -> String {
+    fn to_json(&self) -> String {
         // A struct of strings always serializes; the fallback keeps this panic-free regardless.
         serde_json::to_string(self).unwrap_or_else(|_| r#"{"error":"internal error"}"#.to_owned())
     }
 }
 
-/// Deep Chat's `type` for a MIME type.
-pub fn file_kind(mime: &str) -> &'static str {
-    if mime.starts_with("image/") {
-        "image"
-    } else if mime.starts_with("audio/") {
-        "audio"
-    } else {
-        "any"
+/// The JSON of a frame; `None` for [`ReplyFrame::End`], which HTTP says by ending the response.
+pub fn to_json(frame: &ReplyFrame) -> Option<String> {
+    match frame {
+        ReplyFrame::Text(text) => Some(Frame::Text(text).to_json()),
+        ReplyFrame::Error(error) => Some(Frame::Error(error).to_json()),
+        ReplyFrame::File(file) => Some(Frame::Files(std::slice::from_ref(file)).to_json()),
+        ReplyFrame::End => None,
+    }
+}
+
+/// `{"error": …}` for a refusal.
+pub fn error_json(error: &str) -> String {
+    Frame::Error(error).to_json()
+}
+
+/// The WebSocket text messages for a frame: the end is a text frame exactly equal to the stop
+/// key, so a text chunk equal to it goes out as two frames (the first character, the rest).
+pub fn websocket_texts(frame: &ReplyFrame, stop_key: &str) -> (String, Option<String>) {
+    match frame {
+        ReplyFrame::End => (Frame::Text(stop_key).to_json(), None),
+        ReplyFrame::Text(text) if text == stop_key => {
+            let cut = text.chars().next().map_or(0, char::len_utf8);
+            let (first, rest) = text.split_at(cut);
+            (
+                Frame::Text(first).to_json(),
+                (!rest.is_empty()).then(|| Frame::Text(rest).to_json()),
+            )
+        }
+        // `to_json` is `None` only for the end, handled above.
+        other => (to_json(other).unwrap_or_default(), None),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reply::frame::file_kind;
 
     #[test]
     fn frames_serialize_as_deep_chat_expects() {
-        assert_eq!(Frame::Text("a\"b\n😀").to_json(), r#"{"text":"a\"b\n😀"}"#);
-        assert_eq!(Frame::Error("boom").to_json(), r#"{"error":"boom"}"#);
-        let files = [FileFrame {
+        assert_eq!(
+            to_json(&ReplyFrame::Text("a\"b\n😀".into())).as_deref(),
+            Some(r#"{"text":"a\"b\n😀"}"#)
+        );
+        assert_eq!(
+            to_json(&ReplyFrame::Error("boom".into())).as_deref(),
+            Some(r#"{"error":"boom"}"#)
+        );
+        let file = FileFrame {
             src: "data:image/png;base64,AA".into(),
             kind: file_kind("image/png"),
-        }];
+        };
         assert_eq!(
-            Frame::Files(&files).to_json(),
-            r#"{"files":[{"src":"data:image/png;base64,AA","type":"image"}]}"#
+            to_json(&ReplyFrame::File(file)).as_deref(),
+            Some(r#"{"files":[{"src":"data:image/png;base64,AA","type":"image"}]}"#)
+        );
+        assert_eq!(to_json(&ReplyFrame::End), None);
+    }
+
+    fn ws(frame: ReplyFrame) -> Vec<serde_json::Value> {
+        let (first, second) = websocket_texts(&frame, "stop-key");
+        std::iter::once(first)
+            .chain(second)
+            .map(|f| serde_json::from_str(&f).expect("json frame"))
+            .collect()
+    }
+
+    #[test]
+    fn stop_key_collision_is_split() {
+        assert_eq!(
+            ws(ReplyFrame::Text("stop-key".into())),
+            vec![
+                serde_json::json!({"text":"s"}),
+                serde_json::json!({"text":"top-key"}),
+            ]
+        );
+        assert_eq!(
+            ws(ReplyFrame::End),
+            vec![serde_json::json!({"text":"stop-key"})]
+        );
+        assert_eq!(
+            ws(ReplyFrame::Text("stop-key!".into())),
+            vec![serde_json::json!({"text":"stop-key!"})]
         );
     }
 }

@@ -2,34 +2,8 @@
 
 use deepchat_adapters::{Image, Role, Turn};
 use serde::Deserialize;
-use thiserror::Error;
 
-/// Why a browser's request cannot be answered; the text is shown to the user.
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum RequestError {
-    #[error("the request is not valid JSON: {0}")]
-    Json(String),
-    #[error("the request has no \"messages\" list")]
-    NoMessages,
-    #[error("the request has no message with text or an image to answer")]
-    Empty,
-    #[error("file {0:?} cannot be sent to the model: only images are supported")]
-    UnsupportedFile(String),
-    #[error("the form upload is malformed: {0}")]
-    Multipart(String),
-    #[error("the request is larger than the {0}-byte limit")]
-    TooLarge(usize),
-    #[error("the request has more than {0} messages")]
-    TooManyMessages(usize),
-    #[error("rate limit reached: try again in {0} s")]
-    RateLimited(u64),
-    #[error("too many requests are waiting on this connection; wait for the replies")]
-    Busy,
-    #[error("the request body did not arrive within {0} s")]
-    SlowBody(u64),
-    #[error(transparent)]
-    OverBudget(#[from] crate::reply::budget::OverBudget),
-}
+pub use crate::error::RequestError;
 
 #[derive(Deserialize)]
 struct Body {
@@ -81,30 +55,6 @@ pub fn to_turn(message: IncomingMessage) -> Result<Option<Turn>, RequestError> {
         return Ok(None);
     }
     Ok(Some(Turn { role, text, images }))
-}
-
-impl RequestError {
-    /// The metric label for this refusal.
-    pub fn rejection(&self) -> crate::ops::telemetry::Rejection {
-        use crate::ops::telemetry::Rejection;
-        match self {
-            RequestError::TooLarge(_) | RequestError::OverBudget(_) => Rejection::TooLarge,
-            RequestError::TooManyMessages(_) => Rejection::TooManyMessages,
-            RequestError::RateLimited(_) => Rejection::RateLimit,
-            RequestError::Busy => Rejection::Busy,
-            RequestError::SlowBody(_) => Rejection::SlowRequest,
-            _ => Rejection::BadRequest,
-        }
-    }
-}
-
-/// Applies the per-request message limit.
-pub fn check_count(turns: Vec<Turn>, max_messages: usize) -> Result<Vec<Turn>, RequestError> {
-    if turns.len() > max_messages {
-        Err(RequestError::TooManyMessages(max_messages))
-    } else {
-        Ok(turns)
-    }
 }
 
 /// A request must contain something from the user to answer.

@@ -3,39 +3,35 @@
 //! reader slows the upstream read instead of growing memory, and a closed connection (tab
 //! closed, stop button) drops the receiver, which cancels the relay and the upstream request.
 
-use crate::ops::telemetry;
-use crate::reply;
-use crate::reply::relay::{self, Ending};
+use crate::deepchat::frames;
+use crate::reply::frame::ReplyFrame;
+use crate::reply::pipeline::{self, Prepared};
+use crate::reply::relay::RelayLimits;
 use crate::response::Body;
 use crate::App;
 use bytes::Bytes;
-use deepchat_adapters::EventStream;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::Response;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// Frames buffered between the relay and the socket.
 const CHANNEL_FRAMES: usize = 8;
 
-/// Starts relaying `events` and returns the streaming response. `streaming` keeps the reply
-/// counted as active until the relay ends.
-pub fn respond(
-    events: EventStream,
-    app: Arc<App>,
-    started: Instant,
-    question: Option<String>,
-    streaming: telemetry::Active,
-) -> Response<Body> {
+/// Starts the prepared reply and returns its streaming response.
+pub fn respond(app: Arc<App>, prepared: Prepared) -> Response<Body> {
     let (sender, receiver) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
     let watcher = sender.clone();
     let sessions = app.sessions.clone();
     sessions.spawn(async move {
-        let sink = futures_util::sink::unfold(sender, |sender, frame: String| async move {
-            sender.send(event(&frame)).await.map(|_| sender)
+        let sink = futures_util::sink::unfold(sender, |sender, frame: ReplyFrame| async move {
+            match frames::to_json(&frame) {
+                Some(json) => sender.send(event(&json)).await.map(|_| sender),
+                // The end: the response ends when the relay drops the sender.
+                None => Ok(sender),
+            }
         });
         let mut sink = std::pin::pin!(sink);
         // HTTP has no conversation memory: the text is kept only to be logged.
@@ -44,13 +40,15 @@ pub fn respond(
         } else {
             0
         };
-        let outcome = relay::relay(events, &mut sink, Ending::Close, keep_text, async move {
-            watcher.closed().await
-        })
+        pipeline::run(
+            &app,
+            prepared,
+            &mut sink,
+            RelayLimits::keeping(keep_text),
+            async move { watcher.closed().await },
+            "http-sse",
+        )
         .await;
-        drop(streaming);
-        let context = reply::log::context(&app, "http-sse", started, question.as_deref());
-        reply::log::finished(&context, &outcome, app.config.log_content);
     });
     let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver

@@ -3,16 +3,17 @@
 
 use crate::access::ratelimit::ClientKey;
 use crate::deepchat::closing;
-use crate::deepchat::frames::Frame;
+use crate::deepchat::frames;
 use crate::deepchat::keepalive::Keepalive;
 use crate::deepchat::on_wake::OnWake;
 use crate::deepchat::queue::{Pending, Queue};
 use crate::deepchat::request::{self, RequestError};
-use crate::ops::telemetry;
-use crate::reply;
+use crate::error::ProxyError;
 use crate::reply::budget::Budget;
+use crate::reply::frame::ReplyFrame;
 use crate::reply::history::History;
-use crate::reply::relay::{self, Ending};
+use crate::reply::pipeline;
+use crate::reply::relay::RelayLimits;
 use crate::response::{self, Body};
 use crate::App;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -141,7 +142,7 @@ pub fn upgrade(
                     Some(config),
                 )
                 .await;
-                session(socket, app, client).await;
+                Handler::new(socket, app, client).run().await;
                 drop(connection_slot);
             }
             Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
@@ -153,113 +154,154 @@ pub fn upgrade(
 /// What the idle socket produced next.
 enum Next {
     Request(String),
-    Refuse(RequestError),
+    Refuse(ProxyError),
     Close(CloseCode, &'static str),
     Gone,
 }
 
-/// Serves one socket: requests in order, one streamed reply each, memory of the dialogue.
-async fn session(socket: Socket, app: Arc<App>, client: ClientKey) {
-    let (sink, mut incoming) = socket.split();
-    let mut sink = TextSink {
-        inner: sink,
-        keepalive: None,
-        ping_owed: false,
-    };
-    let limits = &app.config.limits;
-    let mut history = History::new(app.config.history_limit, Budget::of(limits));
-    let mut queued = Queue::new(limits.max_streams_per_connection, limits.max_request_bytes);
-    let stop_key = app.config.stop_key.as_str();
-    tracing::debug!(ip = %client.ip, "websocket session opened");
+/// One socket's state for as long as it lives (mini-redis's `Handler`): requests are answered
+/// in order, one streamed reply each, with the dialogue remembered between them.
+struct Handler {
+    app: Arc<App>,
+    /// Whose rate limit each request spends.
+    client: ClientKey,
+    /// The write half: typed frames out as Deep Chat JSON, the stop key, keepalive pings.
+    sink: FrameSink,
+    /// The read half: requests, pongs, close frames.
+    incoming: SplitStream<Socket>,
+    /// The dialogue so far: Deep Chat sends only the newest message by default.
+    history: History,
+    /// Requests that arrived during a reply, answered in their turn.
+    queued: Queue,
+}
 
-    loop {
-        let next = match queued.pop() {
-            Some(Pending::Request(text)) => Next::Request(text),
-            Some(Pending::Refused) => Next::Refuse(RequestError::Busy),
-            None => wait_for_request(&mut incoming, &mut sink, &app).await,
-        };
-        let text = match next {
-            Next::Request(text) => text,
-            Next::Refuse(err) => {
-                telemetry::rejected(err.rejection());
-                if reject(&mut sink, &err.to_string(), stop_key).await.is_err() {
+impl Handler {
+    fn new(socket: Socket, app: Arc<App>, client: ClientKey) -> Handler {
+        let (sink, incoming) = socket.split();
+        let limits = &app.config.limits;
+        Handler {
+            sink: FrameSink {
+                inner: sink,
+                stop_key: app.config.stop_key.clone(),
+                second: None,
+                keepalive: None,
+                ping_owed: false,
+            },
+            incoming,
+            history: History::new(app.config.history_limit, Budget::of(limits)),
+            queued: Queue::new(limits.max_streams_per_connection, limits.max_request_bytes),
+            client,
+            app,
+        }
+    }
+
+    /// Serves the socket until the client leaves, breaks the protocol, idles out or the
+    /// server shuts down.
+    async fn run(mut self) {
+        tracing::debug!(ip = %self.client.ip, "websocket session opened");
+        loop {
+            let next = match self.queued.pop() {
+                Some(Pending::Request(text)) => Next::Request(text),
+                Some(Pending::Refused) => Next::Refuse(RequestError::Busy.into()),
+                None => wait_for_request(&mut self.incoming, &mut self.sink, &self.app).await,
+            };
+            let step = match next {
+                Next::Request(text) => self.answer(&text).await,
+                Next::Refuse(err) => self.refuse(&err).await,
+                Next::Close(code, reason) => Step::Close(code, reason),
+                Next::Gone => Step::Gone,
+            };
+            match step {
+                Step::Continue => {}
+                Step::Close(code, reason) => {
+                    closing::close(self.sink.inner, self.incoming, code, reason).await;
                     return;
                 }
-                continue;
+                Step::Gone => return,
             }
-            Next::Close(code, reason) => {
-                closing::close(sink.inner, incoming, code, reason).await;
-                return;
-            }
-            Next::Gone => return,
-        };
+        }
+    }
 
-        let turns = app
-            .limiter
-            .check(&client.keys())
-            .map_err(|wait| RequestError::RateLimited(wait.as_secs().max(1)))
-            .and_then(|()| request::parse(text.as_bytes()))
-            .and_then(|turns| request::check_count(turns, limits.max_messages))
-            .and_then(|turns| Ok(Budget::of(limits).check_newest(turns)?));
+    /// Answers one request through the reply pipeline.
+    async fn answer(&mut self, text: &str) -> Step {
+        let app = &*self.app;
+        let turns = pipeline::admit_client(app, &self.client)
+            .and_then(|()| Ok(request::parse(text.as_bytes())?))
+            .and_then(|turns| pipeline::admit_turns(app, turns));
         let turns = match turns {
             Ok(turns) => turns,
+            Err(err) => return self.refuse(&err).await,
+        };
+        let prepared = match pipeline::prepare(app, self.history.begin(turns)) {
+            Ok(prepared) => prepared,
             Err(err) => {
-                telemetry::rejected(err.rejection());
-                if reject(&mut sink, &err.to_string(), stop_key).await.is_err() {
-                    return;
-                }
-                continue;
+                // Nothing was answered: forget the question, as after a reply that failed.
+                self.history.finish(String::new());
+                return self.refuse(&err).await;
             }
         };
-        let started = std::time::Instant::now();
-        let conversation = reply::start::conversation(&app, history.begin(turns));
-        let _streaming = telemetry::Active::stream();
-        let events = reply::start::events(&app, &conversation);
+        let limits = &app.config.limits;
         let keepalive = limits
             .ping_interval
             .map(|every| Arc::new(Keepalive::new(every)));
-        sink.keepalive = keepalive.clone();
-        sink.ping_owed = false;
+        self.sink.keepalive = keepalive.clone();
+        self.sink.ping_owed = false;
         // Polled only when the socket signals (or the keepalive check is due), not once per
         // upstream token.
         let mut close_with = None;
         let client_gone = OnWake::new(watch_client(
-            &mut incoming,
-            &mut queued,
+            &mut self.incoming,
+            &mut self.queued,
             keepalive,
             &mut close_with,
         ));
-        let outcome = relay::relay(
-            events,
-            &mut sink,
-            Ending::StopKey(stop_key),
-            limits.reply_memory_bytes(),
+        let outcome = pipeline::run(
+            app,
+            prepared,
+            &mut self.sink,
+            RelayLimits::keeping(limits.reply_memory_bytes()),
             client_gone,
+            "websocket",
         )
         .await;
-        sink.keepalive = None;
-        let context = reply::log::context(
-            &app,
-            "websocket",
-            started,
-            reply::log::newest_text(&conversation),
-        );
-        reply::log::finished(&context, &outcome, app.config.log_content);
+        self.sink.keepalive = None;
         if outcome.cancelled {
-            if let Some((code, reason)) = close_with {
-                closing::close(sink.inner, incoming, code, reason).await;
-            }
-            return;
+            return match close_with {
+                Some((code, reason)) => Step::Close(code, reason),
+                None => Step::Gone,
+            };
         }
-        history.finish(outcome.text);
+        self.history.finish(outcome.text);
+        Step::Continue
     }
+
+    /// Answers a request that cannot be served: an error, then the stop key so the next reply
+    /// starts a fresh message.
+    async fn refuse(&mut self, err: &ProxyError) -> Step {
+        pipeline::refused(err);
+        let sent = async {
+            self.sink.send(ReplyFrame::Error(err.to_string())).await?;
+            self.sink.send(ReplyFrame::End).await
+        };
+        match sent.await {
+            Ok(()) => Step::Continue,
+            Err(_) => Step::Gone,
+        }
+    }
+}
+
+/// What the session does after one request.
+enum Step {
+    Continue,
+    Close(CloseCode, &'static str),
+    Gone,
 }
 
 /// Waits for the next request on an idle socket, pinging to detect dead peers, closing idle
 /// sockets and, on shutdown, closing with 1001.
 async fn wait_for_request(
     incoming: &mut SplitStream<Socket>,
-    sink: &mut TextSink,
+    sink: &mut FrameSink,
     app: &App,
 ) -> Next {
     let limits = &app.config.limits;
@@ -288,9 +330,12 @@ async fn wait_for_request(
         match next {
             Some(Ok(Message::Text(text))) => return Next::Request(text.as_str().to_owned()),
             Some(Ok(Message::Binary(_))) => {
-                return Next::Refuse(RequestError::Json(
-                    "binary frames are not supported: send Deep Chat JSON text".into(),
-                ))
+                return Next::Refuse(
+                    RequestError::Json(
+                        "binary frames are not supported: send Deep Chat JSON text".into(),
+                    )
+                    .into(),
+                )
             }
             Some(Ok(Message::Close(_))) | None => return Next::Gone,
             Some(Ok(_)) => continue, // pings are answered by tungstenite; pongs just prove life
@@ -349,30 +394,40 @@ async fn watch_client(
     }
 }
 
-/// Answers a request that cannot be served: an error, then the stop key so the next reply
-/// starts a fresh message.
-async fn reject<S>(sink: &mut S, error: &str, stop_key: &str) -> Result<(), S::Error>
-where
-    S: Sink<String> + Unpin,
-{
-    sink.send(Frame::Error(error).to_json()).await?;
-    sink.send(Frame::Text(stop_key).to_json()).await
-}
-
-/// Adapts the socket's sink to the relay's `Sink<String>` of JSON frames, sending a
-/// keepalive ping before a frame when one is due.
-struct TextSink {
+/// The socket's write half as a sink of typed frames: each goes out as Deep Chat JSON, the
+/// end as the stop key, a text equal to the stop key as two frames; a keepalive ping goes out
+/// before a frame when one is due.
+struct FrameSink {
     inner: SplitSink<Socket, Message>,
+    stop_key: String,
+    /// The second half of a split text, written before anything else.
+    second: Option<Message>,
     keepalive: Option<Arc<Keepalive>>,
     /// A ping fell due and goes out before the next frame.
     ping_owed: bool,
 }
 
-impl Sink<String> for TextSink {
-    type Error = tokio_tungstenite::tungstenite::Error;
+impl FrameSink {
+    /// Writes the second half of a split text into the socket, if one waits.
+    fn poll_second(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        if self.second.is_some() {
+            ready!(self.inner.poll_ready_unpin(cx))?;
+            if let Some(message) = self.second.take() {
+                self.inner.start_send_unpin(message)?;
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+type WsError = tokio_tungstenite::tungstenite::Error;
+
+impl Sink<ReplyFrame> for FrameSink {
+    type Error = WsError;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = &mut *self;
+        ready!(this.poll_second(cx))?;
         // Marked unanswered when due, before the write: a ping that cannot be written counts.
         this.ping_owed |= this.keepalive.as_ref().is_some_and(|k| k.ping_due());
         if this.ping_owed {
@@ -384,15 +439,19 @@ impl Sink<String> for TextSink {
         this.inner.poll_ready_unpin(cx)
     }
 
-    fn start_send(mut self: Pin<&mut Self>, item: String) -> Result<(), Self::Error> {
-        self.inner.start_send_unpin(Message::text(item))
+    fn start_send(mut self: Pin<&mut Self>, frame: ReplyFrame) -> Result<(), Self::Error> {
+        let (first, second) = frames::websocket_texts(&frame, &self.stop_key);
+        self.second = second.map(Message::text);
+        self.inner.start_send_unpin(Message::text(first))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        ready!(self.poll_second(cx))?;
         self.inner.poll_flush_unpin(cx)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        ready!(self.poll_second(cx))?;
         self.inner.poll_close_unpin(cx)
     }
 }

@@ -1,6 +1,7 @@
 //! Metrics (Prometheus, names prefixed `deepchat_proxy_`) and request ids.
 //! Labels are low-cardinality kinds, never message text.
 
+use crate::error::ProxyError;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,40 +29,26 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// Why a request was turned away, as a metric label.
-#[derive(Debug, Clone, Copy)]
-pub enum Rejection {
-    Origin,
-    Auth,
-    RateLimit,
-    TooLarge,
-    TooManyMessages,
-    Busy,
-    BadRequest,
-    Connections,
-    ConnectionsPerIp,
-    SlowRequest,
+/// Counts a request refused before any reply started: `deepchat_proxy_rejected_total` by
+/// reason, and the error by kind and source.
+pub fn rejected(error: &ProxyError) {
+    counter!("deepchat_proxy_rejected_total", "reason" => error.label()).increment(1);
+    count_error(error);
 }
 
-impl Rejection {
-    fn label(self) -> &'static str {
-        match self {
-            Rejection::Origin => "origin",
-            Rejection::Auth => "auth",
-            Rejection::RateLimit => "rate_limit",
-            Rejection::TooLarge => "too_large",
-            Rejection::TooManyMessages => "too_many_messages",
-            Rejection::Busy => "busy",
-            Rejection::BadRequest => "bad_request",
-            Rejection::Connections => "connections",
-            Rejection::ConnectionsPerIp => "connections_per_ip",
-            Rejection::SlowRequest => "slow_request",
-        }
-    }
+/// Counts a reply that ended with an error shown to the user, by kind and source.
+pub fn reply_failed(error: &ProxyError) {
+    count_error(error);
 }
 
-pub fn rejected(reason: Rejection) {
-    counter!("deepchat_proxy_rejected_total", "reason" => reason.label()).increment(1);
+/// `deepchat_proxy_errors_total{kind, source}`: every failure a client saw, counted once.
+fn count_error(error: &ProxyError) {
+    counter!(
+        "deepchat_proxy_errors_total",
+        "kind" => error.label(),
+        "source" => error.source().label()
+    )
+    .increment(1);
 }
 
 pub fn upstream_error(provider: &'static str, status: &str) {

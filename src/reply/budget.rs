@@ -6,7 +6,6 @@
 //! upstream is not kept.
 
 use deepchat_adapters::{Image, Turn};
-use thiserror::Error;
 
 /// The limits of one conversation sent upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,16 +29,7 @@ impl Budget {
     }
 }
 
-/// Why a newest message cannot be sent at all; the text is shown to the user.
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum OverBudget {
-    #[error("the message has {count} characters; at most {max} can be sent")]
-    Chars { count: usize, max: usize },
-    #[error("the message has {count} images; at most {max} can be sent")]
-    Images { count: usize, max: usize },
-    #[error("the message's images are {bytes} bytes; at most {max} bytes of images can be sent")]
-    ImageBytes { bytes: usize, max: usize },
-}
+pub use crate::error::OverBudget;
 
 /// What one turn spends of the budget.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -73,6 +73,10 @@ pub fn finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool
         text_frames: outcome.text_frames,
         output_tokens,
     });
+    if let Some(error) = &outcome.error {
+        telemetry::reply_failed(error);
+    }
+    let error = outcome.error.as_ref().map(ToString::to_string);
     let question = log_content.then_some(context.question).flatten();
     let answer = log_content.then_some(outcome.text.as_str());
     tracing::info!(
@@ -87,7 +91,8 @@ pub fn finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool
         output_tokens,
         bytes = outcome.relayed_bytes,
         frames = outcome.text_frames,
-        error = outcome.error.as_deref(),
+        error_kind = outcome.error.as_ref().map(|e| e.label()),
+        error = error.as_deref(),
         question,
         answer,
         "reply finished"

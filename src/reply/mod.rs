@@ -1,8 +1,11 @@
-//! One reply: what is sent upstream (the conversation budget and memory) and how the
-//! upstream's events are relayed (re-chunking, the stop key, errors, cancellation).
+//! One reply, from admission to its log line: the pipeline every transport runs, what is sent
+//! upstream (the conversation budget and memory), and how the upstream's events become typed
+//! frames (re-chunking, errors, the end, cancellation).
 
 pub mod budget;
+pub mod frame;
 pub mod history;
 pub mod log;
+pub mod pipeline;
 pub mod relay;
 pub mod start;

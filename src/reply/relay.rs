@@ -1,8 +1,10 @@
-//! One reply, transport-agnostic: adapter events in, Deep Chat frames out. Owns the policy:
-//! re-chunking (merge only what is already queued), the stop-key guarantees, turning finish
-//! reasons and errors into one clear error frame, and stopping at once when the client leaves.
+//! One reply, transport-agnostic: adapter events in, typed [`ReplyFrame`]s out. Owns the
+//! policy: re-chunking (merge only what is already queued), turning finish reasons and errors
+//! into one clear error frame, always ending with [`ReplyFrame::End`], and stopping at once when
+//! the client leaves. How a frame looks on the wire (the stop key, SSE lines) is the sink's.
 
-use crate::deepchat::frames::{file_kind, FileFrame, Frame};
+use crate::error::ProxyError;
+use crate::reply::frame::{file_kind, FileFrame, ReplyFrame};
 use deepchat_adapters::{Event, EventStream, FinishReason, Usage};
 use futures_util::{FutureExt, Sink, SinkExt, StreamExt};
 use std::future::Future;
@@ -21,7 +23,7 @@ pub struct Outcome {
     /// Bytes of text the client was sent, kept or not.
     pub relayed_bytes: usize,
     /// The error shown to the user, if any.
-    pub error: Option<String>,
+    pub error: Option<ProxyError>,
     /// The client left (or its socket broke) before the reply ended.
     pub cancelled: bool,
     pub usage: Option<Usage>,
@@ -33,36 +35,51 @@ pub struct Outcome {
     pub first_text_at: Option<std::time::Instant>,
 }
 
-/// What ends a reply on this transport.
+/// How much of a reply the relay keeps and lets through.
 #[derive(Debug, Clone, Copy)]
-pub enum Ending<'a> {
-    /// WebSocket: a text frame exactly equal to the stop key.
-    StopKey(&'a str),
-    /// HTTP streaming: the response simply ends.
-    Close,
+pub struct RelayLimits {
+    /// Bytes of text kept in [`Outcome::text`].
+    pub keep_text: usize,
+    /// Bytes of text and files after which the reply is stopped with
+    /// [`ProxyError::ReplyTooLong`] (a buffered JSON answer); `usize::MAX` for none.
+    pub max_bytes: usize,
 }
 
-/// Relays `events` to `sink` until the upstream ends, fails, or `client_gone` resolves.
-/// Dropping `events` on return closes the upstream connection. At most `keep_text` bytes of the
-/// reply are kept in [`Outcome::text`].
-pub async fn relay<S, G>(
+impl RelayLimits {
+    /// Keeps `keep_text` bytes, relays without a cap.
+    pub fn keeping(keep_text: usize) -> RelayLimits {
+        RelayLimits {
+            keep_text,
+            max_bytes: usize::MAX,
+        }
+    }
+}
+
+/// Relays `events` to `sink` until the upstream ends, fails, `interrupt` resolves (the reply
+/// timeout, a forced stop: its error ends the reply) or `client_gone` resolves (nothing more is
+/// sent). Dropping `events` on return closes the upstream connection.
+pub async fn relay<S, G, I>(
     mut events: EventStream,
     sink: &mut S,
-    ending: Ending<'_>,
-    keep_text: usize,
+    limits: RelayLimits,
     client_gone: G,
+    interrupt: I,
 ) -> Outcome
 where
-    S: Sink<String> + Unpin,
+    S: Sink<ReplyFrame> + Unpin,
     G: Future<Output = ()>,
+    I: Future<Output = ProxyError>,
 {
     let mut client_gone = pin!(client_gone);
+    let mut interrupt = pin!(interrupt);
     let mut outcome = Outcome::default();
     let mut finish = None;
     // An event read while merging text that belongs to the next iteration.
     let mut stashed: Option<Option<Event>> = None;
     // The client's socket did not take the last frame at once: it is behind.
     let mut behind = false;
+    // Bytes of text and files the upstream produced, against `limits.max_bytes`.
+    let mut produced = 0usize;
 
     loop {
         let event = match stashed.take() {
@@ -72,6 +89,10 @@ where
                 _ = client_gone.as_mut() => {
                     outcome.cancelled = true;
                     return outcome;
+                }
+                error = interrupt.as_mut() => {
+                    outcome.error = Some(error);
+                    break;
                 }
                 event = events.next() => event,
             },
@@ -95,29 +116,38 @@ where
                 if text.is_empty() {
                     continue;
                 }
-                let Ok((frames, waited)) =
-                    send_text(sink, &text, ending, client_gone.as_mut()).await
+                produced = produced.saturating_add(text.len());
+                if produced > limits.max_bytes {
+                    outcome.error = Some(ProxyError::ReplyTooLong(limits.max_bytes));
+                    break;
+                }
+                let length = text.len();
+                keep_prefix(&mut outcome.text, &text, limits.keep_text);
+                let Ok(waited) = send(sink, ReplyFrame::Text(text), client_gone.as_mut()).await
                 else {
                     outcome.cancelled = true;
                     return outcome;
                 };
                 behind = waited;
-                outcome.text_frames += frames;
+                outcome.text_frames += 1;
                 outcome
                     .first_text_at
                     .get_or_insert_with(std::time::Instant::now);
-                outcome.relayed_bytes += text.len();
-                keep_prefix(&mut outcome.text, &text, keep_text);
+                outcome.relayed_bytes += length;
                 continue;
             }
             Event::File { mime, src } => {
+                produced = produced.saturating_add(src.len());
+                if produced > limits.max_bytes {
+                    outcome.error = Some(ProxyError::ReplyTooLong(limits.max_bytes));
+                    break;
+                }
                 let file = FileFrame {
                     src,
                     kind: file_kind(&mime),
                 };
-                let frame = Frame::Files(std::slice::from_ref(&file)).to_json();
-                outcome.files.push(file);
-                frame
+                outcome.files.push(file.clone());
+                ReplyFrame::File(file)
             }
             Event::Usage(usage) => {
                 outcome.usage = Some(usage);
@@ -128,7 +158,7 @@ where
                 continue;
             }
             Event::Error(message) => {
-                outcome.error = Some(message);
+                outcome.error = Some(ProxyError::Upstream(message));
                 break;
             }
         };
@@ -140,57 +170,33 @@ where
 
     if outcome.error.is_none() {
         outcome.error = match finish {
-            Some(FinishReason::Length) => {
-                Some("The reply was cut off because the model reached its token limit.".to_owned())
-            }
-            Some(FinishReason::ContentFilter) => {
-                Some("The provider's content filter stopped this reply.".to_owned())
-            }
+            Some(FinishReason::Length) => Some(ProxyError::TokenLimit),
+            Some(FinishReason::ContentFilter) => Some(ProxyError::ContentFilter),
             _ => None,
         };
     }
     if let Some(error) = &outcome.error {
-        if send(sink, Frame::Error(error).to_json(), client_gone.as_mut())
-            .await
-            .is_err()
+        if send(
+            sink,
+            ReplyFrame::Error(error.to_string()),
+            client_gone.as_mut(),
+        )
+        .await
+        .is_err()
         {
             outcome.cancelled = true;
             return outcome;
         }
     }
-    // Deep Chat needs the stop key even after an error, or it glues the next reply on.
-    if let Ending::StopKey(key) = ending {
-        if send(sink, Frame::Text(key).to_json(), client_gone.as_mut())
-            .await
-            .is_err()
-        {
-            outcome.cancelled = true;
-        }
+    // Deep Chat needs the end (the stop key on WebSocket) even after an error, or it glues the
+    // next reply on.
+    if send(sink, ReplyFrame::End, client_gone.as_mut())
+        .await
+        .is_err()
+    {
+        outcome.cancelled = true;
     }
     outcome
-}
-
-/// Ends `events` with an error when the reply takes longer than `limit` or the server is forced
-/// to stop, so the client always gets a clear error and (on WebSocket) the stop key.
-pub fn interruptible(
-    events: EventStream,
-    limit: std::time::Duration,
-    force_stop: tokio_util::sync::CancellationToken,
-) -> EventStream {
-    let deadline = Box::pin(tokio::time::sleep(limit));
-    futures_util::stream::unfold(
-        (Some(events), deadline, force_stop),
-        move |(events, mut deadline, force_stop)| async move {
-            let mut events = events?;
-            let interrupted = tokio::select! {
-                event = events.next() => return event.map(|e| (e, (Some(events), deadline, force_stop))),
-                _ = &mut deadline => format!("the reply took longer than {} s and was stopped", limit.as_secs()),
-                _ = force_stop.cancelled() => "the server is shutting down; please send your message again".to_owned(),
-            };
-            Some((Event::Error(interrupted), (None, deadline, force_stop)))
-        },
-    )
-    .boxed()
 }
 
 /// The client is gone (socket closed or write failed).
@@ -199,11 +205,11 @@ struct Gone;
 /// Sends one frame; `Ok(true)` when the socket did not take it at once (the client is behind).
 async fn send<S, G>(
     sink: &mut S,
-    frame: String,
+    frame: ReplyFrame,
     client_gone: std::pin::Pin<&mut G>,
 ) -> Result<bool, Gone>
 where
-    S: Sink<String> + Unpin,
+    S: Sink<ReplyFrame> + Unpin,
     G: Future<Output = ()>,
 {
     let mut sending = pin!(sink.send(frame));
@@ -215,30 +221,6 @@ where
         _ = client_gone => Err(Gone),
         sent = sending => sent.map(|()| true).map_err(|_| Gone),
     }
-}
-
-/// Sends text so that no frame equals the stop key: such a chunk goes out as two frames.
-/// Returns the number of frames sent and whether the client was behind.
-async fn send_text<S, G>(
-    sink: &mut S,
-    text: &str,
-    ending: Ending<'_>,
-    mut client_gone: std::pin::Pin<&mut G>,
-) -> Result<(usize, bool), Gone>
-where
-    S: Sink<String> + Unpin,
-    G: Future<Output = ()>,
-{
-    let parts = match ending {
-        Ending::StopKey(key) if text == key => split_first_char(text),
-        _ => (text, ""),
-    };
-    let waited = send(sink, Frame::Text(parts.0).to_json(), client_gone.as_mut()).await?;
-    if parts.1.is_empty() {
-        return Ok((1, waited));
-    }
-    let waited_again = send(sink, Frame::Text(parts.1).to_json(), client_gone).await?;
-    Ok((2, waited || waited_again))
 }
 
 /// Appends as much of `text` to `kept` as fits in `budget` bytes, cut on a char boundary.
@@ -255,56 +237,41 @@ fn keep_prefix(kept: &mut String, text: &str, budget: usize) {
     kept.push_str(&text[..cut]);
 }
 
-fn split_first_char(text: &str) -> (&str, &str) {
-    let cut = text.chars().next().map_or(0, char::len_utf8);
-    text.split_at(cut)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use futures_util::stream;
 
-    fn texts(frames: &[String]) -> Vec<serde_json::Value> {
-        frames
-            .iter()
-            .map(|f| serde_json::from_str(f).expect("json frame"))
-            .collect()
+    fn text(t: &str) -> ReplyFrame {
+        ReplyFrame::Text(t.to_owned())
     }
 
-    async fn run(events: Vec<Event>) -> (Outcome, Vec<serde_json::Value>) {
+    async fn run(events: Vec<Event>) -> (Outcome, Vec<ReplyFrame>) {
         run_keeping(events, usize::MAX).await
     }
 
-    async fn run_keeping(events: Vec<Event>, keep: usize) -> (Outcome, Vec<serde_json::Value>) {
-        let mut sink: Vec<String> = Vec::new();
+    async fn run_keeping(events: Vec<Event>, keep: usize) -> (Outcome, Vec<ReplyFrame>) {
+        let mut sink: Vec<ReplyFrame> = Vec::new();
         let outcome = relay(
             stream::iter(events).boxed(),
             &mut sink,
-            Ending::StopKey("stop-key"),
-            keep,
+            RelayLimits::keeping(keep),
+            std::future::pending(),
             std::future::pending(),
         )
         .await;
-        (outcome, texts(&sink))
+        (outcome, sink)
     }
 
     #[tokio::test]
-    async fn a_client_that_keeps_up_gets_a_frame_per_delta_then_the_stop_key() {
+    async fn a_client_that_keeps_up_gets_a_frame_per_delta_then_the_end() {
         let (outcome, frames) = run(vec![
             Event::TextDelta("a".into()),
             Event::TextDelta("b".into()),
             Event::Finish(FinishReason::Stop),
         ])
         .await;
-        assert_eq!(
-            frames,
-            vec![
-                serde_json::json!({"text":"a"}),
-                serde_json::json!({"text":"b"}),
-                serde_json::json!({"text":"stop-key"})
-            ]
-        );
+        assert_eq!(frames, vec![text("a"), text("b"), ReplyFrame::End]);
         assert_eq!(outcome.text, "ab");
         assert!(outcome.error.is_none());
     }
@@ -312,11 +279,11 @@ mod tests {
     /// Collects frames; its socket is full once, for the first frame.
     #[derive(Default)]
     struct FullOnce {
-        frames: Vec<String>,
+        frames: Vec<ReplyFrame>,
         was_full: bool,
     }
 
-    impl Sink<String> for FullOnce {
+    impl Sink<ReplyFrame> for FullOnce {
         type Error = std::convert::Infallible;
 
         fn poll_ready(
@@ -326,7 +293,10 @@ mod tests {
             std::task::Poll::Ready(Ok(()))
         }
 
-        fn start_send(mut self: std::pin::Pin<&mut Self>, item: String) -> Result<(), Self::Error> {
+        fn start_send(
+            mut self: std::pin::Pin<&mut Self>,
+            item: ReplyFrame,
+        ) -> Result<(), Self::Error> {
             self.frames.push(item);
             Ok(())
         }
@@ -363,37 +333,17 @@ mod tests {
         let outcome = relay(
             stream::iter(events).boxed(),
             &mut sink,
-            Ending::StopKey("stop-key"),
-            usize::MAX,
+            RelayLimits::keeping(usize::MAX),
+            std::future::pending(),
             std::future::pending(),
         )
         .await;
-        assert_eq!(
-            texts(&sink.frames),
-            vec![
-                serde_json::json!({"text":"a"}),
-                serde_json::json!({"text":"bc"}),
-                serde_json::json!({"text":"stop-key"})
-            ]
-        );
+        assert_eq!(sink.frames, vec![text("a"), text("bc"), ReplyFrame::End]);
         assert_eq!(outcome.text_frames, 2);
     }
 
     #[tokio::test]
-    async fn stop_key_collision_is_split() {
-        let (_, frames) = run(vec![Event::TextDelta("stop-key".into())]).await;
-        assert_eq!(
-            frames,
-            vec![
-                serde_json::json!({"text":"s"}),
-                serde_json::json!({"text":"top-key"}),
-                serde_json::json!({"text":"stop-key"})
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn error_then_stop_key() {
+    async fn error_then_end() {
         let (outcome, frames) = run(vec![
             Event::TextDelta("part".into()),
             Event::Error("boom".into()),
@@ -403,24 +353,23 @@ mod tests {
         assert_eq!(
             frames,
             vec![
-                serde_json::json!({"text":"part"}),
-                serde_json::json!({"error":"boom"}),
-                serde_json::json!({"text":"stop-key"})
+                text("part"),
+                ReplyFrame::Error("boom".into()),
+                ReplyFrame::End
             ]
         );
-        assert_eq!(outcome.error.as_deref(), Some("boom"));
+        assert_eq!(outcome.error, Some(ProxyError::Upstream("boom".into())));
     }
 
     #[tokio::test]
     async fn length_finish_is_flagged() {
-        let (_, frames) = run(vec![
+        let (outcome, frames) = run(vec![
             Event::TextDelta("cut".into()),
             Event::Finish(FinishReason::Length),
         ])
         .await;
-        assert!(frames[1]["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("token limit")));
+        assert!(matches!(&frames[1], ReplyFrame::Error(e) if e.contains("token limit")));
+        assert_eq!(outcome.error, Some(ProxyError::TokenLimit));
     }
 
     #[tokio::test]
@@ -443,23 +392,70 @@ mod tests {
         assert_eq!(kept, "abcm");
     }
 
-    fn reassembled(frames: &[serde_json::Value]) -> String {
+    fn reassembled(frames: &[ReplyFrame]) -> String {
         frames
             .iter()
-            .filter_map(|f| f["text"].as_str())
-            .filter(|t| *t != "stop-key")
+            .filter_map(|f| match f {
+                ReplyFrame::Text(t) => Some(t.as_str()),
+                _ => None,
+            })
             .collect()
     }
 
     #[tokio::test]
-    async fn client_gone_stops_at_once() {
-        let mut sink: Vec<String> = Vec::new();
+    async fn a_reply_past_its_cap_ends_with_an_error() {
+        let mut sink: Vec<ReplyFrame> = Vec::new();
+        let outcome = relay(
+            stream::iter(vec![
+                Event::TextDelta("abc".into()),
+                Event::TextDelta("def".into()),
+            ])
+            .boxed(),
+            &mut sink,
+            RelayLimits {
+                keep_text: usize::MAX,
+                max_bytes: 4,
+            },
+            std::future::pending(),
+            std::future::pending(),
+        )
+        .await;
+        assert_eq!(outcome.error, Some(ProxyError::ReplyTooLong(4)));
+        assert_eq!(sink[0], text("abc"));
+        assert!(matches!(&sink[1], ReplyFrame::Error(e) if e.contains("4-byte")));
+        assert_eq!(sink[2], ReplyFrame::End);
+    }
+
+    #[tokio::test]
+    async fn an_interrupt_ends_the_reply_with_its_error_and_the_end() {
+        let mut sink: Vec<ReplyFrame> = Vec::new();
         let outcome = relay(
             stream::pending().boxed(),
             &mut sink,
-            Ending::StopKey("stop-key"),
-            usize::MAX,
+            RelayLimits::keeping(usize::MAX),
+            std::future::pending(),
+            std::future::ready(ProxyError::Timeout(3)),
+        )
+        .await;
+        assert_eq!(outcome.error, Some(ProxyError::Timeout(3)));
+        assert_eq!(
+            sink,
+            vec![
+                ReplyFrame::Error("the reply took longer than 3 s and was stopped".into()),
+                ReplyFrame::End
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn client_gone_stops_at_once() {
+        let mut sink: Vec<ReplyFrame> = Vec::new();
+        let outcome = relay(
+            stream::pending().boxed(),
+            &mut sink,
+            RelayLimits::keeping(usize::MAX),
             std::future::ready(()),
+            std::future::pending(),
         )
         .await;
         assert!(outcome.cancelled);

@@ -1,13 +1,14 @@
 //! The start of a reply: the conversation sent upstream (system prompt, the turns within the
-//! budget, the operator's generation settings) and the provider's event stream, bounded by the
-//! reply timeout and the forced stop.
+//! budget, the operator's generation settings), the provider's request built from it (where a
+//! conversation the provider cannot take is found), its event stream, and what interrupts it
+//! (the reply timeout, the forced stop).
 
 use crate::config::ProviderConfig;
+use crate::error::{ProxyError, RequestError};
 use crate::reply::budget::Budget;
-use crate::reply::relay;
 use crate::upstream::{self, demo};
 use crate::App;
-use deepchat_adapters::{Conversation, EventStream, Turn};
+use deepchat_adapters::{AdapterError, Conversation, EventStream, Turn, UpstreamRequest};
 
 /// The conversation to send upstream for these turns, within the conversation budget (the
 /// newest turn was checked against it on arrival).
@@ -26,19 +27,49 @@ pub fn conversation(app: &App, turns: Vec<Turn>) -> Conversation {
     conversation
 }
 
-/// One reply from the configured provider, bounded by the reply timeout and by a forced
-/// shutdown. Lazy: the upstream is contacted when the relay first polls the stream, so the
-/// whole reply (connect and headers included) is under its deadline and cancellation.
-pub fn events(app: &App, conversation: &Conversation) -> EventStream {
-    let events = match &app.config.provider {
-        ProviderConfig::Http(http) => {
+/// The provider's request for `conversation` (`None` for the demo provider). A file the
+/// provider cannot take is the client's error, answered before anything is sent.
+pub fn request(
+    app: &App,
+    conversation: &Conversation,
+) -> Result<Option<UpstreamRequest>, ProxyError> {
+    let ProviderConfig::Http(http) = &app.config.provider else {
+        return Ok(None);
+    };
+    match upstream::build(http, conversation) {
+        Ok(request) => Ok(Some(request)),
+        Err(AdapterError::Unsupported(message)) => Err(ProxyError::Unsupported(message)),
+        Err(AdapterError::Empty) => Err(ProxyError::Request(RequestError::Empty)),
+    }
+}
+
+/// One reply from the configured provider. Lazy: the upstream is contacted when the relay
+/// first polls the stream, so the whole reply (connect and headers included) is under the
+/// relay's deadline and cancellation.
+pub fn events(
+    app: &App,
+    conversation: &Conversation,
+    request: Option<UpstreamRequest>,
+) -> EventStream {
+    match (&app.config.provider, request) {
+        (ProviderConfig::Http(http), Some(request)) => {
+            upstream::open_request(&app.upstream, http, request, &app.config.upstream)
+        }
+        // Not reached: `request` is built for every HTTP provider. Building here keeps it
+        // correct regardless.
+        (ProviderConfig::Http(http), None) => {
             upstream::open(&app.upstream, http, conversation, &app.config.upstream)
         }
-        ProviderConfig::Demo(demo) => demo::stream_reply(conversation, demo.token_interval),
-    };
-    relay::interruptible(
-        events,
-        app.config.upstream.reply_timeout,
-        app.force_stop.clone(),
-    )
+        (ProviderConfig::Demo(demo), _) => demo::stream_reply(conversation, demo.token_interval),
+    }
+}
+
+/// Resolves with the error that ends a reply early: its `--reply-timeout` passed, or the drain
+/// timeout forced the remaining replies to stop. Starts counting when first polled.
+pub async fn interruption(app: &App) -> ProxyError {
+    let limit = app.config.upstream.reply_timeout;
+    tokio::select! {
+        _ = tokio::time::sleep(limit) => ProxyError::Timeout(limit.as_secs()),
+        _ = app.force_stop.cancelled() => ProxyError::ShuttingDown,
+    }
 }

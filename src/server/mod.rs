@@ -9,8 +9,9 @@ use crate::access::ip_slots::IpSlot;
 use crate::access::ratelimit::ClientKey;
 use crate::config::{PageScript, BUNDLE_PATH};
 use crate::deepchat::{http, page, ws};
+use crate::error::{ProxyError, RequestError};
 use crate::ops::health;
-use crate::ops::telemetry::{self, Rejection};
+use crate::ops::telemetry;
 use crate::response::{self, Body};
 use crate::App;
 use hyper::header::{self, HeaderValue};
@@ -104,13 +105,11 @@ async fn serve_connection(
     // The permits live as long as this task, which owns the connection and its session. An
     // upgraded WebSocket outlives this task, so its session holds a clone too.
     let Some(per_ip) = acquire_ip_slot(&app, peer) else {
-        telemetry::rejected(Rejection::ConnectionsPerIp);
-        refuse_overloaded(stream).await;
+        refuse_overloaded(stream, ProxyError::Overloaded { per_ip: true }).await;
         return;
     };
     let Ok(permit) = app.connections.clone().try_acquire_owned() else {
-        telemetry::rejected(Rejection::Connections);
-        refuse_overloaded(stream).await;
+        refuse_overloaded(stream, ProxyError::Overloaded { per_ip: false }).await;
         return;
     };
     let slot = Arc::new(ConnectionSlot::new(permit, per_ip));
@@ -121,7 +120,7 @@ async fn serve_connection(
         Ok(Ok(n)) if n > 0 => {}
         Ok(_) => return,
         Err(_) => {
-            telemetry::rejected(Rejection::SlowRequest);
+            telemetry::rejected(&RequestError::SlowBody(limits.request_timeout.as_secs()).into());
             tracing::debug!(%peer, "connection sent nothing before --request-timeout");
             return;
         }
@@ -186,15 +185,19 @@ const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
 const FORCED_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Over `--max-connections`: a plain 503, written without starting an HTTP session.
-async fn refuse_overloaded(mut stream: tokio::net::TcpStream) {
+async fn refuse_overloaded(mut stream: tokio::net::TcpStream, error: ProxyError) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    telemetry::rejected(&error);
     // Let the request head arrive first: HTTP clients reject an answer that precedes it.
     let mut head = [0u8; 4096];
     let _ = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut head)).await;
-    const BODY: &str = "the proxy is at its connection limit; try again shortly\n";
+    let body = format!("{error}\n");
+    let status = error.status();
     let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
-        BODY.len()
+        "HTTP/1.1 {} {}\r\ncontent-type: text/plain\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
     );
     let _ = tokio::time::timeout(
         Duration::from_secs(1),
@@ -223,8 +226,9 @@ async fn route(
         .map(str::to_owned);
     if !app.config.origins.allows(origin.as_deref()) {
         tracing::info!(origin = origin.as_deref().unwrap_or(""), "origin rejected");
-        telemetry::rejected(Rejection::Origin);
-        return response::plain(StatusCode::FORBIDDEN, "this origin may not use the proxy");
+        let error = ProxyError::Origin;
+        telemetry::rejected(&error);
+        return error.response();
     }
     let mut response = if request.uri().path() == app.config.path {
         let mut client = ClientKey {
@@ -235,8 +239,12 @@ async fn route(
             match auth.verify(request.headers()) {
                 Ok(identity) => client.identity = Some(identity),
                 Err(err) => {
-                    telemetry::rejected(Rejection::Auth);
-                    return unauthorized(&err.to_string(), origin.as_deref());
+                    let error = ProxyError::Unauthorized(err.to_string());
+                    telemetry::rejected(&error);
+                    // Before any work (and before any WebSocket upgrade); the page may read it.
+                    let mut response = error.response();
+                    allow_origin(&mut response, origin.as_deref());
+                    return response;
                 }
             }
         }
@@ -284,16 +292,6 @@ fn allow_origin(response: &mut Response<Body>, origin: Option<&str>) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
         headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
-}
-
-/// 401 before any work (and before any WebSocket upgrade).
-fn unauthorized(message: &str, origin: Option<&str>) -> Response<Body> {
-    let mut response = response::json_error(StatusCode::UNAUTHORIZED, message);
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    allow_origin(&mut response, origin);
-    response
 }
 
 /// CORS preflight for the HTTP modes: POST with the headers the page asks for.

@@ -47,11 +47,29 @@ pub fn open(
     conversation: &Conversation,
     policy: &UpstreamPolicy,
 ) -> EventStream {
+    match build(upstream, conversation) {
+        Ok(request) => open_request(pool, upstream, request, policy),
+        Err(err) => single_error(err.to_string()),
+    }
+}
+
+/// The adapter's request for `conversation`, with the key: the reply pipeline builds it before
+/// starting a reply, so a conversation the provider cannot take is the client's error.
+pub fn build(
+    upstream: &HttpUpstream,
+    conversation: &Conversation,
+) -> Result<UpstreamRequest, deepchat_adapters::AdapterError> {
     let key = upstream.api_key.as_ref().map(|k| k.expose());
-    let request = match upstream.adapter.build_request(conversation, key) {
-        Ok(request) => request,
-        Err(err) => return single_error(err.to_string()),
-    };
+    upstream.adapter.build_request(conversation, key)
+}
+
+/// As [`open`], for a request already built with [`build`].
+pub fn open_request(
+    pool: &Arc<UpstreamPool>,
+    upstream: &HttpUpstream,
+    request: UpstreamRequest,
+    policy: &UpstreamPolicy,
+) -> EventStream {
     let attempts = Attempts {
         pool: pool.clone(),
         upstream: upstream.clone(),

@@ -1,0 +1,85 @@
+//! The one reply pipeline every transport runs: admission (rate limit, message count, the
+//! newest message against the budget), preparation (the conversation within the budget and the
+//! provider's request, where a file the provider cannot take is refused), then
+//! start → relay → log. A transport brings a parser, a sink of [`ReplyFrame`]s and a way to
+//! tell that its client left; refusals come back as one [`ProxyError`] it serializes.
+
+use crate::access::ratelimit::ClientKey;
+use crate::error::{ProxyError, RequestError};
+use crate::ops::telemetry;
+use crate::reply::budget::Budget;
+use crate::reply::frame::ReplyFrame;
+use crate::reply::relay::{self, Outcome, RelayLimits};
+use crate::reply::{log, start};
+use crate::App;
+use deepchat_adapters::{Conversation, Turn, UpstreamRequest};
+use futures_util::Sink;
+use std::future::Future;
+
+/// The first gate, before the request is even read: the client's rate limit.
+pub fn admit_client(app: &App, client: &ClientKey) -> Result<(), ProxyError> {
+    app.limiter
+        .check(&client.keys())
+        .map_err(|wait| RequestError::RateLimited(wait.as_secs().max(1)).into())
+}
+
+/// The parsed request's gate: at most `--max-messages`, and a newest message that fits the
+/// conversation budget on its own.
+pub fn admit_turns(app: &App, turns: Vec<Turn>) -> Result<Vec<Turn>, ProxyError> {
+    let limits = &app.config.limits;
+    if turns.len() > limits.max_messages {
+        return Err(RequestError::TooManyMessages(limits.max_messages).into());
+    }
+    Ok(Budget::of(limits)
+        .check_newest(turns)
+        .map_err(RequestError::from)?)
+}
+
+/// A reply ready to start: what goes upstream, built and accepted by the provider's adapter.
+pub struct Prepared {
+    pub conversation: Conversation,
+    /// The provider's request (`None` for the demo provider).
+    request: Option<UpstreamRequest>,
+}
+
+/// The conversation for `turns` (the dialogue, newest last) and the provider's request for it.
+pub fn prepare(app: &App, turns: Vec<Turn>) -> Result<Prepared, ProxyError> {
+    let conversation = start::conversation(app, turns);
+    let request = start::request(app, &conversation)?;
+    Ok(Prepared {
+        conversation,
+        request,
+    })
+}
+
+/// Counts a request refused before its reply started (the transport sends `error` itself).
+pub fn refused(error: &ProxyError) {
+    telemetry::rejected(error);
+}
+
+/// Runs one prepared reply on `transport`: counts it as active, relays the provider's events
+/// to `sink` within `limits` until the reply ends or `client_gone` resolves, and logs it.
+pub async fn run<S, G>(
+    app: &App,
+    prepared: Prepared,
+    sink: &mut S,
+    limits: RelayLimits,
+    client_gone: G,
+    transport: &'static str,
+) -> Outcome
+where
+    S: Sink<ReplyFrame> + Unpin,
+    G: Future<Output = ()>,
+{
+    let started = std::time::Instant::now();
+    let _streaming = telemetry::Active::stream();
+    let Prepared {
+        conversation,
+        request,
+    } = prepared;
+    let events = start::events(app, &conversation, request);
+    let outcome = relay::relay(events, sink, limits, client_gone, start::interruption(app)).await;
+    let context = log::context(app, transport, started, log::newest_text(&conversation));
+    log::finished(&context, &outcome, app.config.log_content);
+    outcome
+}
