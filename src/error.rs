@@ -1,7 +1,7 @@
 //! Every failure a client can see, in one type with one mapping: the HTTP status, the text of
 //! a Deep Chat `{"error"}` frame (WebSocket, SSE, JSON), and a low-cardinality metrics label.
 //! Each error is tagged with its source (pingora's idea): the client's fault answers 4xx, the
-//! upstream's 502/504, ours 5xx. A leaf module: it names no other part of the proxy, so every
+//! upstream's 502/504, ours 5xx. It uses nothing of the proxy but the response builders, so every
 //! layer may return it.
 
 use crate::response::{self, Body};
