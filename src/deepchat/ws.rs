@@ -162,6 +162,7 @@ enum Next {
 /// One socket's state for as long as it lives (mini-redis's `Handler`): requests are answered
 /// in order, one streamed reply each, with the dialogue remembered between them.
 struct Handler {
+    /// The limits, the provider and the shutdown signals every request needs.
     app: Arc<App>,
     /// Whose rate limit each request spends.
     client: ClientKey,
@@ -398,10 +399,13 @@ async fn watch_client(
 /// end as the stop key, a text equal to the stop key as two frames; a keepalive ping goes out
 /// before a frame when one is due.
 struct FrameSink {
+    /// The socket's write half.
     inner: SplitSink<Socket, Message>,
+    /// Ends every reply (`--stop-key`); no text frame may equal it.
     stop_key: String,
     /// The second half of a split text, written before anything else.
     second: Option<Message>,
+    /// During a reply: when the next keepalive ping is due and whether the last was answered.
     keepalive: Option<Arc<Keepalive>>,
     /// A ping fell due and goes out before the next frame.
     ping_owed: bool,

@@ -37,6 +37,7 @@ pub fn admit_turns(app: &App, turns: Vec<Turn>) -> Result<Vec<Turn>, ProxyError>
 
 /// A reply ready to start: what goes upstream, built and accepted by the provider's adapter.
 pub struct Prepared {
+    /// The dialogue, system prompt and generation settings (also logged from).
     pub conversation: Conversation,
     /// The provider's request (`None` for the demo provider).
     request: Option<UpstreamRequest>,
