@@ -2,6 +2,7 @@
 //! timeouts and retries of its requests. Built and validated by `crate::config`.
 
 use crate::upstream::redact::Secrets;
+use deepchat_adapters::providers::Provider;
 use deepchat_adapters::Adapter;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,10 @@ impl std::fmt::Debug for ApiKey {
 /// An HTTP upstream: the adapter speaking its wire format plus what every request carries.
 #[derive(Clone)]
 pub struct HttpUpstream {
+    /// The table entry it was built from.
+    pub provider: &'static Provider,
+    /// API root without a trailing slash: where readiness probes.
+    pub base_url: String,
     pub adapter: Arc<dyn Adapter>,
     pub api_key: Option<ApiKey>,
     /// Names the upstream in error messages: the adapter and the host it calls
