@@ -8,8 +8,8 @@ use crate::cli::{Cli, DemoArgs, ProviderArgs, ProviderCommand, ProxyArgs};
 use crate::upstream::redact::Secrets;
 pub use crate::upstream::settings::{ApiKey, Demo, HttpUpstream, ProviderConfig, UpstreamPolicy};
 use bytes::Bytes;
-use deepchat_adapters::presets;
 use deepchat_adapters::providers::{Provider, Settings};
+use deepchat_adapters::{presets, Generation};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -413,10 +413,12 @@ fn http_upstream(args: &ProviderArgs) -> Result<BuiltProvider, Vec<ConfigError>>
             api_key,
             label,
             secrets,
-            model: generation.model.clone(),
-            temperature: generation.temperature,
-            max_tokens: generation.max_tokens,
-            extra_headers,
+            generation: Generation {
+                model: generation.model.clone(),
+                temperature: generation.temperature,
+                max_tokens: generation.max_tokens,
+                extra_headers,
+            },
         }),
         description,
         missing_key,

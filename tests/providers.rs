@@ -255,9 +255,9 @@ async fn openai_presets_pick_base_url_and_key_variable() {
         .build_request(
             &deepchat_adapters::Conversation {
                 turns: vec![deepchat_adapters::Turn::user("x")],
-                model: "llama".into(),
                 ..Default::default()
             },
+            &http.generation,
             http.api_key.as_ref().map(|k| k.expose()),
         )
         .expect("request");

@@ -168,7 +168,7 @@ pub fn find(name: &str) -> Option<&'static Provider> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Conversation, Turn};
+    use crate::{Conversation, Generation, Turn};
 
     #[test]
     fn every_entry_builds_its_own_adapter_which_calls_its_endpoint_with_its_key_header() {
@@ -181,11 +181,14 @@ mod tests {
             assert_eq!(adapter.name(), provider.name);
             let conversation = Conversation {
                 turns: vec![Turn::user("hi")],
+                ..Default::default()
+            };
+            let generation = Generation {
                 model: "m".into(),
                 ..Default::default()
             };
             let request = adapter
-                .build_request(&conversation, Some("the-key"))
+                .build_request(&conversation, &generation, Some("the-key"))
                 .expect("request");
             assert!(
                 request

@@ -1,6 +1,6 @@
-//! The start of a reply: the conversation sent upstream (system prompt, the turns within the
-//! budget, the operator's generation settings) and the provider's event stream, bounded by the
-//! reply timeout and the forced stop.
+//! The start of a reply: the conversation sent upstream (system prompt and the turns within
+//! the budget; the operator's generation settings stay with the upstream) and the provider's
+//! event stream, bounded by the reply timeout and the forced stop.
 
 use crate::config::ProviderConfig;
 use crate::reply::budget::Budget;
@@ -12,18 +12,10 @@ use deepchat_adapters::{Conversation, EventStream, Turn};
 /// The conversation to send upstream for these turns, within the conversation budget (the
 /// newest turn was checked against it on arrival).
 pub fn conversation(app: &App, turns: Vec<Turn>) -> Conversation {
-    let mut conversation = Conversation {
+    Conversation {
         system: app.config.system_prompt.clone(),
         turns: Budget::of(&app.config.limits).fit(turns),
-        ..Default::default()
-    };
-    if let ProviderConfig::Http(http) = &app.config.provider {
-        conversation.model = http.model.clone();
-        conversation.temperature = http.temperature;
-        conversation.max_tokens = http.max_tokens;
-        conversation.extra_headers = http.extra_headers.clone();
     }
-    conversation
 }
 
 /// One reply from the configured provider, bounded by the reply timeout and by a forced

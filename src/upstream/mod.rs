@@ -48,7 +48,10 @@ pub fn open(
     policy: &UpstreamPolicy,
 ) -> EventStream {
     let key = upstream.api_key.as_ref().map(|k| k.expose());
-    let request = match upstream.adapter.build_request(conversation, key) {
+    let request = match upstream
+        .adapter
+        .build_request(conversation, &upstream.generation, key)
+    {
         Ok(request) => request,
         Err(err) => return single_error(err.to_string()),
     };

@@ -3,7 +3,7 @@
 
 use crate::upstream::redact::Secrets;
 use deepchat_adapters::providers::Provider;
-use deepchat_adapters::Adapter;
+use deepchat_adapters::{Adapter, Generation};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,10 +37,9 @@ pub struct HttpUpstream {
     pub label: String,
     /// The key and every `--header` value, redacted from anything the upstream sends back.
     pub secrets: Secrets,
-    pub model: String,
-    pub temperature: Option<f32>,
-    pub max_tokens: Option<u32>,
-    pub extra_headers: Vec<(String, String)>,
+    /// Model, sampling, token limit and `--header`s: the same for every reply, so held here
+    /// once and handed to the adapter with each conversation.
+    pub generation: Generation,
 }
 
 /// The built-in offline provider.
