@@ -1,6 +1,8 @@
-//! Command-line flags (clap derive). Every flag also reads an environment variable so the proxy
-//! can be configured entirely from a container or unit file; secrets are named, never passed.
-//! The proxy's own flags are global: they may come before or after the provider subcommand.
+//! Command-line flags. Every flag also reads an environment variable so the proxy can be
+//! configured entirely from a container or unit file; secrets are named, never passed.
+//! The proxy's own flags are global (clap derive): they may come before or after the provider
+//! subcommand. The provider subcommands are built from the provider table, one per entry with
+//! the entry's defaults, all sharing one set of options ([`ProviderArgs`]).
 
 use clap::builder::BoolishValueParser;
 use clap::parser::ValueSource;

@@ -1,9 +1,10 @@
 //! Pure translation between a provider-neutral conversation and each LLM provider's wire format.
 //!
 //! Nothing here opens a socket. An [`Adapter`] turns a [`Conversation`] and the operator's
-//! [`Generation`] settings into an [`UpstreamRequest`] (URL, headers, JSON body) and creates a [`StreamDecoder`] per reply that
-//! turns the upstream's framed messages (SSE events or NDJSON lines, see [`framing`]) into
-//! normalized [`Event`]s. The binary owns all I/O; adding a provider means one new file here.
+//! [`Generation`] settings into an [`UpstreamRequest`] (URL, headers, JSON body) and creates a
+//! [`StreamDecoder`] per reply that turns the upstream's framed messages (SSE events or NDJSON
+//! lines, see [`framing`]) into normalized [`Event`]s. The binary owns all I/O; adding a
+//! provider means one new file here and one entry in [`providers::PROVIDERS`].
 
 #![forbid(unsafe_code)]
 
