@@ -556,6 +556,7 @@ pub struct ProviderArgs {
     pub preset: Option<String>,
     /// `--api-version`, for a provider that takes one (its default from the table).
     pub api_version: Option<String>,
+    /// Model, sampling, token limit, headers and key file: the options every provider shares.
     pub generation: GenerationArgs,
 }
 

@@ -658,6 +658,36 @@ mod tests {
         assert!(parse_headers(&["bad name: x".into()]).is_err());
     }
 
+    /// Readiness probes the host every request goes to, for every provider of the table.
+    #[test]
+    fn readiness_probes_the_base_url_host_of_every_provider() {
+        use clap::Parser;
+        for provider in deepchat_adapters::providers::PROVIDERS {
+            let parse = |base: Option<&str>| {
+                let mut argv = vec!["deepchat-proxy", provider.name, "--model", "m"];
+                argv.extend(base.map(|base| ["--base-url", base]).into_iter().flatten());
+                let cli = Cli::try_parse_from(argv).expect("flags");
+                let config = Config::from_cli(cli).expect("config");
+                crate::upstream::probe_target(&config.provider)
+            };
+            assert_eq!(
+                parse(Some("http://127.0.0.1:4321/")).as_deref(),
+                Some("127.0.0.1:4321"),
+                "{}",
+                provider.name
+            );
+            if let Some(default) = provider.default_base_url {
+                let host = reqwest::Url::parse(default).expect("default URL");
+                let expected = format!(
+                    "{}:{}",
+                    host.host_str().unwrap_or_default(),
+                    host.port_or_known_default().unwrap_or_default()
+                );
+                assert_eq!(parse(None), Some(expected), "{}", provider.name);
+            }
+        }
+    }
+
     #[test]
     fn api_key_debug_is_redacted() {
         assert_eq!(
