@@ -1,15 +1,30 @@
-//! Command-line flags (clap derive). Every flag also reads an environment variable so the proxy
-//! can be configured entirely from a container or unit file; secrets are named, never passed.
-//! The proxy's own flags are global: they may come before or after the provider subcommand.
+//! Command-line flags. Every flag also reads an environment variable so the proxy can be
+//! configured entirely from a container or unit file; secrets are named, never passed.
+//! The proxy's own flags are global (clap derive): they may come before or after the provider
+//! subcommand. The provider subcommands are built from the provider table, one per entry with
+//! the entry's defaults, all sharing one set of options ([`ProviderArgs`]).
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use deepchat_adapters::presets;
+use deepchat_adapters::providers::{Provider, PROVIDERS};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-/// Puts an LLM behind a Deep Chat web component: Deep Chat clients in, provider streams out.
-#[derive(Debug, Parser)]
-#[command(name = "deepchat-proxy", version, about, long_about = None)]
+/// The parsed command line: the proxy's own flags and the provider subcommand. Assembled by
+/// hand rather than derived so that the provider subcommands come from a provider table:
+/// [`PROVIDERS`] by default, any other through [`command_for`] and [`parse_from_table`].
+#[derive(Debug)]
 pub struct Cli {
+    /// Flags of the proxy itself, valid before or after the subcommand.
+    pub proxy: ProxyArgs,
+    /// The upstream to relay to, or a command that prints and exits.
+    pub provider: ProviderCommand,
+}
+
+/// The proxy's own flags (all global).
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
     /// Address to listen on: IP:PORT, localhost:PORT (= 127.0.0.1), or :PORT (every interface).
     #[arg(global = true, long, env = "DEEPCHAT_PROXY_LISTEN", default_value = "127.0.0.1:8080",
           value_name = "ADDR", value_parser = parse_listen_address)]
@@ -399,9 +414,6 @@ pub struct Cli {
         default_value_t = 30
     )]
     pub drain_timeout: u64,
-
-    #[command(subcommand)]
-    pub provider: ProviderCommand,
 }
 
 /// `--log-format`.
@@ -413,23 +425,22 @@ pub enum LogFormat {
     Json,
 }
 
-/// The upstream to relay to.
-#[derive(Debug, Subcommand)]
+/// The upstream to relay to: a provider of the table, or a command that is not a provider.
+#[derive(Debug)]
 pub enum ProviderCommand {
-    /// OpenAI Chat Completions, or any OpenAI-compatible server (see --preset).
-    Openai(OpenAiArgs),
-    /// OpenAI Responses API (`POST {base-url}/responses`).
-    OpenaiResponses(OpenAiResponsesArgs),
-    /// Anthropic Messages API (`POST {base-url}/v1/messages`).
-    Anthropic(AnthropicArgs),
-    /// Google Gemini (`POST {base-url}/v1beta/models/{model}:streamGenerateContent`).
-    Gemini(GeminiArgs),
-    /// Ollama's native API (`POST {base-url}/api/chat`, newline-delimited JSON).
-    Ollama(OllamaArgs),
-    /// Cohere Chat v2 (`POST {base-url}/v2/chat`).
-    Cohere(CohereArgs),
-    /// Azure OpenAI (`POST {base-url}/openai/deployments/{model}/chat/completions`).
-    Azure(AzureArgs),
+    /// An HTTP provider: one entry of the provider table and its options.
+    Provider(ProviderArgs),
+    /// The offline demo.
+    Demo(DemoArgs),
+    /// Shell completions for `shell`.
+    Completions { shell: clap_complete::Shell },
+    /// The man page.
+    Man,
+}
+
+/// The subcommands that are not providers (derived as usual; they follow the table's).
+#[derive(Debug, Subcommand)]
+enum BuiltIn {
     /// No network, no key: streams an echo and a canned answer; the page at `/` is on.
     Demo(DemoArgs),
     /// Print shell completions for SHELL (bash, zsh, fish, elvish, powershell) and exit.
@@ -439,6 +450,64 @@ pub enum ProviderCommand {
     },
     /// Print the man page (roff) and exit.
     Man,
+}
+
+impl From<BuiltIn> for ProviderCommand {
+    fn from(command: BuiltIn) -> Self {
+        match command {
+            BuiltIn::Demo(args) => ProviderCommand::Demo(args),
+            BuiltIn::Completions { shell } => ProviderCommand::Completions { shell },
+            BuiltIn::Man => ProviderCommand::Man,
+        }
+    }
+}
+
+impl ProviderCommand {
+    /// Adds one subcommand per entry of `table`, in its order, then `demo`, `completions`, `man`.
+    pub fn augment_for(command: clap::Command, table: &'static [Provider]) -> clap::Command {
+        let command = table.iter().fold(command, |command, provider| {
+            command.subcommand(provider_command(provider))
+        });
+        BuiltIn::augment_subcommands(command)
+    }
+
+    /// The subcommand in `matches`, read against the table its command was built from.
+    pub fn from_matches_in(
+        table: &'static [Provider],
+        matches: &ArgMatches,
+    ) -> Result<Self, clap::Error> {
+        if let Some((name, sub_matches)) = matches.subcommand() {
+            if let Some(provider) = table.iter().find(|p| p.name == name) {
+                return ProviderArgs::from_matches(provider, sub_matches).map(Self::Provider);
+            }
+        }
+        BuiltIn::from_arg_matches(matches).map(Into::into)
+    }
+}
+
+impl FromArgMatches for ProviderCommand {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_matches_in(PROVIDERS, matches)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Subcommand for ProviderCommand {
+    fn augment_subcommands(command: clap::Command) -> clap::Command {
+        Self::augment_for(command, PROVIDERS)
+    }
+
+    fn augment_subcommands_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_for(command, PROVIDERS)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        PROVIDERS.iter().any(|p| p.name == name) || BuiltIn::has_subcommand(name)
+    }
 }
 
 /// Options every HTTP provider shares.
@@ -470,105 +539,128 @@ pub struct GenerationArgs {
     pub api_key_file: Option<std::path::PathBuf>,
 }
 
-#[derive(Debug, Args)]
-pub struct OpenAiArgs {
-    /// An OpenAI-compatible host by name: sets the base URL and key variable
-    /// (openai, openrouter, groq, mistral, deepseek, together, fireworks, vllm, llamacpp,
-    /// lmstudio, ollama). Explicit --base-url / --api-key-env win.
-    #[arg(long, env = "DEEPCHAT_PROXY_PRESET")]
-    pub preset: Option<String>,
-
-    /// API root; requests go to `{base-url}/chat/completions` [default: https://api.openai.com/v1]
-    #[arg(long, env = "DEEPCHAT_PROXY_BASE_URL")]
+/// One provider subcommand, parsed: the same options for every entry of the table.
+#[derive(Debug)]
+pub struct ProviderArgs {
+    /// The table entry the subcommand names.
+    pub provider: &'static Provider,
+    /// `--base-url`; `None` only where the provider takes presets (a preset or the table's
+    /// default then decides).
     pub base_url: Option<String>,
-
-    /// Environment variable holding the API key (unset is fine for keyless local servers)
-    /// [default: OPENAI_API_KEY, or the preset's]
-    #[arg(long, env = "DEEPCHAT_PROXY_API_KEY_ENV")]
+    /// `--api-key-env`, or the provider's conventional variable where no preset can change it.
     pub api_key_env: Option<String>,
-
-    #[command(flatten)]
+    /// `--api-key-env` came from the command line or its variable rather than a default: an
+    /// unset variable the operator named is a mistake even for a local server.
+    pub api_key_env_named: bool,
+    /// `--preset`, for a provider that takes presets.
+    pub preset: Option<String>,
+    /// `--api-version`, for a provider that takes one (its default from the table).
+    pub api_version: Option<String>,
+    /// Model, sampling, token limit, headers and key file: the options every provider shares.
     pub generation: GenerationArgs,
 }
 
-/// Declares a provider's argument struct: its own base URL and key variable defaults, plus
-/// the shared generation options. One line per provider keeps the defaults visible in --help.
-macro_rules! provider_args {
-    ($(#[$meta:meta])* $name:ident, $base:expr, $key:expr) => {
-        $(#[$meta])*
-        #[derive(Debug, Args)]
-        pub struct $name {
-            /// API root of the provider.
-            #[arg(long, env = "DEEPCHAT_PROXY_BASE_URL", default_value = $base)]
-            pub base_url: String,
+impl ProviderArgs {
+    fn from_matches(
+        provider: &'static Provider,
+        matches: &ArgMatches,
+    ) -> Result<ProviderArgs, clap::Error> {
+        // An option this provider does not take is absent, not an error.
+        let text = |id: &str| matches.try_get_one::<String>(id).ok().flatten().cloned();
+        let api_key_env_named = matches!(
+            matches.value_source("api_key_env"),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        Ok(ProviderArgs {
+            provider,
+            base_url: text("base_url"),
+            api_key_env: text("api_key_env"),
+            api_key_env_named,
+            preset: text("preset"),
+            api_version: text("api_version"),
+            generation: GenerationArgs::from_arg_matches(matches)?,
+        })
+    }
+}
 
-            /// Environment variable holding the API key.
-            #[arg(long, env = "DEEPCHAT_PROXY_API_KEY_ENV", default_value = $key)]
-            pub api_key_env: String,
-
-            #[command(flatten)]
-            pub generation: GenerationArgs,
-        }
+/// The subcommand of one provider: its defaults and help from its table entry, then the
+/// options every provider shares.
+fn provider_command(provider: &'static Provider) -> clap::Command {
+    let mut command = clap::Command::new(provider.name);
+    if provider.presets {
+        let known: Vec<&str> = presets::PRESETS.iter().map(|p| p.name).collect();
+        command = command.arg(
+            Arg::new("preset")
+                .long("preset")
+                .env("DEEPCHAT_PROXY_PRESET")
+                .value_name("PRESET")
+                .help(format!(
+                    "An OpenAI-compatible host by name: sets the base URL and key variable \
+                     ({}). Explicit --base-url / --api-key-env win",
+                    known.join(", ")
+                )),
+        );
+    }
+    let appended = format!("`{{base-url}}{}`", provider.endpoint);
+    let base_url = Arg::new("base_url")
+        .long("base-url")
+        .env("DEEPCHAT_PROXY_BASE_URL")
+        .value_name("BASE_URL");
+    // With presets the default depends on the preset, so clap cannot show or apply it.
+    let base_url = match (provider.default_base_url, provider.presets) {
+        (Some(default), true) => base_url.help(format!(
+            "API root; requests go to {appended} [default: {default}, or the preset's]"
+        )),
+        (Some(default), false) => base_url
+            .help(format!(
+                "API root of the provider; requests go to {appended}…"
+            ))
+            .default_value(default),
+        (None, _) => base_url.required(true).help(format!(
+            "API root of your own resource (no default: each account has its own); requests \
+             go to {appended}…"
+        )),
     };
-}
-
-provider_args!(
-    OpenAiResponsesArgs,
-    "https://api.openai.com/v1",
-    "OPENAI_API_KEY"
-);
-provider_args!(
-    AnthropicArgs,
-    "https://api.anthropic.com",
-    "ANTHROPIC_API_KEY"
-);
-provider_args!(
-    GeminiArgs,
-    "https://generativelanguage.googleapis.com",
-    "GEMINI_API_KEY"
-);
-provider_args!(CohereArgs, "https://api.cohere.com", "COHERE_API_KEY");
-
-#[derive(Debug, Args)]
-pub struct OllamaArgs {
-    /// API root of the Ollama server.
-    #[arg(
-        long,
-        env = "DEEPCHAT_PROXY_BASE_URL",
-        default_value = "http://localhost:11434"
-    )]
-    pub base_url: String,
-
-    /// Environment variable holding a bearer token, for an Ollama behind an authenticating proxy.
-    #[arg(long, env = "DEEPCHAT_PROXY_API_KEY_ENV")]
-    pub api_key_env: Option<String>,
-
-    #[command(flatten)]
-    pub generation: GenerationArgs,
-}
-
-#[derive(Debug, Args)]
-// Azure routes by deployment, so only its --model help says so.
-#[command(mut_arg("model", |arg| arg.help("Deployment name (Azure routes by deployment, not model)")))]
-pub struct AzureArgs {
-    /// The resource endpoint, e.g. https://my-resource.openai.azure.com
-    #[arg(long, env = "DEEPCHAT_PROXY_BASE_URL")]
-    pub base_url: String,
-
-    /// Environment variable holding the API key (sent as `api-key`).
-    #[arg(
-        long,
-        env = "DEEPCHAT_PROXY_API_KEY_ENV",
-        default_value = "AZURE_OPENAI_API_KEY"
-    )]
-    pub api_key_env: String,
-
-    /// The `api-version` query parameter.
-    #[arg(long, env = "DEEPCHAT_PROXY_API_VERSION", default_value = "2024-10-21")]
-    pub api_version: String,
-
-    #[command(flatten)]
-    pub generation: GenerationArgs,
+    let sent_as = match provider.key_header {
+        "authorization" => "`Authorization: Bearer`".to_owned(),
+        header => format!("`{header}`"),
+    };
+    let key_env = Arg::new("api_key_env")
+        .long("api-key-env")
+        .env("DEEPCHAT_PROXY_API_KEY_ENV")
+        .value_name("API_KEY_ENV");
+    let key_env = match (provider.default_key_env, provider.presets) {
+        (Some(default), true) => key_env.help(format!(
+            "Environment variable holding the API key, sent as {sent_as} (unset is fine for \
+             keyless local servers) [default: {default}, or the preset's]"
+        )),
+        (Some(default), false) => key_env
+            .help(format!(
+                "Environment variable holding the API key, sent as {sent_as}"
+            ))
+            .default_value(default),
+        (None, _) => key_env.help(format!(
+            "Environment variable holding a key, sent as {sent_as}, for a server behind an \
+             authenticating proxy (none by default)"
+        )),
+    };
+    command = command.arg(base_url).arg(key_env);
+    if let Some(default) = provider.api_version {
+        command = command.arg(
+            Arg::new("api_version")
+                .long("api-version")
+                .env("DEEPCHAT_PROXY_API_VERSION")
+                .value_name("API_VERSION")
+                .default_value(default)
+                .help("The `api-version` query parameter"),
+        );
+    }
+    command = GenerationArgs::augment_args(command);
+    if let Some(help) = provider.model_help {
+        command = command.mut_arg("model", |arg| arg.help(help));
+    }
+    // Last, so no derived part can override the entry's own summary.
+    command.about(provider.summary)
 }
 
 #[derive(Debug, Args)]
@@ -577,6 +669,54 @@ pub struct DemoArgs {
     #[arg(long, env = "DEEPCHAT_PROXY_TOKENS_PER_SECOND", default_value_t = 30.0)]
     pub tokens_per_second: f64,
 }
+
+/// The whole command line for `table`: the proxy's flags, one subcommand per provider, then
+/// `demo`, `completions` and `man`. [`Cli::command`] is this for [`PROVIDERS`].
+pub fn command_for(table: &'static [Provider]) -> clap::Command {
+    let command = clap::Command::new("deepchat-proxy")
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommand_required(true)
+        .arg_required_else_help(true);
+    let command = ProviderCommand::augment_for(ProxyArgs::augment_args(command), table);
+    command.about(env!("CARGO_PKG_DESCRIPTION"))
+}
+
+impl Cli {
+    /// The flags in `matches`, read against the table its command was built from.
+    pub fn from_matches_in(
+        table: &'static [Provider],
+        matches: &ArgMatches,
+    ) -> Result<Cli, clap::Error> {
+        Ok(Cli {
+            proxy: ProxyArgs::from_arg_matches(matches)?,
+            provider: ProviderCommand::from_matches_in(table, matches)?,
+        })
+    }
+}
+
+impl CommandFactory for Cli {
+    fn command() -> clap::Command {
+        command_for(PROVIDERS)
+    }
+
+    fn command_for_update() -> clap::Command {
+        command_for(PROVIDERS)
+    }
+}
+
+impl FromArgMatches for Cli {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Cli::from_matches_in(PROVIDERS, matches)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Cli::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+/// `Cli::parse`, `Cli::try_parse_from` and the rest, for the default table.
+impl Parser for Cli {}
 
 /// The published Deep Chat bundle the page loads unless told otherwise.
 pub const DEFAULT_DEEP_CHAT_SCRIPT: &str =
@@ -650,12 +790,20 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    use clap::{CommandFactory, FromArgMatches};
+    parse_from_table(PROVIDERS, args)
+}
+
+/// [`parse_from`] with the provider subcommands of `table` instead of [`PROVIDERS`].
+pub fn parse_from_table<I, T>(table: &'static [Provider], args: I) -> Result<Parsed, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
-    let mut command = Cli::command();
+    let mut command = command_for(table);
     let parsed = command
         .try_get_matches_from_mut(args.iter().cloned())
-        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+        .and_then(|matches| Ok((Cli::from_matches_in(table, &matches)?, matches)));
     let (cli, matches) = parsed.map_err(|err| name_the_variable(err, &command, &args))?;
     Ok(Parsed {
         cli,
@@ -772,7 +920,6 @@ fn name_the_variable(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     /// A flag added later without `global = true` would again fail after the subcommand.
     #[test]

@@ -4,18 +4,12 @@
 
 use crate::access::auth::{Auth, JwtRules};
 use crate::access::origins::{OriginError, OriginPolicy};
-use crate::cli::{Cli, DemoArgs, GenerationArgs, OpenAiArgs, ProviderCommand};
+use crate::cli::{Cli, DemoArgs, ProviderArgs, ProviderCommand, ProxyArgs};
 use crate::upstream::redact::Secrets;
 pub use crate::upstream::settings::{ApiKey, Demo, HttpUpstream, ProviderConfig, UpstreamPolicy};
 use bytes::Bytes;
-use deepchat_adapters::anthropic::Anthropic;
-use deepchat_adapters::azure::AzureOpenAi;
-use deepchat_adapters::cohere::Cohere;
-use deepchat_adapters::gemini::Gemini;
-use deepchat_adapters::ollama::Ollama;
-use deepchat_adapters::openai::OpenAiChat;
-use deepchat_adapters::openai_responses::OpenAiResponses;
-use deepchat_adapters::{presets, Adapter};
+use deepchat_adapters::providers::{Provider, Settings};
+use deepchat_adapters::{presets, Generation};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -172,6 +166,10 @@ impl Config {
     /// `strict` (`--check`) turns warnings into errors: an unset key a start would only warn
     /// about fails the check, since the first message would fail with the provider's 401.
     pub fn validate(cli: Cli, strict: bool) -> Result<Checked, Vec<ConfigError>> {
+        let Cli {
+            proxy: cli,
+            provider: command,
+        } = cli;
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         if !cli.path.starts_with('/') {
@@ -197,54 +195,9 @@ impl Config {
             ),
             None => None,
         };
-        let is_demo = matches!(cli.provider, ProviderCommand::Demo(_));
-        let provider = match &cli.provider {
-            ProviderCommand::Openai(args) => openai(args),
-            ProviderCommand::OpenaiResponses(args) => http_upstream(
-                Endpoint::OPENAI_RESPONSES,
-                &args.base_url,
-                KeyVariable::default_name(&args.api_key_env),
-                &args.generation,
-                |url| Arc::new(OpenAiResponses::new(url)),
-            ),
-            ProviderCommand::Anthropic(args) => http_upstream(
-                Endpoint::ANTHROPIC,
-                &args.base_url,
-                KeyVariable::default_name(&args.api_key_env),
-                &args.generation,
-                |url| Arc::new(Anthropic::new(url)),
-            ),
-            ProviderCommand::Gemini(args) => http_upstream(
-                Endpoint::GEMINI,
-                &args.base_url,
-                KeyVariable::default_name(&args.api_key_env),
-                &args.generation,
-                |url| Arc::new(Gemini::new(url)),
-            ),
-            ProviderCommand::Cohere(args) => http_upstream(
-                Endpoint::COHERE,
-                &args.base_url,
-                KeyVariable::default_name(&args.api_key_env),
-                &args.generation,
-                |url| Arc::new(Cohere::new(url)),
-            ),
-            ProviderCommand::Ollama(args) => http_upstream(
-                Endpoint::OLLAMA,
-                &args.base_url,
-                KeyVariable::explicit(args.api_key_env.as_deref()),
-                &args.generation,
-                |url| Arc::new(Ollama::new(url)),
-            ),
-            ProviderCommand::Azure(args) => {
-                let version = args.api_version.clone();
-                http_upstream(
-                    Endpoint::AZURE,
-                    &args.base_url,
-                    KeyVariable::default_name(&args.api_key_env),
-                    &args.generation,
-                    move |url| Arc::new(AzureOpenAi::new(url).with_api_version(version)),
-                )
-            }
+        let is_demo = matches!(command, ProviderCommand::Demo(_));
+        let provider = match &command {
+            ProviderCommand::Provider(args) => http_upstream(args),
             ProviderCommand::Demo(args) => demo(args),
             ProviderCommand::Completions { .. } | ProviderCommand::Man => {
                 Err(vec![ConfigError::NotAProvider])
@@ -365,73 +318,21 @@ struct BuiltProvider {
     missing_key: Option<ConfigError>,
 }
 
-/// What the proxy appends to a provider's `--base-url`, to catch a base URL that already has it.
-struct Endpoint {
-    provider: &'static str,
-    /// Tails a base URL must not end with (the endpoint, or the part of it the proxy adds).
-    tails: &'static [&'static str],
-}
-
-impl Endpoint {
-    const OPENAI: Endpoint = Endpoint {
-        provider: "openai",
-        tails: &["/chat/completions", "/completions"],
-    };
-    const OPENAI_RESPONSES: Endpoint = Endpoint {
-        provider: "openai-responses",
-        tails: &["/responses"],
-    };
-    const ANTHROPIC: Endpoint = Endpoint {
-        provider: "anthropic",
-        tails: &["/v1/messages", "/messages", "/v1"],
-    };
-    const GEMINI: Endpoint = Endpoint {
-        provider: "gemini",
-        tails: &["/models", "/v1beta", "/v1"],
-    };
-    const OLLAMA: Endpoint = Endpoint {
-        provider: "ollama",
-        tails: &["/api/chat", "/api"],
-    };
-    const COHERE: Endpoint = Endpoint {
-        provider: "cohere",
-        tails: &["/v2/chat", "/chat", "/v2"],
-    };
-    const AZURE: Endpoint = Endpoint {
-        provider: "azure",
-        tails: &["/chat/completions", "/deployments", "/openai"],
-    };
-}
-
 /// The variable an API key is read from, and whether the operator named it.
 struct KeyVariable<'a> {
     name: Option<&'a str>,
-    /// Named by a flag: an unset variable is then a mistake even for a local server.
+    /// Named by a flag or its variable: an unset variable is then a mistake even for a local
+    /// server. A default one is missing only for an https upstream off loopback: hosted APIs
+    /// are all https, while a plain-http or local upstream is a self-hosted server that often
+    /// needs no key.
     explicit: bool,
 }
 
-impl<'a> KeyVariable<'a> {
-    /// A provider whose key variable has a default (`--api-key-env` may still have set it:
-    /// clap does not tell). Unset, it is missing only for an https upstream off loopback: hosted
-    /// APIs are all https, while a plain-http or local upstream is a self-hosted server that
-    /// often needs no key.
-    fn default_name(name: &'a str) -> KeyVariable<'a> {
-        KeyVariable {
-            name: Some(name),
-            explicit: false,
-        }
-    }
-
-    fn explicit(name: Option<&'a str>) -> KeyVariable<'a> {
-        KeyVariable {
-            name,
-            explicit: true,
-        }
-    }
-}
-
-/// `openai`: explicit flags win over the preset, the preset over OpenAI's own defaults.
-fn openai(args: &OpenAiArgs) -> Result<BuiltProvider, Vec<ConfigError>> {
+/// Any provider of the table. Explicit flags win over a preset, a preset over the provider's
+/// own defaults.
+fn http_upstream(args: &ProviderArgs) -> Result<BuiltProvider, Vec<ConfigError>> {
+    let provider = args.provider;
+    let generation = &args.generation;
     let preset = match &args.preset {
         Some(name) => Some(presets::preset(name).ok_or_else(|| {
             let known: Vec<&str> = presets::PRESETS.iter().map(|p| p.name).collect();
@@ -443,36 +344,24 @@ fn openai(args: &OpenAiArgs) -> Result<BuiltProvider, Vec<ConfigError>> {
         .base_url
         .clone()
         .or_else(|| preset.map(|p| p.base_url.to_owned()))
-        .unwrap_or_else(|| "https://api.openai.com/v1".to_owned());
+        .or_else(|| provider.default_base_url.map(str::to_owned))
+        .unwrap_or_default();
     let key = match (&args.api_key_env, preset) {
-        (Some(env), _) => KeyVariable::explicit(Some(env)),
+        (Some(variable), _) => KeyVariable {
+            name: Some(variable),
+            explicit: args.api_key_env_named,
+        },
         (None, Some(preset)) => KeyVariable {
             name: preset.api_key_env,
             explicit: false,
         },
-        (None, None) => KeyVariable::default_name("OPENAI_API_KEY"),
+        (None, None) => KeyVariable {
+            name: provider.default_key_env,
+            explicit: false,
+        },
     };
-    let mut built = http_upstream(Endpoint::OPENAI, &base_url, key, &args.generation, |url| {
-        Arc::new(OpenAiChat::new(url))
-    })?;
-    if let Some(preset) = preset {
-        built.description =
-            built
-                .description
-                .replacen("openai", &format!("openai (preset {})", preset.name), 1);
-    }
-    Ok(built)
-}
-
-fn http_upstream(
-    endpoint: Endpoint,
-    base_url: &str,
-    key: KeyVariable<'_>,
-    generation: &GenerationArgs,
-    adapter: impl FnOnce(String) -> Arc<dyn Adapter>,
-) -> Result<BuiltProvider, Vec<ConfigError>> {
     let mut errors = Vec::new();
-    let base = keep(check_base_url(base_url, &endpoint), &mut errors);
+    let base = keep(check_base_url(&base_url, provider), &mut errors);
     if generation.model.trim().is_empty() {
         errors.push(ConfigError::EmptyModel);
     }
@@ -490,38 +379,46 @@ fn http_upstream(
         Some(variable)
             if api_key.is_none()
                 && generation.api_key_file.is_none()
-                && !carries_credentials(&extra_headers)
+                && !carries_credentials(provider, &extra_headers)
                 && (key.explicit || (url.starts_with("https://") && !is_loopback_host(&host))) =>
         {
             Some(ConfigError::MissingKey {
                 variable: variable.to_owned(),
-                provider: endpoint.provider,
+                provider: provider.name,
             })
         }
         _ => None,
     };
-    let description = format!(
-        "{}, model {}, upstream {host}",
-        endpoint.provider, generation.model
-    );
+    let shown_name = match preset {
+        Some(preset) => format!("{} (preset {})", provider.name, preset.name),
+        None => provider.name.to_owned(),
+    };
+    let description = format!("{shown_name}, model {}, upstream {host}", generation.model);
     let secrets = Secrets::new(
         api_key
             .iter()
             .map(ApiKey::expose)
             .chain(extra_headers.iter().map(|(_, value)| value.as_str())),
     );
-    let adapter = adapter(url);
+    let adapter = (provider.build)(&Settings {
+        base_url: url.clone(),
+        api_version: args.api_version.clone(),
+    });
     let label = format!("{} upstream at {host}", adapter.name());
     Ok(BuiltProvider {
         config: ProviderConfig::Http(HttpUpstream {
+            provider,
+            base_url: url,
             adapter,
             api_key,
             label,
             secrets,
-            model: generation.model.clone(),
-            temperature: generation.temperature,
-            max_tokens: generation.max_tokens,
-            extra_headers,
+            generation: Generation {
+                model: generation.model.clone(),
+                temperature: generation.temperature,
+                max_tokens: generation.max_tokens,
+                extra_headers,
+            },
         }),
         description,
         missing_key,
@@ -530,7 +427,7 @@ fn http_upstream(
 
 /// The base URL without a trailing slash, and its host (with port) for messages. A base URL
 /// that already ends in what the proxy appends would double it (`…/chat/completions/chat/completions`).
-fn check_base_url(url: &str, endpoint: &Endpoint) -> Result<(String, String), ConfigError> {
+fn check_base_url(url: &str, provider: &Provider) -> Result<(String, String), ConfigError> {
     let trimmed = url.trim().trim_end_matches('/');
     let parsed = reqwest::Url::parse(trimmed)
         .ok()
@@ -538,7 +435,11 @@ fn check_base_url(url: &str, endpoint: &Endpoint) -> Result<(String, String), Co
         .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()))
         .ok_or_else(|| ConfigError::BaseUrl(url.to_owned()))?;
     let lower = trimmed.to_ascii_lowercase();
-    if let Some(tail) = endpoint.tails.iter().find(|tail| lower.ends_with(*tail)) {
+    if let Some(tail) = provider
+        .base_url_tails
+        .iter()
+        .find(|tail| lower.ends_with(*tail))
+    {
         let suggested = &trimmed[..trimmed.len() - tail.len()];
         return Err(ConfigError::BaseUrlEndpoint {
             url: url.to_owned(),
@@ -567,11 +468,13 @@ fn is_loopback_host(host_and_port: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// An `--header` that already authenticates the request (a gateway's own scheme).
-fn carries_credentials(headers: &[(String, String)]) -> bool {
-    headers
-        .iter()
-        .any(|(name, _)| matches!(name.as_str(), "authorization" | "x-api-key" | "api-key"))
+/// An `--header` that already authenticates the request: the provider's own key header, or
+/// one of the usual ones (a gateway's own scheme).
+fn carries_credentials(provider: &Provider, headers: &[(String, String)]) -> bool {
+    headers.iter().any(|(name, _)| {
+        name.eq_ignore_ascii_case(provider.key_header)
+            || matches!(name.as_str(), "authorization" | "x-api-key" | "api-key")
+    })
 }
 
 /// `--deep-chat-script`: a URL is handed to the browser; anything else is a local file, read
@@ -604,7 +507,7 @@ fn page_script(value: &str) -> Result<PageScript, ConfigError> {
 }
 
 /// The start-up line: what will run, with variable and file names but never their contents.
-fn summary(cli: &Cli, provider: &str, origins: &OriginPolicy, page: Option<&Page>) -> String {
+fn summary(cli: &ProxyArgs, provider: &str, origins: &OriginPolicy, page: Option<&Page>) -> String {
     let auth = match (
         &cli.auth_token_env,
         &cli.jwt_secret_env,
@@ -673,7 +576,7 @@ fn required_env(variable: &str) -> Result<String, ConfigError> {
     }
 }
 
-fn auth(cli: &Cli) -> Result<Option<Arc<Auth>>, ConfigError> {
+fn auth(cli: &ProxyArgs) -> Result<Option<Arc<Auth>>, ConfigError> {
     let tokens = match &cli.auth_token_env {
         Some(variable) => required_env(variable)?
             .split(',')
@@ -753,6 +656,36 @@ mod tests {
         );
         assert!(parse_headers(&["no colon".into()]).is_err());
         assert!(parse_headers(&["bad name: x".into()]).is_err());
+    }
+
+    /// Readiness probes the host every request goes to, for every provider of the table.
+    #[test]
+    fn readiness_probes_the_base_url_host_of_every_provider() {
+        use clap::Parser;
+        for provider in deepchat_adapters::providers::PROVIDERS {
+            let parse = |base: Option<&str>| {
+                let mut argv = vec!["deepchat-proxy", provider.name, "--model", "m"];
+                argv.extend(base.map(|base| ["--base-url", base]).into_iter().flatten());
+                let cli = Cli::try_parse_from(argv).expect("flags");
+                let config = Config::from_cli(cli).expect("config");
+                crate::upstream::probe_target(&config.provider)
+            };
+            assert_eq!(
+                parse(Some("http://127.0.0.1:4321/")).as_deref(),
+                Some("127.0.0.1:4321"),
+                "{}",
+                provider.name
+            );
+            if let Some(default) = provider.default_base_url {
+                let host = reqwest::Url::parse(default).expect("default URL");
+                let expected = format!(
+                    "{}:{}",
+                    host.host_str().unwrap_or_default(),
+                    host.port_or_known_default().unwrap_or_default()
+                );
+                assert_eq!(parse(None), Some(expected), "{}", provider.name);
+            }
+        }
     }
 
     #[test]

@@ -39,8 +39,9 @@ async fn main() -> ExitCode {
         }
         _ => {}
     }
-    let (listen, metrics_listen, check) = (cli.listen, cli.metrics_listen, cli.check);
-    let log_format = cli.log_format;
+    let (listen, metrics_listen, check) =
+        (cli.proxy.listen, cli.proxy.metrics_listen, cli.proxy.check);
+    let log_format = cli.proxy.log_format;
     let checked = match Config::validate(cli, check) {
         Ok(checked) => checked,
         Err(errors) => {

@@ -456,3 +456,37 @@ fn man_page_lists_variables_and_no_missing_pages() {
     assert!(output.status.success());
     assert!(stdout(&output).contains("--listen"));
 }
+
+#[test]
+fn every_provider_reads_its_key_rules_from_the_provider_table() {
+    for provider in deepchat_adapters::providers::PROVIDERS {
+        let mut args = vec![provider.name, "--model", "m"];
+        if provider.default_base_url.is_none() {
+            args.extend_from_slice(&["--base-url", "https://example.invalid"]);
+        }
+        // A hosted (https, off loopback) default: its conventional variable unset is an error.
+        if let (Some(variable), Some(base)) = (provider.default_key_env, provider.default_base_url)
+        {
+            if base.starts_with("https://") {
+                assert_check_fails(&args, &[], &[variable, provider.name]);
+            }
+        }
+        // The provider's own key header in --header stands in for the key.
+        let header = format!("{}: from-a-gateway", provider.key_header);
+        let mut with_header = args.clone();
+        with_header.extend_from_slice(&["--header", &header]);
+        assert_check_passes(&with_header, &[]);
+        // A variable the operator named is expected to be set, even for a local server.
+        let mut named = vec![
+            provider.name,
+            "--model",
+            "m",
+            "--base-url",
+            "http://127.0.0.1:1",
+        ];
+        named.extend_from_slice(&["--api-key-env", "NAMED_BUT_UNSET"]);
+        assert_check_fails(&named, &[], &["NAMED_BUT_UNSET is unset"]);
+        named.truncate(5);
+        assert_check_passes(&named, &[]);
+    }
+}

@@ -2,8 +2,8 @@
 //! `message_start` to `message_stop`, text in `content_block_delta` events of type `text_delta`.
 
 use crate::{
-    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Image, Message, Role,
-    StreamDecoder, Turn, UpstreamRequest, Usage,
+    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Generation, Image, Message,
+    Role, StreamDecoder, Turn, UpstreamRequest, Usage,
 };
 use serde_json::{json, Value};
 
@@ -145,6 +145,7 @@ impl Adapter for Anthropic {
     fn build_request(
         &self,
         conversation: &Conversation,
+        generation: &Generation,
         api_key: Option<&str>,
     ) -> Result<UpstreamRequest, AdapterError> {
         let messages = messages(conversation)?;
@@ -153,8 +154,8 @@ impl Adapter for Anthropic {
             return Err(AdapterError::Empty);
         }
         let mut body = json!({
-            "model": conversation.model,
-            "max_tokens": conversation.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            "model": generation.model,
+            "max_tokens": generation.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
             "stream": true,
             "messages": messages,
         });
@@ -164,12 +165,12 @@ impl Adapter for Anthropic {
                 body["system"] = json!(system);
             }
         }
-        if let Some(t) = conversation.temperature {
+        if let Some(t) = generation.temperature {
             body["temperature"] = json!(t);
         }
         let auth = api_key.map(|key| ("x-api-key", key.to_owned()));
         let headers =
-            conversation.request_headers(auth, &[("anthropic-version", self.version.as_str())]);
+            generation.request_headers(auth, &[("anthropic-version", self.version.as_str())]);
         Ok(UpstreamRequest {
             url: format!("{}/v1/messages", self.base_url.trim_end_matches('/')),
             headers,

@@ -11,7 +11,8 @@
 
 use crate::openai::{chat_body, ChatDecoder};
 use crate::{
-    Adapter, AdapterError, Conversation, Event, Framing, Message, StreamDecoder, UpstreamRequest,
+    Adapter, AdapterError, Conversation, Event, Framing, Generation, Message, StreamDecoder,
+    UpstreamRequest,
 };
 use serde_json::Value;
 
@@ -69,28 +70,29 @@ impl Adapter for AzureOpenAi {
     fn build_request(
         &self,
         conversation: &Conversation,
+        generation: &Generation,
         api_key: Option<&str>,
     ) -> Result<UpstreamRequest, AdapterError> {
         if conversation.turns.is_empty() {
             return Err(AdapterError::Empty);
         }
         // Without a deployment the URL would silently point at a 404.
-        if conversation.model.trim().is_empty() {
+        if generation.model.trim().is_empty() {
             return Err(AdapterError::Unsupported(
                 "Azure OpenAI needs the deployment name as the model".into(),
             ));
         }
         let auth = api_key.map(|key| ("api-key", key.to_owned()));
-        let headers = conversation.request_headers(auth, &[]);
+        let headers = generation.request_headers(auth, &[]);
         Ok(UpstreamRequest {
             url: format!(
                 "{}/openai/deployments/{}/chat/completions?api-version={}",
                 self.base_url.trim_end_matches('/'),
-                encode_component(&conversation.model),
+                encode_component(&generation.model),
                 encode_component(&self.api_version),
             ),
             headers,
-            body: chat_body(conversation, false),
+            body: chat_body(conversation, generation, false),
         })
     }
 

@@ -2,8 +2,8 @@
 //! runs from `message-start` to `message-end`, text in `content-delta` events.
 
 use crate::{
-    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Message, StreamDecoder,
-    UpstreamRequest, Usage,
+    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Generation, Message,
+    StreamDecoder, UpstreamRequest, Usage,
 };
 use serde_json::Value;
 
@@ -44,18 +44,19 @@ impl Adapter for Cohere {
     fn build_request(
         &self,
         conversation: &Conversation,
+        generation: &Generation,
         api_key: Option<&str>,
     ) -> Result<UpstreamRequest, AdapterError> {
         if conversation.turns.is_empty() {
             return Err(AdapterError::Empty);
         }
-        let headers = conversation.request_headers(crate::conversation::bearer(api_key), &[]);
+        let headers = generation.request_headers(crate::generation::bearer(api_key), &[]);
         // v2's request is Chat Completions-shaped: same roles, string or part-list content,
         // `image_url` parts, `temperature` and `max_tokens`.
         Ok(UpstreamRequest {
             url: format!("{}/v2/chat", self.base_url.trim_end_matches('/')),
             headers,
-            body: crate::openai::chat_body(conversation, true),
+            body: crate::openai::chat_body(conversation, generation, true),
         })
     }
 

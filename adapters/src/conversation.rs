@@ -52,43 +52,12 @@ impl Turn {
     }
 }
 
-/// What one upstream request should answer.
+/// What one upstream request should answer: the prompt and the dialogue. The operator's
+/// model and sampling settings travel separately, in [`crate::Generation`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Conversation {
     /// Operator's system prompt, sent the way each provider expects.
     pub system: Option<String>,
     /// The dialogue, oldest first; the last turn is normally the user's.
     pub turns: Vec<Turn>,
-    pub model: String,
-    pub temperature: Option<f32>,
-    pub max_tokens: Option<u32>,
-    /// Operator's extra upstream headers (`--header`), appended after the provider's own.
-    pub extra_headers: Vec<(String, String)>,
-}
-
-impl Conversation {
-    /// The provider's auth header (when there is a key), the provider's fixed headers, then the
-    /// operator's extras: the header list every adapter sends.
-    pub fn request_headers(
-        &self,
-        auth: Option<(&str, String)>,
-        fixed: &[(&str, &str)],
-    ) -> Vec<(String, String)> {
-        let mut headers = Vec::with_capacity(1 + fixed.len() + self.extra_headers.len());
-        if let Some((name, value)) = auth {
-            headers.push((name.to_owned(), value));
-        }
-        headers.extend(
-            fixed
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
-        );
-        headers.extend(self.extra_headers.iter().cloned());
-        headers
-    }
-}
-
-/// `Authorization: Bearer <key>`, for [`Conversation::request_headers`].
-pub fn bearer(api_key: Option<&str>) -> Option<(&'static str, String)> {
-    api_key.map(|key| ("authorization", format!("Bearer {key}")))
 }

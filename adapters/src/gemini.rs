@@ -4,8 +4,8 @@
 
 use crate::anthropic::{alternating_messages, Piece};
 use crate::{
-    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Image, Message, Role,
-    StreamDecoder, UpstreamRequest, Usage,
+    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Generation, Image, Message,
+    Role, StreamDecoder, UpstreamRequest, Usage,
 };
 use serde_json::{json, Value};
 
@@ -111,9 +111,10 @@ impl Adapter for Gemini {
     fn build_request(
         &self,
         conversation: &Conversation,
+        generation: &Generation,
         api_key: Option<&str>,
     ) -> Result<UpstreamRequest, AdapterError> {
-        let model = model_segment(&conversation.model);
+        let model = model_segment(&generation.model);
         if model.is_empty() {
             return Err(AdapterError::Unsupported(
                 "gemini needs a model name (e.g. gemini-2.5-flash)".into(),
@@ -131,17 +132,17 @@ impl Adapter for Gemini {
             }
         }
         let mut config = serde_json::Map::new();
-        if let Some(t) = conversation.temperature {
+        if let Some(t) = generation.temperature {
             config.insert("temperature".into(), json!(t));
         }
-        if let Some(max) = conversation.max_tokens {
+        if let Some(max) = generation.max_tokens {
             config.insert("maxOutputTokens".into(), json!(max));
         }
         if !config.is_empty() {
             body["generationConfig"] = Value::Object(config);
         }
         let auth = api_key.map(|key| ("x-goog-api-key", key.to_owned()));
-        let headers = conversation.request_headers(auth, &[]);
+        let headers = generation.request_headers(auth, &[]);
         Ok(UpstreamRequest {
             url: format!(
                 "{}/v1beta/models/{model}:streamGenerateContent?alt=sse",

@@ -1,9 +1,10 @@
 //! Pure translation between a provider-neutral conversation and each LLM provider's wire format.
 //!
-//! Nothing here opens a socket. An [`Adapter`] turns a [`Conversation`] into an
-//! [`UpstreamRequest`] (URL, headers, JSON body) and creates a [`StreamDecoder`] per reply that
-//! turns the upstream's framed messages (SSE events or NDJSON lines, see [`framing`]) into
-//! normalized [`Event`]s. The binary owns all I/O; adding a provider means one new file here.
+//! Nothing here opens a socket. An [`Adapter`] turns a [`Conversation`] and the operator's
+//! [`Generation`] settings into an [`UpstreamRequest`] (URL, headers, JSON body) and creates a
+//! [`StreamDecoder`] per reply that turns the upstream's framed messages (SSE events or NDJSON
+//! lines, see [`framing`]) into normalized [`Event`]s. The binary owns all I/O; adding a
+//! provider means one new file here and one entry in [`providers::PROVIDERS`].
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod conversation;
 pub mod event;
 pub mod framing;
 pub mod gemini;
+pub mod generation;
 pub mod ollama;
 pub mod openai;
 pub mod openai_responses;
@@ -23,6 +25,7 @@ pub mod providers;
 pub use conversation::{Conversation, Image, Role, Turn};
 pub use event::{Event, EventStream, FinishReason, Usage};
 pub use framing::{Framing, Message};
+pub use generation::Generation;
 
 use thiserror::Error;
 
@@ -56,10 +59,12 @@ pub trait Adapter: Send + Sync {
     /// How the upstream frames its streamed response body.
     fn framing(&self) -> Framing;
 
-    /// Builds the streaming request for this conversation. `api_key` is `None` for keyless servers.
+    /// Builds the streaming request for this conversation with the operator's generation
+    /// settings. `api_key` is `None` for keyless servers.
     fn build_request(
         &self,
         conversation: &Conversation,
+        generation: &Generation,
         api_key: Option<&str>,
     ) -> Result<UpstreamRequest, AdapterError>;
 

@@ -6,8 +6,8 @@
 //! Ollama also serves Chat Completions at `{base}/v1`; use [`crate::openai::OpenAiChat`] for that.
 
 use crate::{
-    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Image, Message, Role,
-    StreamDecoder, UpstreamRequest, Usage,
+    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Generation, Image, Message,
+    Role, StreamDecoder, UpstreamRequest, Usage,
 };
 use serde_json::{json, Value};
 
@@ -80,6 +80,7 @@ impl Adapter for Ollama {
     fn build_request(
         &self,
         conversation: &Conversation,
+        generation: &Generation,
         api_key: Option<&str>,
     ) -> Result<UpstreamRequest, AdapterError> {
         if conversation.turns.is_empty() {
@@ -87,17 +88,17 @@ impl Adapter for Ollama {
         }
         // Local Ollama needs no key; one is only sent for servers behind an auth proxy or
         // ollama.com.
-        let headers = conversation.request_headers(crate::conversation::bearer(api_key), &[]);
+        let headers = generation.request_headers(crate::generation::bearer(api_key), &[]);
         let mut body = json!({
-            "model": conversation.model,
+            "model": generation.model,
             "messages": ollama_messages(conversation)?,
             "stream": true,
         });
         let mut options = serde_json::Map::new();
-        if let Some(t) = conversation.temperature {
+        if let Some(t) = generation.temperature {
             options.insert("temperature".into(), json!(t));
         }
-        if let Some(max) = conversation.max_tokens {
+        if let Some(max) = generation.max_tokens {
             options.insert("num_predict".into(), json!(max));
         }
         if !options.is_empty() {

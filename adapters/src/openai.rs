@@ -2,7 +2,7 @@
 //! by every OpenAI-compatible server (vLLM, llama.cpp, Groq, OpenRouter, Mistral, DeepSeek…).
 
 use crate::{
-    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Message, Role,
+    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Generation, Message, Role,
     StreamDecoder, UpstreamRequest, Usage,
 };
 use serde::Deserialize;
@@ -52,18 +52,22 @@ pub fn chat_messages(conversation: &Conversation) -> Vec<Value> {
 }
 
 /// The streaming Chat Completions body shared by OpenAI-shaped providers.
-pub fn chat_body(conversation: &Conversation, include_model: bool) -> Value {
+pub fn chat_body(
+    conversation: &Conversation,
+    generation: &Generation,
+    include_model: bool,
+) -> Value {
     let mut body = json!({
         "messages": chat_messages(conversation),
         "stream": true,
     });
     if include_model {
-        body["model"] = json!(conversation.model);
+        body["model"] = json!(generation.model);
     }
-    if let Some(t) = conversation.temperature {
+    if let Some(t) = generation.temperature {
         body["temperature"] = json!(t);
     }
-    if let Some(max) = conversation.max_tokens {
+    if let Some(max) = generation.max_tokens {
         body["max_tokens"] = json!(max);
     }
     body
@@ -81,16 +85,17 @@ impl Adapter for OpenAiChat {
     fn build_request(
         &self,
         conversation: &Conversation,
+        generation: &Generation,
         api_key: Option<&str>,
     ) -> Result<UpstreamRequest, AdapterError> {
         if conversation.turns.is_empty() {
             return Err(AdapterError::Empty);
         }
-        let headers = conversation.request_headers(crate::conversation::bearer(api_key), &[]);
+        let headers = generation.request_headers(crate::generation::bearer(api_key), &[]);
         Ok(UpstreamRequest {
             url: format!("{}/chat/completions", self.base_url.trim_end_matches('/')),
             headers,
-            body: chat_body(conversation, true),
+            body: chat_body(conversation, generation, true),
         })
     }
 

@@ -4,7 +4,7 @@
 //! `[DONE]` sentinel.
 
 use crate::{
-    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Message, Role,
+    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Generation, Message, Role,
     StreamDecoder, UpstreamRequest, Usage,
 };
 use serde_json::{json, Value};
@@ -63,19 +63,19 @@ pub fn responses_input(conversation: &Conversation) -> Vec<Value> {
 }
 
 /// The streaming Responses body.
-pub fn responses_body(conversation: &Conversation) -> Value {
+pub fn responses_body(conversation: &Conversation, generation: &Generation) -> Value {
     let mut body = json!({
-        "model": conversation.model,
+        "model": generation.model,
         "input": responses_input(conversation),
         "stream": true,
     });
     if let Some(system) = &conversation.system {
         body["instructions"] = json!(system);
     }
-    if let Some(t) = conversation.temperature {
+    if let Some(t) = generation.temperature {
         body["temperature"] = json!(t);
     }
-    if let Some(max) = conversation.max_tokens {
+    if let Some(max) = generation.max_tokens {
         body["max_output_tokens"] = json!(max);
     }
     body
@@ -93,16 +93,17 @@ impl Adapter for OpenAiResponses {
     fn build_request(
         &self,
         conversation: &Conversation,
+        generation: &Generation,
         api_key: Option<&str>,
     ) -> Result<UpstreamRequest, AdapterError> {
         if conversation.turns.is_empty() {
             return Err(AdapterError::Empty);
         }
-        let headers = conversation.request_headers(crate::conversation::bearer(api_key), &[]);
+        let headers = generation.request_headers(crate::generation::bearer(api_key), &[]);
         Ok(UpstreamRequest {
             url: format!("{}/responses", self.base_url.trim_end_matches('/')),
             headers,
-            body: responses_body(conversation),
+            body: responses_body(conversation, generation),
         })
     }
 

@@ -95,6 +95,7 @@ pub fn preset(name: &str) -> Option<&'static Preset> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Generation;
 
     #[test]
     fn names_are_unique_lowercase_and_urls_are_clean() {
@@ -163,12 +164,15 @@ mod tests {
         use crate::{openai::OpenAiChat, Adapter, Conversation, Turn};
         let conversation = Conversation {
             turns: vec![Turn::user("hi")],
+            ..Default::default()
+        };
+        let generation = Generation {
             model: "m".into(),
             ..Default::default()
         };
         let fireworks = preset("fireworks").expect("fireworks");
         let request = OpenAiChat::new(fireworks.base_url)
-            .build_request(&conversation, Some("k"))
+            .build_request(&conversation, &generation, Some("k"))
             .expect("request");
         assert_eq!(
             request.url,

@@ -29,7 +29,12 @@ pub struct Provider {
     /// What the adapter appends to the base URL; a base URL that already ends in it is a
     /// configuration mistake worth catching.
     pub endpoint: &'static str,
-    /// Takes `--api-version` (Azure).
+    /// Tails a `--base-url` must not end with: the endpoint, or the part of it the proxy
+    /// appends itself (`…/v1` for Anthropic's `/v1/messages`), which would be doubled.
+    pub base_url_tails: &'static [&'static str],
+    /// `--help` of `--model` when the provider reads it as something else (Azure's deployment).
+    pub model_help: Option<&'static str>,
+    /// Takes `--api-version`, with this default (Azure).
     pub api_version: Option<&'static str>,
     /// Takes `--preset NAME` (OpenAI-compatible hosts).
     pub presets: bool,
@@ -63,6 +68,8 @@ pub const PROVIDERS: &[Provider] = &[
         default_key_env: Some("OPENAI_API_KEY"),
         key_header: "authorization",
         endpoint: "/chat/completions",
+        base_url_tails: &["/chat/completions", "/completions"],
+        model_help: None,
         api_version: None,
         presets: true,
         build: |s| Arc::new(OpenAiChat::new(s.base_url.clone())),
@@ -74,6 +81,8 @@ pub const PROVIDERS: &[Provider] = &[
         default_key_env: Some(crate::openai_responses::API_KEY_ENV),
         key_header: "authorization",
         endpoint: "/responses",
+        base_url_tails: &["/responses"],
+        model_help: None,
         api_version: None,
         presets: false,
         build: |s| Arc::new(OpenAiResponses::new(s.base_url.clone())),
@@ -85,6 +94,8 @@ pub const PROVIDERS: &[Provider] = &[
         default_key_env: Some(crate::anthropic::API_KEY_ENV),
         key_header: "x-api-key",
         endpoint: "/v1/messages",
+        base_url_tails: &["/v1/messages", "/messages", "/v1"],
+        model_help: None,
         api_version: None,
         presets: false,
         build: |s| Arc::new(Anthropic::new(s.base_url.clone())),
@@ -96,6 +107,8 @@ pub const PROVIDERS: &[Provider] = &[
         default_key_env: Some(crate::gemini::API_KEY_ENV),
         key_header: "x-goog-api-key",
         endpoint: "/v1beta/models",
+        base_url_tails: &["/models", "/v1beta", "/v1"],
+        model_help: None,
         api_version: None,
         presets: false,
         build: |s| Arc::new(Gemini::new(s.base_url.clone())),
@@ -107,6 +120,8 @@ pub const PROVIDERS: &[Provider] = &[
         default_key_env: None,
         key_header: "authorization",
         endpoint: "/api/chat",
+        base_url_tails: &["/api/chat", "/api"],
+        model_help: None,
         api_version: None,
         presets: false,
         build: |s| Arc::new(Ollama::new(s.base_url.clone())),
@@ -118,6 +133,8 @@ pub const PROVIDERS: &[Provider] = &[
         default_key_env: Some(crate::cohere::API_KEY_ENV),
         key_header: "authorization",
         endpoint: "/v2/chat",
+        base_url_tails: &["/v2/chat", "/chat", "/v2"],
+        model_help: None,
         api_version: None,
         presets: false,
         build: |s| Arc::new(Cohere::new(s.base_url.clone())),
@@ -129,6 +146,8 @@ pub const PROVIDERS: &[Provider] = &[
         default_key_env: Some(crate::azure::API_KEY_ENV),
         key_header: "api-key",
         endpoint: "/openai/deployments",
+        base_url_tails: &["/chat/completions", "/deployments", "/openai"],
+        model_help: Some("Deployment name (Azure routes by deployment, not model)"),
         api_version: Some(crate::azure::DEFAULT_API_VERSION),
         presets: false,
         build: |s| {
@@ -149,7 +168,7 @@ pub fn find(name: &str) -> Option<&'static Provider> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Conversation, Turn};
+    use crate::{Conversation, Generation, Turn};
 
     #[test]
     fn every_entry_builds_its_own_adapter_which_calls_its_endpoint_with_its_key_header() {
@@ -162,11 +181,14 @@ mod tests {
             assert_eq!(adapter.name(), provider.name);
             let conversation = Conversation {
                 turns: vec![Turn::user("hi")],
+                ..Default::default()
+            };
+            let generation = Generation {
                 model: "m".into(),
                 ..Default::default()
             };
             let request = adapter
-                .build_request(&conversation, Some("the-key"))
+                .build_request(&conversation, &generation, Some("the-key"))
                 .expect("request");
             assert!(
                 request

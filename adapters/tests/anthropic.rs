@@ -2,7 +2,7 @@ mod support;
 
 use deepchat_adapters::anthropic::{Anthropic, DEFAULT_BASE_URL};
 use deepchat_adapters::{
-    Adapter, AdapterError, Conversation, Event, FinishReason, Image, Turn, Usage,
+    Adapter, AdapterError, Conversation, Event, FinishReason, Generation, Image, Turn, Usage,
 };
 use serde_json::json;
 use support::{decode_chunks, decode_every_split, fixture, text_of};
@@ -11,10 +11,16 @@ fn adapter() -> Anthropic {
     Anthropic::new("http://127.0.0.1:9/")
 }
 
+fn generation() -> Generation {
+    Generation {
+        model: "claude-sonnet-4-20250514".into(),
+        ..Default::default()
+    }
+}
+
 fn conversation(turns: Vec<Turn>) -> Conversation {
     Conversation {
         turns,
-        model: "claude-sonnet-4-20250514".into(),
         ..Default::default()
     }
 }
@@ -161,13 +167,15 @@ fn request_merges_history_and_sends_system_images_and_options() {
             Turn::user("look"),
             image_turn,
         ],
+    };
+    let generation = Generation {
         model: "claude-sonnet-4-20250514".into(),
         temperature: Some(0.5),
         max_tokens: Some(64),
         extra_headers: vec![("x-team".into(), "blue".into())],
     };
     let request = adapter()
-        .build_request(&conversation, Some("sk-ant-test"))
+        .build_request(&conversation, &generation, Some("sk-ant-test"))
         .expect("request");
     assert_eq!(request.url, "http://127.0.0.1:9/v1/messages");
     assert_eq!(
@@ -207,7 +215,7 @@ fn request_merges_history_and_sends_system_images_and_options() {
 #[test]
 fn max_tokens_defaults_and_keyless_requests_only_carry_the_version() {
     let request = Anthropic::default()
-        .build_request(&conversation(vec![Turn::user("hi")]), None)
+        .build_request(&conversation(vec![Turn::user("hi")]), &generation(), None)
         .expect("request");
     assert_eq!(DEFAULT_BASE_URL, "https://api.anthropic.com");
     assert_eq!(request.url, "https://api.anthropic.com/v1/messages");
@@ -230,11 +238,11 @@ fn max_tokens_defaults_and_keyless_requests_only_carry_the_version() {
 fn conversation_with_nothing_for_the_user_to_have_said_is_empty() {
     let only_greeting = conversation(vec![Turn::assistant("Hi! Ask me anything.")]);
     assert_eq!(
-        adapter().build_request(&only_greeting, None),
+        adapter().build_request(&only_greeting, &generation(), None),
         Err(AdapterError::Empty)
     );
     assert_eq!(
-        adapter().build_request(&conversation(Vec::new()), None),
+        adapter().build_request(&conversation(Vec::new()), &generation(), None),
         Err(AdapterError::Empty)
     );
 }
@@ -247,7 +255,7 @@ fn unsupported_image_formats_are_refused_before_sending() {
         base64: "Qk0=".into(),
     });
     let err = adapter()
-        .build_request(&conversation(vec![turn]), None)
+        .build_request(&conversation(vec![turn]), &generation(), None)
         .expect_err("bmp is not accepted");
     assert!(
         matches!(&err, AdapterError::Unsupported(m) if m.contains("image/bmp")),

@@ -1,7 +1,9 @@
 mod support;
 
 use deepchat_adapters::azure::{AzureOpenAi, DEFAULT_API_VERSION};
-use deepchat_adapters::{Adapter, AdapterError, Conversation, Event, FinishReason, Image, Turn};
+use deepchat_adapters::{
+    Adapter, AdapterError, Conversation, Event, FinishReason, Generation, Image, Turn,
+};
 use serde_json::json;
 use support::{decode_every_split, fixture, text_of};
 
@@ -159,13 +161,15 @@ fn request_uses_deployment_url_api_key_and_no_model_in_body() {
     let conversation = Conversation {
         system: Some("be brief".into()),
         turns: vec![Turn::user("hi"), Turn::assistant("hello"), image_turn],
+    };
+    let generation = Generation {
         model: "gpt-4o-mini-prod".into(),
         temperature: Some(0.5),
         max_tokens: Some(64),
         extra_headers: vec![("x-team".into(), "blue".into())],
     };
     let request = adapter()
-        .build_request(&conversation, Some("azure-key"))
+        .build_request(&conversation, &generation, Some("azure-key"))
         .expect("request");
     assert_eq!(
         request.url,
@@ -201,12 +205,15 @@ fn request_uses_deployment_url_api_key_and_no_model_in_body() {
 fn api_version_is_configurable_and_url_parts_are_escaped() {
     let conversation = Conversation {
         turns: vec![Turn::user("hi")],
+        ..Default::default()
+    };
+    let generation = Generation {
         model: "my deploy/../x?y".into(),
         ..Default::default()
     };
     let request = AzureOpenAi::new("https://r.openai.azure.com")
         .with_api_version("2025-04-01-preview")
-        .build_request(&conversation, None)
+        .build_request(&conversation, &generation, None)
         .expect("request");
     assert_eq!(
         request.url,
@@ -220,10 +227,13 @@ fn api_version_is_configurable_and_url_parts_are_escaped() {
 fn missing_deployment_is_refused_clearly() {
     let conversation = Conversation {
         turns: vec![Turn::user("hi")],
+        ..Default::default()
+    };
+    let generation = Generation {
         model: " ".into(),
         ..Default::default()
     };
-    match adapter().build_request(&conversation, None) {
+    match adapter().build_request(&conversation, &generation, None) {
         Err(AdapterError::Unsupported(message)) => assert!(message.contains("deployment")),
         other => panic!("expected Unsupported, got {other:?}"),
     }

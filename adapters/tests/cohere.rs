@@ -2,7 +2,7 @@ mod support;
 
 use deepchat_adapters::cohere::{Cohere, DEFAULT_BASE_URL};
 use deepchat_adapters::{
-    Adapter, AdapterError, Conversation, Event, FinishReason, Image, Turn, Usage,
+    Adapter, AdapterError, Conversation, Event, FinishReason, Generation, Image, Turn, Usage,
 };
 use serde_json::json;
 use support::{decode_chunks, decode_every_split, fixture, text_of};
@@ -198,13 +198,15 @@ fn request_has_system_history_images_and_options() {
     let conversation = Conversation {
         system: Some("be brief".into()),
         turns: vec![Turn::user("hi"), Turn::assistant("hello"), image_turn],
+    };
+    let generation = Generation {
         model: "command-a-vision-07-2025".into(),
         temperature: Some(0.5),
         max_tokens: Some(64),
         extra_headers: vec![("x-client-name".into(), "deepchat-proxy".into())],
     };
     let request = adapter()
-        .build_request(&conversation, Some("co-test"))
+        .build_request(&conversation, &generation, Some("co-test"))
         .expect("request");
     assert_eq!(request.url, "http://127.0.0.1:9/v2/chat");
     assert_eq!(
@@ -238,11 +240,14 @@ fn request_has_system_history_images_and_options() {
 fn minimal_keyless_request() {
     let conversation = Conversation {
         turns: vec![Turn::user("hi")],
+        ..Default::default()
+    };
+    let generation = Generation {
         model: "command-a-03-2025".into(),
         ..Default::default()
     };
     let request = Cohere::default()
-        .build_request(&conversation, None)
+        .build_request(&conversation, &generation, None)
         .expect("request");
     assert_eq!(DEFAULT_BASE_URL, "https://api.cohere.com");
     assert_eq!(request.url, "https://api.cohere.com/v2/chat");
@@ -256,7 +261,7 @@ fn minimal_keyless_request() {
         })
     );
     assert_eq!(
-        Cohere::default().build_request(&Conversation::default(), None),
+        Cohere::default().build_request(&Conversation::default(), &generation, None),
         Err(AdapterError::Empty)
     );
 }

@@ -2,7 +2,7 @@ mod support;
 
 use deepchat_adapters::gemini::{Gemini, DEFAULT_BASE_URL};
 use deepchat_adapters::{
-    Adapter, AdapterError, Conversation, Event, FinishReason, Image, Turn, Usage,
+    Adapter, AdapterError, Conversation, Event, FinishReason, Generation, Image, Turn, Usage,
 };
 use serde_json::json;
 use support::{decode_chunks, decode_every_split, fixture, text_of};
@@ -11,10 +11,16 @@ fn adapter() -> Gemini {
     Gemini::new("http://127.0.0.1:9/")
 }
 
+fn generation() -> Generation {
+    Generation {
+        model: "gemini-2.5-flash".into(),
+        ..Default::default()
+    }
+}
+
 fn conversation(turns: Vec<Turn>) -> Conversation {
     Conversation {
         turns,
-        model: "gemini-2.5-flash".into(),
         ..Default::default()
     }
 }
@@ -271,13 +277,15 @@ fn request_has_system_instruction_alternating_contents_images_and_config() {
             Turn::user("look"),
             image_turn,
         ],
+    };
+    let generation = Generation {
         model: "models/gemini-2.5-flash".into(),
         temperature: Some(0.5),
         max_tokens: Some(64),
         extra_headers: vec![("x-team".into(), "blue".into())],
     };
     let request = adapter()
-        .build_request(&conversation, Some("AIza-test"))
+        .build_request(&conversation, &generation, Some("AIza-test"))
         .expect("request");
     assert_eq!(
         request.url,
@@ -315,7 +323,7 @@ fn request_has_system_instruction_alternating_contents_images_and_config() {
 #[test]
 fn minimal_keyless_request_has_no_optional_fields() {
     let request = Gemini::default()
-        .build_request(&conversation(vec![Turn::user("hi")]), None)
+        .build_request(&conversation(vec![Turn::user("hi")]), &generation(), None)
         .expect("request");
     assert_eq!(
         DEFAULT_BASE_URL,
@@ -334,16 +342,17 @@ fn minimal_keyless_request_has_no_optional_fields() {
 
 #[test]
 fn model_name_cannot_escape_its_path_segment() {
-    let mut c = conversation(vec![Turn::user("hi")]);
-    c.model = "gemini/../x?alt=json#".into();
-    let request = adapter().build_request(&c, None).expect("request");
+    let c = conversation(vec![Turn::user("hi")]);
+    let mut g = generation();
+    g.model = "gemini/../x?alt=json#".into();
+    let request = adapter().build_request(&c, &g, None).expect("request");
     assert_eq!(
         request.url,
         "http://127.0.0.1:9/v1beta/models/gemini%2F..%2Fx%3Falt%3Djson%23:streamGenerateContent?alt=sse"
     );
-    c.model = " ".into();
+    g.model = " ".into();
     assert!(matches!(
-        adapter().build_request(&c, None),
+        adapter().build_request(&c, &g, None),
         Err(AdapterError::Unsupported(_))
     ));
 }
@@ -354,11 +363,15 @@ fn untyped_remote_image_is_refused_and_empty_conversation_is_empty() {
     turn.images
         .push(Image::Url("https://example.com/render?id=4".into()));
     assert!(matches!(
-        adapter().build_request(&conversation(vec![turn]), None),
+        adapter().build_request(&conversation(vec![turn]), &generation(), None),
         Err(AdapterError::Unsupported(_))
     ));
     assert_eq!(
-        adapter().build_request(&conversation(vec![Turn::assistant("greeting")]), None),
+        adapter().build_request(
+            &conversation(vec![Turn::assistant("greeting")]),
+            &generation(),
+            None
+        ),
         Err(AdapterError::Empty)
     );
 }

@@ -2,7 +2,8 @@ mod support;
 
 use deepchat_adapters::ollama::{Ollama, DEFAULT_BASE_URL};
 use deepchat_adapters::{
-    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Image, Turn, Usage,
+    Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Generation, Image, Turn,
+    Usage,
 };
 use serde_json::json;
 use support::{decode_chunks, decode_every_split, fixture, text_of};
@@ -152,13 +153,15 @@ fn request_has_system_history_images_and_options() {
     let conversation = Conversation {
         system: Some("be brief".into()),
         turns: vec![Turn::user("hi"), Turn::assistant("héllo 👋"), image_turn],
+    };
+    let generation = Generation {
         model: "llava:7b".into(),
         temperature: Some(0.5),
         max_tokens: Some(64),
         extra_headers: vec![("x-team".into(), "blue".into())],
     };
     let request = adapter()
-        .build_request(&conversation, None)
+        .build_request(&conversation, &generation, None)
         .expect("request");
     assert_eq!(request.url, "http://127.0.0.1:9/api/chat");
     assert_eq!(
@@ -185,11 +188,14 @@ fn request_has_system_history_images_and_options() {
 fn key_is_sent_as_bearer_only_when_given() {
     let conversation = Conversation {
         turns: vec![Turn::user("hi")],
+        ..Default::default()
+    };
+    let generation = Generation {
         model: "m".into(),
         ..Default::default()
     };
     let request = Ollama::default()
-        .build_request(&conversation, Some("secret"))
+        .build_request(&conversation, &generation, Some("secret"))
         .expect("request");
     assert_eq!(request.url, format!("{DEFAULT_BASE_URL}/api/chat"));
     assert_eq!(
@@ -214,10 +220,13 @@ fn image_links_are_refused_clearly() {
         .push(Image::Url("https://example.com/cat.jpg".into()));
     let conversation = Conversation {
         turns: vec![turn],
+        ..Default::default()
+    };
+    let generation = Generation {
         model: "llava".into(),
         ..Default::default()
     };
-    match adapter().build_request(&conversation, None) {
+    match adapter().build_request(&conversation, &generation, None) {
         Err(AdapterError::Unsupported(message)) => {
             assert!(message.contains("https://example.com/cat.jpg"), "{message}");
             assert!(message.contains("Ollama"), "{message}");
@@ -229,11 +238,14 @@ fn image_links_are_refused_clearly() {
 #[test]
 fn empty_conversation_is_rejected() {
     let conversation = Conversation {
+        ..Default::default()
+    };
+    let generation = Generation {
         model: "m".into(),
         ..Default::default()
     };
     assert_eq!(
-        adapter().build_request(&conversation, None),
+        adapter().build_request(&conversation, &generation, None),
         Err(AdapterError::Empty)
     );
 }

@@ -1,7 +1,9 @@
 mod support;
 
 use deepchat_adapters::openai::OpenAiChat;
-use deepchat_adapters::{Adapter, Conversation, Event, FinishReason, Image, Turn, Usage};
+use deepchat_adapters::{
+    Adapter, Conversation, Event, FinishReason, Generation, Image, Turn, Usage,
+};
 use serde_json::json;
 use support::{decode_every_split, fixture, text_of};
 
@@ -74,13 +76,15 @@ fn request_has_system_history_images_and_options() {
     let conversation = Conversation {
         system: Some("be brief".into()),
         turns: vec![Turn::user("hi"), Turn::assistant("hello"), image_turn],
+    };
+    let generation = Generation {
         model: "gpt-4o-mini".into(),
         temperature: Some(0.5),
         max_tokens: Some(64),
         extra_headers: vec![("x-team".into(), "blue".into())],
     };
     let request = adapter()
-        .build_request(&conversation, Some("sk-test"))
+        .build_request(&conversation, &generation, Some("sk-test"))
         .expect("request");
     assert_eq!(request.url, "http://127.0.0.1:9/v1/chat/completions");
     assert_eq!(
@@ -114,11 +118,14 @@ fn request_has_system_history_images_and_options() {
 fn keyless_servers_get_no_authorization_header() {
     let conversation = Conversation {
         turns: vec![Turn::user("hi")],
+        ..Default::default()
+    };
+    let generation = Generation {
         model: "m".into(),
         ..Default::default()
     };
     let request = adapter()
-        .build_request(&conversation, None)
+        .build_request(&conversation, &generation, None)
         .expect("request");
     assert!(request.headers.is_empty());
 }

@@ -2,7 +2,7 @@ mod support;
 
 use deepchat_adapters::openai_responses::{OpenAiResponses, DEFAULT_BASE_URL};
 use deepchat_adapters::{
-    Adapter, AdapterError, Conversation, Event, FinishReason, Image, Turn, Usage,
+    Adapter, AdapterError, Conversation, Event, FinishReason, Generation, Image, Turn, Usage,
 };
 use serde_json::json;
 use support::{decode_every_split, fixture, text_of};
@@ -178,13 +178,15 @@ fn request_has_instructions_history_images_and_options() {
     let conversation = Conversation {
         system: Some("be brief".into()),
         turns: vec![Turn::user("hi"), Turn::assistant("héllo 👋"), image_turn],
+    };
+    let generation = Generation {
         model: "gpt-4.1-mini".into(),
         temperature: Some(0.5),
         max_tokens: Some(64),
         extra_headers: vec![("x-team".into(), "blue".into())],
     };
     let request = adapter()
-        .build_request(&conversation, Some("sk-test"))
+        .build_request(&conversation, &generation, Some("sk-test"))
         .expect("request");
     assert_eq!(request.url, "http://127.0.0.1:9/v1/responses");
     assert_eq!(
@@ -223,11 +225,14 @@ fn minimal_request_omits_unset_options_and_auth() {
         .push(Image::Url("https://example.com/a.png".into()));
     let conversation = Conversation {
         turns: vec![image_only],
+        ..Default::default()
+    };
+    let generation = Generation {
         model: "m".into(),
         ..Default::default()
     };
     let request = OpenAiResponses::default()
-        .build_request(&conversation, None)
+        .build_request(&conversation, &generation, None)
         .expect("request");
     assert_eq!(request.url, format!("{DEFAULT_BASE_URL}/responses"));
     assert!(request.headers.is_empty());
@@ -248,11 +253,14 @@ fn minimal_request_omits_unset_options_and_auth() {
 #[test]
 fn empty_conversation_is_rejected() {
     let conversation = Conversation {
+        ..Default::default()
+    };
+    let generation = Generation {
         model: "m".into(),
         ..Default::default()
     };
     assert_eq!(
-        adapter().build_request(&conversation, None),
+        adapter().build_request(&conversation, &generation, None),
         Err(AdapterError::Empty)
     );
 }

@@ -26,7 +26,7 @@ pub fn context<'a>(
     question: Option<&'a str>,
 ) -> ReplyContext<'a> {
     let (provider, model) = match &app.config.provider {
-        ProviderConfig::Http(http) => (http.adapter.name(), http.model.as_str()),
+        ProviderConfig::Http(http) => (http.adapter.name(), http.generation.model.as_str()),
         ProviderConfig::Demo(_) => ("demo", "demo"),
     };
     ReplyContext {

@@ -1,7 +1,7 @@
-//! The start of a reply: the conversation sent upstream (system prompt, the turns within the
-//! budget, the operator's generation settings), the provider's request built from it (where a
-//! conversation the provider cannot take is found), its event stream, and what interrupts it
-//! (the reply timeout, the forced stop).
+//! The start of a reply: the conversation sent upstream (system prompt and the turns within
+//! the budget; the operator's generation settings stay with the upstream), the provider's
+//! request built from it (where a conversation the provider cannot take is found), its event
+//! stream, and what interrupts it (the reply timeout, the forced stop).
 
 use crate::config::ProviderConfig;
 use crate::error::{ProxyError, RequestError};
@@ -13,18 +13,10 @@ use deepchat_adapters::{AdapterError, Conversation, EventStream, Turn, UpstreamR
 /// The conversation to send upstream for these turns, within the conversation budget (the
 /// newest turn was checked against it on arrival).
 pub fn conversation(app: &App, turns: Vec<Turn>) -> Conversation {
-    let mut conversation = Conversation {
+    Conversation {
         system: app.config.system_prompt.clone(),
         turns: Budget::of(&app.config.limits).fit(turns),
-        ..Default::default()
-    };
-    if let ProviderConfig::Http(http) = &app.config.provider {
-        conversation.model = http.model.clone();
-        conversation.temperature = http.temperature;
-        conversation.max_tokens = http.max_tokens;
-        conversation.extra_headers = http.extra_headers.clone();
     }
-    conversation
 }
 
 /// The provider's request for `conversation` (`None` for the demo provider). A file the

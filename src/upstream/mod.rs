@@ -12,7 +12,7 @@ use crate::ops::telemetry;
 use crate::upstream::pool::{Lease, UpstreamPool};
 use crate::upstream::redact::Secrets;
 use deepchat_adapters::event::describe_http_error;
-use deepchat_adapters::{framing, Conversation, Event, EventStream, Turn, UpstreamRequest};
+use deepchat_adapters::{framing, Conversation, Event, EventStream, UpstreamRequest};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use settings::{HttpUpstream, ProviderConfig, UpstreamPolicy};
 use std::collections::VecDeque;
@@ -60,7 +60,9 @@ pub fn build(
     conversation: &Conversation,
 ) -> Result<UpstreamRequest, deepchat_adapters::AdapterError> {
     let key = upstream.api_key.as_ref().map(|k| k.expose());
-    upstream.adapter.build_request(conversation, key)
+    upstream
+        .adapter
+        .build_request(conversation, &upstream.generation, key)
 }
 
 /// As [`open`], for a request already built with [`build`].
@@ -264,18 +266,13 @@ fn redirect_failure(response: &reqwest::Response, label: &str) -> Failure {
     }
 }
 
-/// The upstream's `host:port`, from the URL its adapter would call (for `/readyz`).
+/// The upstream's `host:port`, from its configured base URL (for `/readyz`): every provider of
+/// the table sends its requests below its base URL, so that host is the one to reach.
 pub fn probe_target(provider: &ProviderConfig) -> Option<String> {
     let ProviderConfig::Http(http) = provider else {
         return None;
     };
-    let probe = Conversation {
-        turns: vec![Turn::user("")],
-        model: http.model.clone(),
-        ..Default::default()
-    };
-    let request = http.adapter.build_request(&probe, None).ok()?;
-    let url = reqwest::Url::parse(&request.url).ok()?;
+    let url = reqwest::Url::parse(&http.base_url).ok()?;
     Some(format!(
         "{}:{}",
         url.host_str()?,

@@ -2,7 +2,8 @@
 //! timeouts and retries of its requests. Built and validated by `crate::config`.
 
 use crate::upstream::redact::Secrets;
-use deepchat_adapters::Adapter;
+use deepchat_adapters::providers::Provider;
+use deepchat_adapters::{Adapter, Generation};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,10 @@ impl std::fmt::Debug for ApiKey {
 /// An HTTP upstream: the adapter speaking its wire format plus what every request carries.
 #[derive(Clone)]
 pub struct HttpUpstream {
+    /// The table entry it was built from.
+    pub provider: &'static Provider,
+    /// API root without a trailing slash: where readiness probes.
+    pub base_url: String,
     pub adapter: Arc<dyn Adapter>,
     pub api_key: Option<ApiKey>,
     /// Names the upstream in error messages: the adapter and the host it calls
@@ -32,10 +37,9 @@ pub struct HttpUpstream {
     pub label: String,
     /// The key and every `--header` value, redacted from anything the upstream sends back.
     pub secrets: Secrets,
-    pub model: String,
-    pub temperature: Option<f32>,
-    pub max_tokens: Option<u32>,
-    pub extra_headers: Vec<(String, String)>,
+    /// Model, sampling, token limit and `--header`s: the same for every reply, so held here
+    /// once and handed to the adapter with each conversation.
+    pub generation: Generation,
 }
 
 /// The built-in offline provider.

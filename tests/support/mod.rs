@@ -36,6 +36,21 @@ impl Proxy {
         let mut argv = vec!["deepchat-proxy", "--listen", "127.0.0.1:0"];
         argv.extend_from_slice(args);
         let cli = deepchat_proxy::cli::Cli::try_parse_from(argv).expect("valid flags");
+        Proxy::start_cli(cli).await
+    }
+
+    /// As [`Proxy::start`], with the provider subcommands of `table` instead of the built-in one.
+    pub async fn start_with_table(
+        table: &'static [deepchat_adapters::providers::Provider],
+        args: &[&str],
+    ) -> Proxy {
+        let mut argv = vec!["deepchat-proxy", "--listen", "127.0.0.1:0"];
+        argv.extend_from_slice(args);
+        let parsed = deepchat_proxy::cli::parse_from_table(table, argv).expect("valid flags");
+        Proxy::start_cli(parsed.cli).await
+    }
+
+    async fn start_cli(cli: deepchat_proxy::cli::Cli) -> Proxy {
         let config = deepchat_proxy::Config::from_cli(cli).expect("valid config");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
