@@ -12,7 +12,7 @@ use crate::reply::frame::ReplyFrame;
 use crate::reply::relay::{self, Outcome, RelayLimits};
 use crate::reply::{log, start};
 use crate::App;
-use deepchat_adapters::{Conversation, Turn, UpstreamRequest};
+use deepchat_adapters::{Conversation, Turn};
 use futures_util::Sink;
 use std::future::Future;
 
@@ -39,17 +39,17 @@ pub fn admit_turns(app: &App, turns: Vec<Turn>) -> Result<Vec<Turn>, ProxyError>
 pub struct Prepared {
     /// The dialogue, system prompt and generation settings (also logged from).
     pub conversation: Conversation,
-    /// The provider's request (`None` for the demo provider).
-    request: Option<UpstreamRequest>,
+    /// Where its events come from.
+    source: start::Source,
 }
 
 /// The conversation for `turns` (the dialogue, newest last) and the provider's request for it.
 pub fn prepare(app: &App, turns: Vec<Turn>) -> Result<Prepared, ProxyError> {
     let conversation = start::conversation(app, turns);
-    let request = start::request(app, &conversation)?;
+    let source = start::request(app, &conversation)?;
     Ok(Prepared {
         conversation,
-        request,
+        source,
     })
 }
 
@@ -76,9 +76,9 @@ where
     let _streaming = telemetry::Active::stream();
     let Prepared {
         conversation,
-        request,
+        source,
     } = prepared;
-    let events = start::events(app, &conversation, request);
+    let events = start::events(app, &conversation, source);
     let outcome = relay::relay(events, sink, limits, client_gone, start::interruption(app)).await;
     let context = log::context(app, transport, started, log::newest_text(&conversation));
     log::finished(&context, &outcome, app.config.log_content);

@@ -9,6 +9,7 @@ use crate::reply::budget::Budget;
 use crate::upstream::{self, demo};
 use crate::App;
 use deepchat_adapters::{AdapterError, Conversation, EventStream, Turn, UpstreamRequest};
+use futures_util::StreamExt;
 
 /// The conversation to send upstream for these turns, within the conversation budget (the
 /// newest turn was checked against it on arrival).
@@ -21,38 +22,41 @@ pub fn conversation(app: &App, turns: Vec<Turn>) -> Conversation {
 
 /// The provider's request for `conversation` (`None` for the demo provider). A file the
 /// provider cannot take is the client's error, answered before anything is sent.
-pub fn request(
-    app: &App,
-    conversation: &Conversation,
-) -> Result<Option<UpstreamRequest>, ProxyError> {
-    let ProviderConfig::Http(http) = &app.config.provider else {
-        return Ok(None);
+pub fn request(app: &App, conversation: &Conversation) -> Result<Source, ProxyError> {
+    let http = match &app.config.provider {
+        ProviderConfig::Http(http) => http,
+        ProviderConfig::Demo(demo) => return Ok(Source::Demo(demo.token_interval)),
     };
     match upstream::build(http, conversation) {
-        Ok(request) => Ok(Some(request)),
+        Ok(request) => Ok(Source::Upstream(request)),
         Err(AdapterError::Unsupported(message)) => Err(ProxyError::Unsupported(message)),
         Err(AdapterError::Empty) => Err(ProxyError::Request(RequestError::Empty)),
     }
 }
 
+/// Where a reply's events come from: the provider's request, built and accepted by its
+/// adapter, or the offline demo at its pace.
+pub enum Source {
+    Upstream(UpstreamRequest),
+    Demo(std::time::Duration),
+}
+
 /// One reply from the configured provider. Lazy: the upstream is contacted when the relay
 /// first polls the stream, so the whole reply (connect and headers included) is under the
 /// relay's deadline and cancellation.
-pub fn events(
-    app: &App,
-    conversation: &Conversation,
-    request: Option<UpstreamRequest>,
-) -> EventStream {
-    match (&app.config.provider, request) {
-        (ProviderConfig::Http(http), Some(request)) => {
-            upstream::open_request(&app.upstream, http, request, &app.config.upstream)
+pub fn events(app: &App, conversation: &Conversation, source: Source) -> EventStream {
+    match (source, &app.config.provider) {
+        (Source::Upstream(request), ProviderConfig::Http(http)) => {
+            upstream::open(&app.upstream, http, request, &app.config.upstream)
         }
-        // Not reached: `request` is built for every HTTP provider. Building here keeps it
-        // correct regardless.
-        (ProviderConfig::Http(http), None) => {
-            upstream::open(&app.upstream, http, conversation, &app.config.upstream)
+        (Source::Demo(interval), _) => demo::stream_reply(conversation, interval),
+        // [`request`] makes an upstream source only for an HTTP provider.
+        (Source::Upstream(_), ProviderConfig::Demo(_)) => {
+            futures_util::stream::iter([deepchat_adapters::Event::Error(
+                "internal error: no upstream is configured".into(),
+            )])
+            .boxed()
         }
-        (ProviderConfig::Demo(demo), _) => demo::stream_reply(conversation, demo.token_interval),
     }
 }
 

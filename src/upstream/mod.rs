@@ -35,24 +35,6 @@ struct Failure {
     retry_after: Option<Duration>,
 }
 
-/// Starts one streamed reply. Never fails: every failure becomes a final [`Event::Error`].
-/// Failures before the response starts (connect errors, 429, 5xx, first-byte timeout) are
-/// retried, since nothing has reached the browser yet. Nothing is sent until the stream is
-/// first polled, so every wait (connect, headers, error body, retry sleeps) happens inside the
-/// reply's relay, under its deadlines and its cancellation: dropping the stream at any point
-/// abandons the upstream request.
-pub fn open(
-    pool: &Arc<UpstreamPool>,
-    upstream: &HttpUpstream,
-    conversation: &Conversation,
-    policy: &UpstreamPolicy,
-) -> EventStream {
-    match build(upstream, conversation) {
-        Ok(request) => open_request(pool, upstream, request, policy),
-        Err(err) => single_error(err.to_string()),
-    }
-}
-
 /// The adapter's request for `conversation`, with the key: the reply pipeline builds it before
 /// starting a reply, so a conversation the provider cannot take is the client's error.
 pub fn build(
@@ -65,8 +47,13 @@ pub fn build(
         .build_request(conversation, &upstream.generation, key)
 }
 
-/// As [`open`], for a request already built with [`build`].
-pub fn open_request(
+/// Starts one streamed reply, from a request built with [`build`]. Never fails: every failure becomes a final [`Event::Error`].
+/// Failures before the response starts (connect errors, 429, 5xx, first-byte timeout) are
+/// retried, since nothing has reached the browser yet. Nothing is sent until the stream is
+/// first polled, so every wait (connect, headers, error body, retry sleeps) happens inside the
+/// reply's relay, under its deadlines and its cancellation: dropping the stream at any point
+/// abandons the upstream request.
+pub fn open(
     pool: &Arc<UpstreamPool>,
     upstream: &HttpUpstream,
     request: UpstreamRequest,
