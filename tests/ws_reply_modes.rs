@@ -32,13 +32,18 @@ async fn next_json(ws: &mut Ws) -> Value {
     }
 }
 
-/// Overwrite frames up to the one carrying `full`; each must carry `overwrite: true` and the
-/// text so far (a prefix of the next).
+/// Overwrite frames up to the one carrying `full`: the first opens the message (no
+/// `overwrite`, or Deep Chat would replace the previous reply), the rest carry `overwrite: true`;
+/// each has the text so far (a prefix of the next).
 async fn read_overwrites(ws: &mut Ws, full: &str) -> Vec<Value> {
     let mut frames = Vec::new();
     loop {
         let frame = next_json(ws).await;
-        assert_eq!(frame["overwrite"], json!(true), "{frame}");
+        let opens = frames.is_empty();
+        assert_eq!(frame.get("overwrite").is_none(), opens, "{frame}");
+        if !opens {
+            assert_eq!(frame["overwrite"], json!(true), "{frame}");
+        }
         let text = frame["text"].as_str().expect("text so far").to_owned();
         assert!(
             full.starts_with(&text),
@@ -82,7 +87,7 @@ async fn whole_sends_one_frame_per_reply_and_no_stop_key() {
 }
 
 #[tokio::test]
-async fn whole_error_is_one_frame_and_text_before_it_stays() {
+async fn whole_error_is_one_frame_even_after_text() {
     let upstream = MockUpstream::start().await;
     // The reply cap bounds what a gathered reply holds: 3 bytes pass, the rest stop it.
     let proxy = Proxy::openai(
@@ -102,13 +107,22 @@ async fn whole_error_is_one_frame_and_text_before_it_stays() {
 
     upstream.push(paced(&["Hel", "lo world"]));
     send_user(&mut ws, "again").await;
-    assert_eq!(next_json(&mut ws).await, json!({"text": "Hel"}));
     let error = next_json(&mut ws).await;
-    assert!(error["error"].is_string(), "{error}");
+    assert!(
+        error["error"].is_string() && error.get("text").is_none(),
+        "{error}"
+    );
 
     upstream.push(paced(&["ok"]));
     send_user(&mut ws, "third").await;
     assert_eq!(next_json(&mut ws).await, json!({"text": "ok"}));
+    // The dialogue remembers no half answer the user never saw.
+    let requests = upstream.wait_requests(3).await;
+    assert!(
+        !requests[2].body.to_string().contains("Hel"),
+        "{}",
+        requests[2].body
+    );
 }
 
 #[tokio::test]

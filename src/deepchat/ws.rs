@@ -291,7 +291,14 @@ impl Handler {
                 None => Step::Gone,
             };
         }
-        self.history.finish(outcome.text);
+        // A gathered reply that failed showed the error alone: remember no half answer the
+        // user never saw (an empty answer forgets the question too, as after a refusal).
+        let shown = if self.sink.shaper.drops_failed_text() && outcome.error.is_some() {
+            String::new()
+        } else {
+            outcome.text
+        };
+        self.history.finish(shown);
         Step::Continue
     }
 

@@ -46,6 +46,10 @@ pub struct Shaper {
     unsent: bool,
     /// Overwrite: when the next text-so-far frame may go.
     next_overwrite_at: Option<Instant>,
+    /// Overwrite: this reply's first text frame went out. It goes without `overwrite`: Deep Chat
+    /// (1.4.11 and 2.4.2, seen in Chromium) overwrites the last AI message even when the user's
+    /// question follows it, so a reply that starts with `overwrite: true` replaces the previous.
+    opened: bool,
 }
 
 impl Shaper {
@@ -58,12 +62,18 @@ impl Shaper {
             said: false,
             unsent: false,
             next_overwrite_at: None,
+            opened: false,
         }
     }
 
     /// Whether replies are gathered (and so need the relay's byte cap).
     pub fn gathers(&self) -> bool {
         self.mode != WsReply::StopKey
+    }
+
+    /// Whether a failed reply's text is dropped (whole mode shows only the error).
+    pub fn drops_failed_text(&self) -> bool {
+        self.mode == WsReply::Whole
     }
 
     /// Appends to `out` the messages `frame` becomes now (overwrite text waits for
@@ -79,10 +89,9 @@ impl Shaper {
                 ReplyFrame::Text(text) => self.text.push_str(&text),
                 ReplyFrame::File(file) => self.files.push(file),
                 ReplyFrame::Error(error) => {
-                    // What the user already has of the reply stays visible above the error.
-                    if !self.text.is_empty() || !self.files.is_empty() {
-                        out.push_back(frames::whole_json(&self.text, &self.files));
-                    }
+                    // The error alone, the partial text dropped: Deep Chat 2.4.2 with
+                    // `stream: {simulation: true}` drops an error that arrives while it types
+                    // out a text (seen in Chromium), and a half answer is no answer here.
                     out.push_back(frames::error_json(&error));
                     self.text.clear();
                     self.files.clear();
@@ -112,6 +121,7 @@ impl Shaper {
                     if other == ReplyFrame::End {
                         self.text = String::new();
                         self.next_overwrite_at = None;
+                        self.opened = false;
                     }
                 }
             },
@@ -129,7 +139,12 @@ impl Shaper {
     /// Overwrite: the text so far as a frame, now; the next may go [`OVERWRITE_EVERY`] later.
     pub fn flush_overwrite(&mut self, out: &mut VecDeque<String>) {
         if self.unsent {
-            out.push_back(frames::overwrite_json(&self.text));
+            out.push_back(if self.opened {
+                frames::overwrite_json(&self.text)
+            } else {
+                frames::whole_json(&self.text, &[])
+            });
+            self.opened = true;
             self.unsent = false;
             self.next_overwrite_at = Some(Instant::now() + OVERWRITE_EVERY);
         }
@@ -200,7 +215,7 @@ mod tests {
     }
 
     #[test]
-    fn whole_error_keeps_the_text_before_it() {
+    fn whole_error_is_the_error_alone() {
         assert_eq!(
             shaped(
                 WsReply::Whole,
@@ -217,7 +232,7 @@ mod tests {
                     ReplyFrame::End
                 ]
             ),
-            vec![r#"{"text":"Hi"}"#, r#"{"error":"boom"}"#]
+            vec![r#"{"error":"boom"}"#]
         );
     }
 
@@ -239,7 +254,7 @@ mod tests {
         assert_eq!(
             Vec::from(out),
             vec![
-                r#"{"text":"a","overwrite":true}"#,
+                r#"{"text":"a"}"#,
                 r#"{"text":"ab","overwrite":true}"#,
                 r#"{"error":"boom"}"#,
             ]
