@@ -180,6 +180,33 @@ describe('README.md Deep Chat snippets, as written', () => {
     }));
   }
 
+  // The other WebSocket setups (`?reply=whole`, `?reply=overwrite`): two turns, one AI bubble
+  // each with the exact text, and no stop key on the wire.
+  for (const name of ['wsWhole', 'wsOverwrite']) {
+    test(`${name}: the README's ${name === 'wsWhole' ? 'whole-reply' : 'overwrite'} WebSocket snippet — two turns, one bubble each`, async (t) => suite.run(t, async (scope) => {
+      const { mock, startProxy } = scope;
+      const proxy = await startProxy({ provider: openaiProvider(mock), stopKey: null, global: ['--retries', '0'] });
+      const chat = await openSnippetPage(scope, proxy, name, wrapJs(property, snippets[name]), { websocket: true });
+      const turns = [['Hello from the README 👋', ['Snippet ', 'reply — «exact» ', '✅\nline two']], ['Turn two?', ['Second ', 'answer.']]];
+      for (const [i, [question, parts]] of turns.entries()) {
+        mock.enqueue({ events: parts });
+        await chat.send(question);
+        await chat.waitFor(
+          (s, [n, text]) => s.messages.filter((m) => m.role === 'ai').length === n && s.messages.at(-1).text === text
+            && !s.bubbles.some((b) => b.streaming || b.kind === 'loading') && s,
+          [i + 1, parts.join('')],
+          { what: `reply ${i + 1} complete` },
+        );
+      }
+      await new Promise((r) => setTimeout(r, 300)); // a stray frame would land meanwhile
+      const snap = await chat.snapshot();
+      assert.deepEqual(snap.messages.map((m) => [m.role, m.text]), turns.flatMap(([q, parts]) => [['user', q], ['ai', parts.join('')]]));
+      assert.deepEqual(snap.bubbles.filter((b) => b.kind === 'ai').map((b) => visible(b.text)), turns.map(([, parts]) => visible(parts.join(''))));
+      const frames = snap.sockets.at(-1).received.map((f) => JSON.parse(f.data));
+      assert.ok(!frames.some((f) => f.text === proxy.stopKey), 'no stop-key frame');
+    }));
+  }
+
   // The README's reason for `await customElements.whenDefined`: properties set before Deep Chat's
   // bundle has upgraded the element are lost. As written the bundle's <script> comes first, so
   // it runs first anyway; with it moved last, only the whenDefined line keeps the snippet
