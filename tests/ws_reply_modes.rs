@@ -211,3 +211,49 @@ async fn an_unknown_mode_is_refused_before_the_upgrade() {
         other => panic!("expected a 400, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn leaving_mid_reply_aborts_the_upstream_in_every_gathering_mode() {
+    for mode in ["whole", "overwrite"] {
+        let upstream = MockUpstream::start().await;
+        let proxy = Proxy::openai(&upstream, &[], &[]).await;
+        let mut ws = connect(&format!("{}?reply={mode}", proxy.ws_url())).await;
+        upstream.push(Reply::sse(vec![
+            Step::Bytes(openai_chunk("streaming…")),
+            Step::HoldUntilClosed,
+        ]));
+        send_user(&mut ws, "long answer please").await;
+        // Whole sends nothing until the end: wait for the upstream to have been asked.
+        upstream.wait_requests(1).await;
+        if mode == "overwrite" {
+            assert_eq!(next_json(&mut ws).await, json!({"text": "streaming…"}));
+        }
+        drop(ws);
+        // Resolves (within its own patience) only once the proxy closed the upstream stream.
+        upstream.wait_closed(1).await;
+    }
+}
+
+#[tokio::test]
+async fn keepalive_pings_go_out_during_a_held_whole_reply() {
+    let upstream = MockUpstream::start().await;
+    let proxy = Proxy::openai(&upstream, &["--ping-interval", "1"], &[]).await;
+    let mut ws = connect(&format!("{}?reply=whole", proxy.ws_url())).await;
+    upstream.push(Reply::sse(vec![
+        Step::Bytes(openai_chunk("slow ")),
+        Step::Wait(Duration::from_millis(2500)),
+        Step::Bytes(openai_chunk("answer")),
+        Step::Bytes(b"data: [DONE]\n\n".to_vec()),
+    ]));
+    send_user(&mut ws, "hi").await;
+    let mut pings = 0;
+    let reply = loop {
+        match next_message(&mut ws).await {
+            Message::Ping(_) => pings += 1,
+            Message::Text(text) => break text.as_str().to_owned(),
+            _ => {}
+        }
+    };
+    assert_eq!(reply, r#"{"text":"slow answer"}"#);
+    assert!(pings >= 1, "no keepalive ping while the reply was held");
+}
