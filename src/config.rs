@@ -4,6 +4,7 @@
 
 use crate::access::auth::{Auth, JwtRules};
 use crate::access::origins::{OriginError, OriginPolicy};
+pub use crate::cli::WsReply;
 use crate::cli::{Cli, DemoArgs, ProviderArgs, ProviderCommand, ProxyArgs};
 use crate::upstream::redact::Secrets;
 pub use crate::upstream::settings::{ApiKey, Demo, HttpUpstream, ProviderConfig, UpstreamPolicy};
@@ -139,6 +140,8 @@ impl Limits {
 pub struct Config {
     pub path: String,
     pub stop_key: String,
+    /// How WebSocket replies are framed unless the connect URL says (`--ws-reply`).
+    pub ws_reply: WsReply,
     pub system_prompt: Option<String>,
     pub history_limit: usize,
     pub limits: Limits,
@@ -250,6 +253,7 @@ impl Config {
         let config = Config {
             path: cli.path,
             stop_key: cli.stop_key,
+            ws_reply: cli.ws_reply,
             system_prompt: cli.system_prompt.filter(|p| !p.is_empty()),
             history_limit: cli.history_limit as usize,
             limits: Limits {

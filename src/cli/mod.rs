@@ -53,6 +53,19 @@ pub struct ProxyArgs {
     )]
     pub stop_key: String,
 
+    /// How WebSocket replies are framed by default: `stop-key` (a stream ended by the stop
+    /// key), `whole` (one frame per reply) or `overwrite` (the text so far, `overwrite: true`);
+    /// a page may choose per connection with `?reply=…` in its connect URL.
+    #[arg(
+        global = true,
+        long,
+        env = "DEEPCHAT_PROXY_WS_REPLY",
+        value_enum,
+        default_value_t = WsReply::StopKey,
+        value_name = "MODE"
+    )]
+    pub ws_reply: WsReply,
+
     /// System prompt sent before every conversation.
     #[arg(global = true, long, env = "DEEPCHAT_PROXY_SYSTEM_PROMPT")]
     pub system_prompt: Option<String>,
@@ -197,8 +210,8 @@ pub struct ProxyArgs {
     )]
     pub max_image_bytes: usize,
 
-    /// Largest reply buffered for a plain-HTTP JSON answer (text and files, in bytes); past it
-    /// the upstream is closed and the client gets a 502 JSON error.
+    /// Largest reply buffered for a plain-HTTP JSON answer or a WebSocket whole/overwrite reply
+    /// (text and files, in bytes); past it the upstream is closed and the client gets an error.
     #[arg(global = true, long, env = "DEEPCHAT_PROXY_MAX_JSON_REPLY_BYTES", default_value_t = 8 * 1024 * 1024,
           help_heading = "Limits")]
     pub max_json_reply_bytes: usize,
@@ -418,6 +431,24 @@ pub struct ProxyArgs {
         default_value_t = 30
     )]
     pub drain_timeout: u64,
+}
+
+/// `--ws-reply` and `?reply=`: how a WebSocket reply reaches Deep Chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WsReply {
+    /// Text frames as they come, then one frame equal to the stop key (`stream: {simulation: "stop-key"}`).
+    StopKey,
+    /// One frame with the complete reply, text and files (no `stream`, or `stream: {simulation: true}`).
+    Whole,
+    /// Frames with the text so far and `overwrite: true` (streaming before Deep Chat 1.4.11).
+    Overwrite,
+}
+
+impl WsReply {
+    /// The mode a `reply=` query value names, spelled as on the command line.
+    pub fn named(value: &str) -> Option<WsReply> {
+        clap::ValueEnum::from_str(value, false).ok()
+    }
 }
 
 /// `--log-format`.

@@ -31,6 +31,45 @@ pub fn to_json(frame: &ReplyFrame) -> Option<String> {
     }
 }
 
+/// A reply in one message (`--ws-reply whole`) or its text so far (`overwrite`): Deep Chat's
+/// response object with only the fields that say something.
+#[derive(Debug, Serialize)]
+struct Gathered<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[FileFrame]>::is_empty")]
+    files: &'a [FileFrame],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    overwrite: bool,
+}
+
+impl Gathered<'_> {
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| r#"{"error":"internal error"}"#.to_owned())
+    }
+}
+
+/// `{"text": …, "files": […]}`: a whole reply; the text is left out only when files say it all.
+pub fn whole_json(text: &str, files: &[FileFrame]) -> String {
+    let text = (!text.is_empty() || files.is_empty()).then_some(text);
+    Gathered {
+        text,
+        files,
+        overwrite: false,
+    }
+    .to_json()
+}
+
+/// `{"text": …, "overwrite": true}`: the reply so far, replacing the AI message shown.
+pub fn overwrite_json(text: &str) -> String {
+    Gathered {
+        text: Some(text),
+        files: &[],
+        overwrite: true,
+    }
+    .to_json()
+}
+
 /// `{"error": …}` for a refusal.
 pub fn error_json(error: &str) -> String {
     Frame::Error(error).to_json()
@@ -86,6 +125,25 @@ mod tests {
             .chain(second)
             .map(|f| serde_json::from_str(&f).expect("json frame"))
             .collect()
+    }
+
+    #[test]
+    fn gathered_replies_carry_only_what_they_have() {
+        let file = FileFrame {
+            src: "data:image/png;base64,AA".into(),
+            kind: file_kind("image/png"),
+        };
+        assert_eq!(whole_json("Hi", &[]), r#"{"text":"Hi"}"#);
+        assert_eq!(whole_json("", &[]), r#"{"text":""}"#);
+        assert_eq!(
+            whole_json("", std::slice::from_ref(&file)),
+            r#"{"files":[{"src":"data:image/png;base64,AA","type":"image"}]}"#
+        );
+        assert_eq!(
+            whole_json("a", std::slice::from_ref(&file)),
+            r#"{"text":"a","files":[{"src":"data:image/png;base64,AA","type":"image"}]}"#
+        );
+        assert_eq!(overwrite_json("He"), r#"{"text":"He","overwrite":true}"#);
     }
 
     #[test]

@@ -12,3 +12,4 @@ pub mod queue;
 pub mod request;
 pub mod sse;
 pub mod ws;
+pub mod ws_reply;

@@ -2,12 +2,13 @@
 //! the per-socket session that answers each text frame with one streamed reply.
 
 use crate::access::ratelimit::ClientKey;
+use crate::config::WsReply;
 use crate::deepchat::closing;
-use crate::deepchat::frames;
 use crate::deepchat::keepalive::Keepalive;
 use crate::deepchat::on_wake::OnWake;
 use crate::deepchat::queue::{Pending, Queue};
 use crate::deepchat::request::{self, RequestError};
+use crate::deepchat::ws_reply::{self, Shaper};
 use crate::error::ProxyError;
 use crate::reply::budget::Budget;
 use crate::reply::frame::ReplyFrame;
@@ -21,6 +22,8 @@ use futures_util::{Sink, SinkExt, StreamExt};
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -120,6 +123,12 @@ pub fn upgrade(
     client: ClientKey,
     connection_slot: Arc<crate::access::connections::ConnectionSlot>,
 ) -> Response<Body> {
+    // A bad mode is refused before the upgrade: the page's console shows the failed handshake
+    // and the body says why, rather than a socket whose replies the page cannot show.
+    let mode = match ws_reply::from_query(request.uri().query(), app.config.ws_reply) {
+        Ok(mode) => mode,
+        Err(why) => return response::plain(StatusCode::BAD_REQUEST, &why),
+    };
     let response = accept(request.headers());
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return response;
@@ -142,7 +151,7 @@ pub fn upgrade(
                     Some(config),
                 )
                 .await;
-                Handler::new(socket, app, client).run().await;
+                Handler::new(socket, app, client, mode).run().await;
                 drop(connection_slot);
             }
             Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
@@ -177,14 +186,15 @@ struct Handler {
 }
 
 impl Handler {
-    fn new(socket: Socket, app: Arc<App>, client: ClientKey) -> Handler {
+    fn new(socket: Socket, app: Arc<App>, client: ClientKey, mode: WsReply) -> Handler {
         let (sink, incoming) = socket.split();
         let limits = &app.config.limits;
         Handler {
             sink: FrameSink {
                 inner: sink,
-                stop_key: app.config.stop_key.clone(),
-                second: None,
+                shaper: Shaper::new(mode, app.config.stop_key.clone()),
+                outbox: VecDeque::new(),
+                pacing: Box::pin(tokio::time::sleep(Duration::ZERO)),
                 keepalive: None,
                 ping_owed: false,
             },
@@ -256,11 +266,20 @@ impl Handler {
             keepalive,
             &mut close_with,
         ));
+        // A gathered reply is held whole until sent, as a JSON answer is.
+        let max_bytes = if self.sink.shaper.gathers() {
+            limits.max_json_reply_bytes
+        } else {
+            usize::MAX
+        };
         let outcome = pipeline::run(
             app,
             prepared,
             &mut self.sink,
-            RelayLimits::keeping(limits.reply_memory_bytes()),
+            RelayLimits {
+                keep_text: limits.reply_memory_bytes(),
+                max_bytes,
+            },
             client_gone,
             "websocket",
         )
@@ -272,7 +291,14 @@ impl Handler {
                 None => Step::Gone,
             };
         }
-        self.history.finish(outcome.text);
+        // A gathered reply that failed showed the error alone: remember no half answer the
+        // user never saw (an empty answer forgets the question too, as after a refusal).
+        let shown = if self.sink.shaper.drops_failed_text() && outcome.error.is_some() {
+            String::new()
+        } else {
+            outcome.text
+        };
+        self.history.finish(shown);
         Step::Continue
     }
 
@@ -395,16 +421,17 @@ async fn watch_client(
     }
 }
 
-/// The socket's write half as a sink of typed frames: each goes out as Deep Chat JSON, the
-/// end as the stop key, a text equal to the stop key as two frames; a keepalive ping goes out
-/// before a frame when one is due.
+/// The socket's write half as a sink of typed frames, shaped by the socket's reply mode
+/// ([`Shaper`]); a keepalive ping goes out before a frame when one is due.
 struct FrameSink {
     /// The socket's write half.
     inner: SplitSink<Socket, Message>,
-    /// Ends every reply (`--stop-key`); no text frame may equal it.
-    stop_key: String,
-    /// The second half of a split text, written before anything else.
-    second: Option<Message>,
+    /// Turns frames into the mode's messages (stop key, whole reply, text so far).
+    shaper: Shaper,
+    /// Messages shaped but not yet written (at most a frame's few), written before anything else.
+    outbox: VecDeque<Message>,
+    /// Overwrite: sleeps until the next text-so-far frame may go.
+    pacing: Pin<Box<tokio::time::Sleep>>,
     /// During a reply: when the next keepalive ping is due and whether the last was answered.
     keepalive: Option<Arc<Keepalive>>,
     /// A ping fell due and goes out before the next frame.
@@ -412,15 +439,30 @@ struct FrameSink {
 }
 
 impl FrameSink {
-    /// Writes the second half of a split text into the socket, if one waits.
-    fn poll_second(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        if self.second.is_some() {
+    /// Writes the shaped messages that wait into the socket.
+    fn poll_outbox(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        while !self.outbox.is_empty() {
             ready!(self.inner.poll_ready_unpin(cx))?;
-            if let Some(message) = self.second.take() {
+            if let Some(message) = self.outbox.pop_front() {
                 self.inner.start_send_unpin(message)?;
             }
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// Overwrite: waits until the text so far may go, then queues it. The wait is what makes
+    /// the relay see a client that is behind and merge the upstream's queued text meanwhile.
+    fn poll_overwrite(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(due) = self.shaper.overwrite_due() {
+            if due > Instant::now() {
+                self.pacing.as_mut().reset(due);
+                ready!(self.pacing.as_mut().poll(cx));
+            }
+            let mut shaped = VecDeque::new();
+            self.shaper.flush_overwrite(&mut shaped);
+            self.outbox.extend(shaped.into_iter().map(Message::text));
+        }
+        Poll::Ready(())
     }
 }
 
@@ -431,7 +473,7 @@ impl Sink<ReplyFrame> for FrameSink {
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = &mut *self;
-        ready!(this.poll_second(cx))?;
+        ready!(this.poll_outbox(cx))?;
         // Marked unanswered when due, before the write: a ping that cannot be written counts.
         this.ping_owed |= this.keepalive.as_ref().is_some_and(|k| k.ping_due());
         if this.ping_owed {
@@ -444,18 +486,21 @@ impl Sink<ReplyFrame> for FrameSink {
     }
 
     fn start_send(mut self: Pin<&mut Self>, frame: ReplyFrame) -> Result<(), Self::Error> {
-        let (first, second) = frames::websocket_texts(&frame, &self.stop_key);
-        self.second = second.map(Message::text);
-        self.inner.start_send_unpin(Message::text(first))
+        let mut shaped = VecDeque::new();
+        self.shaper.shape(frame, &mut shaped);
+        self.outbox.extend(shaped.into_iter().map(Message::text));
+        // Written here when the socket has room (poll_ready said so), else by the next poll.
+        Ok(())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        ready!(self.poll_second(cx))?;
+        ready!(self.poll_overwrite(cx));
+        ready!(self.poll_outbox(cx))?;
         self.inner.poll_flush_unpin(cx)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        ready!(self.poll_second(cx))?;
+        ready!(self.poll_outbox(cx))?;
         self.inner.poll_close_unpin(cx)
     }
 }

@@ -66,6 +66,10 @@ export const SNIPPET_KINDS = {
   httpSse: (b) => b.lang === 'js' && /url:\s*"http:\/\/127\.0\.0\.1:8080/.test(b.code) && /stream:\s*true/.test(b.code),
   // Plain HTTP, one JSON answer.
   httpJson: (b) => b.lang === 'js' && /url:\s*"http:\/\/127\.0\.0\.1:8080/.test(b.code) && !/stream:/.test(b.code),
+  // WebSocket, one whole frame per reply (`?reply=whole`).
+  wsWhole: (b) => b.lang === 'js' && /url:\s*"ws:\/\/127\.0\.0\.1:8080\/chat\?reply=whole"/.test(b.code),
+  // WebSocket, overwrite frames (`?reply=overwrite`).
+  wsOverwrite: (b) => b.lang === 'js' && /url:\s*"ws:\/\/127\.0\.0\.1:8080\/chat\?reply=overwrite"/.test(b.code),
   // WebSocket with a bearer token ("Securing it").
   auth: (b) => b.lang === 'js' && /websocket:\s*\["bearer\."/.test(b.code),
 };

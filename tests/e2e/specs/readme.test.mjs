@@ -130,7 +130,7 @@ async function roundTrip(chat, mock, proxy, { question, parts, rest, streamed, w
 describe('README.md Deep Chat snippets, as written', () => {
   test('README.md has the expected Deep Chat snippets', () => {
     // deepChatSnippets() threw already if a snippet is missing, doubled or of an unknown kind.
-    assert.deepEqual(Object.keys(snippets).sort(), ['attributes', 'auth', 'httpJson', 'httpSse', 'property', 'v1']);
+    assert.deepEqual(Object.keys(snippets).sort(), ['attributes', 'auth', 'httpJson', 'httpSse', 'property', 'v1', 'wsOverwrite', 'wsWhole']);
     assert.match(property.code, /await customElements\.whenDefined\("deep-chat"\)/);
     assert.match(snippets.httpSse.intro, /Server-Sent Events/);
     assert.match(snippets.httpJson.intro, /one JSON answer/);
@@ -177,6 +177,33 @@ describe('README.md Deep Chat snippets, as written', () => {
         assert.equal(shown, `openai upstream at ${host} is rate limiting requests (HTTP 429): Rate limit reached for e2e-model`);
         assertSettled(await chat.waitForStopFrames(2, { key: proxy.stopKey }));
       }
+    }));
+  }
+
+  // The other WebSocket setups (`?reply=whole`, `?reply=overwrite`): two turns, one AI bubble
+  // each with the exact text, and no stop key on the wire.
+  for (const name of ['wsWhole', 'wsOverwrite']) {
+    test(`${name}: the README's ${name === 'wsWhole' ? 'whole-reply' : 'overwrite'} WebSocket snippet — two turns, one bubble each`, async (t) => suite.run(t, async (scope) => {
+      const { mock, startProxy } = scope;
+      const proxy = await startProxy({ provider: openaiProvider(mock), stopKey: null, global: ['--retries', '0'] });
+      const chat = await openSnippetPage(scope, proxy, name, wrapJs(property, snippets[name]), { websocket: true });
+      const turns = [['Hello from the README 👋', ['Snippet ', 'reply — «exact» ', '✅\nline two']], ['Turn two?', ['Second ', 'answer.']]];
+      for (const [i, [question, parts]] of turns.entries()) {
+        mock.enqueue({ events: parts });
+        await chat.send(question);
+        await chat.waitFor(
+          (s, [n, text]) => s.messages.filter((m) => m.role === 'ai').length === n && s.messages.at(-1).text === text
+            && !s.bubbles.some((b) => b.streaming || b.kind === 'loading') && s,
+          [i + 1, parts.join('')],
+          { what: `reply ${i + 1} complete` },
+        );
+      }
+      await new Promise((r) => setTimeout(r, 300)); // a stray frame would land meanwhile
+      const snap = await chat.snapshot();
+      assert.deepEqual(snap.messages.map((m) => [m.role, m.text]), turns.flatMap(([q, parts]) => [['user', q], ['ai', parts.join('')]]));
+      assert.deepEqual(snap.bubbles.filter((b) => b.kind === 'ai').map((b) => visible(b.text)), turns.map(([, parts]) => visible(parts.join(''))));
+      const frames = snap.sockets.at(-1).received.map((f) => JSON.parse(f.data));
+      assert.ok(!frames.some((f) => f.text === proxy.stopKey), 'no stop-key frame');
     }));
   }
 
