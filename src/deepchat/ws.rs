@@ -194,7 +194,7 @@ impl Handler {
                 inner: sink,
                 shaper: Shaper::new(mode, app.config.stop_key.clone()),
                 outbox: VecDeque::new(),
-                pacing: Box::pin(tokio::time::sleep(Duration::ZERO)),
+                pacing: None,
                 keepalive: None,
                 ping_owed: false,
             },
@@ -430,8 +430,9 @@ struct FrameSink {
     shaper: Shaper,
     /// Messages shaped but not yet written (at most a frame's few), written before anything else.
     outbox: VecDeque<Message>,
-    /// Overwrite: sleeps until the next text-so-far frame may go.
-    pacing: Pin<Box<tokio::time::Sleep>>,
+    /// Overwrite: sleeps until the next text-so-far frame may go. Made on first use, so the
+    /// sockets of the other modes (and idle ones) carry no timer.
+    pacing: Option<Pin<Box<tokio::time::Sleep>>>,
     /// During a reply: when the next keepalive ping is due and whether the last was answered.
     keepalive: Option<Arc<Keepalive>>,
     /// A ping fell due and goes out before the next frame.
@@ -455,8 +456,11 @@ impl FrameSink {
     fn poll_overwrite(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(due) = self.shaper.overwrite_due() {
             if due > Instant::now() {
-                self.pacing.as_mut().reset(due);
-                ready!(self.pacing.as_mut().poll(cx));
+                let pacing = self
+                    .pacing
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+                pacing.as_mut().reset(due);
+                ready!(pacing.as_mut().poll(cx));
             }
             let mut shaped = VecDeque::new();
             self.shaper.flush_overwrite(&mut shaped);
