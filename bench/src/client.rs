@@ -39,6 +39,10 @@ pub struct StreamResult {
     /// Frames (WebSocket) or SSE events carrying text.
     pub frames: u32,
     pub tokens: u32,
+    /// Overwrite mode only: WebSocket bytes received for the reply (frame headers included).
+    pub wire_bytes: u64,
+    /// Overwrite mode only: bytes of the reply's final text.
+    pub text_bytes: u64,
     pub started: Instant,
     pub finished: Instant,
 }
@@ -49,7 +53,7 @@ impl StreamResult {
         StreamResult::failed(started, started.elapsed(), why)
     }
 
-    fn failed(started: Instant, connect: Duration, why: String) -> StreamResult {
+    pub(crate) fn failed(started: Instant, connect: Duration, why: String) -> StreamResult {
         StreamResult {
             verdict: Err(why),
             connect,
@@ -57,12 +61,14 @@ impl StreamResult {
             delays_ns: Vec::new(),
             frames: 0,
             tokens: 0,
+            wire_bytes: 0,
+            text_bytes: 0,
             started,
             finished: Instant::now(),
         }
     }
 
-    fn from_checker(
+    pub(crate) fn from_checker(
         started: Instant,
         connect: Duration,
         sent_at: Instant,
@@ -81,13 +87,15 @@ impl StreamResult {
             tokens: checker.tokens(),
             delays_ns: checker.delays_ns,
             frames,
+            wire_bytes: 0,
+            text_bytes: 0,
             started,
             finished: Instant::now(),
         }
     }
 }
 
-async fn connect_tcp(addr: SocketAddr, limit: Duration) -> Result<TcpStream, String> {
+pub(crate) async fn connect_tcp(addr: SocketAddr, limit: Duration) -> Result<TcpStream, String> {
     match timeout(limit, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
@@ -336,7 +344,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn truncate(text: &str) -> String {
+pub(crate) fn truncate(text: &str) -> String {
     text.chars().take(120).collect()
 }
 

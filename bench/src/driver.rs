@@ -8,6 +8,7 @@
 
 use crate::client::{self, StreamResult, LIMITS};
 use crate::idle::run_idle;
+use crate::overwrite;
 use crate::processes::{Mock, Perf, Proxy};
 use crate::procfs::{self, Cpu};
 use crate::report;
@@ -248,14 +249,12 @@ async fn run_scenario(
             let perf = args
                 .perf
                 .then(|| args.out.join(format!("{}.perf.data", scenario.name)));
-            let via = run_phase(
-                Target::Proxy(proxy.addr),
-                &plan,
-                first,
-                &mock,
-                Some((proxy.pid, perf)),
-            )
-            .await;
+            let target = if scenario.overwrite {
+                Target::ProxyOverwrite(proxy.addr)
+            } else {
+                Target::Proxy(proxy.addr)
+            };
+            let via = run_phase(target, &plan, first, &mock, Some((proxy.pid, perf))).await;
             Outcome::Streams {
                 direct: Box::new(direct),
                 proxy: Box::new(via),
@@ -310,6 +309,8 @@ struct Plan {
 enum Target {
     Direct(SocketAddr),
     Proxy(SocketAddr),
+    /// Through the proxy, reading replies in overwrite mode.
+    ProxyOverwrite(SocketAddr),
 }
 
 /// Samples a process's RSS and open descriptors until stopped.
@@ -378,6 +379,9 @@ async fn warm_up(target: Target, first_id: u64) {
                 match target {
                     Target::Direct(addr) => client::direct(addr, spec, LIMITS).await,
                     Target::Proxy(addr) => client::via_proxy(addr, "/chat", spec, LIMITS).await,
+                    Target::ProxyOverwrite(addr) => {
+                        overwrite::via_proxy(addr, "/chat", spec, LIMITS).await
+                    }
                 }
             };
             timeout(LIMITS.read, conversation).await
@@ -443,6 +447,9 @@ async fn run_phase(
                 match target {
                     Target::Direct(addr) => client::direct(addr, spec, LIMITS).await,
                     Target::Proxy(addr) => client::via_proxy(addr, "/chat", spec, LIMITS).await,
+                    Target::ProxyOverwrite(addr) => {
+                        overwrite::via_proxy(addr, "/chat", spec, LIMITS).await
+                    }
                 }
             };
             match timeout(bound, conversation).await {
@@ -516,6 +523,7 @@ fn summarize(
     let mut failures = Vec::new();
     let mut complete = 0;
     let (mut tokens, mut frames) = (0u64, 0u64);
+    let (mut wire_bytes, mut text_bytes) = (0u64, 0u64);
     let mut connects = Vec::with_capacity(results.len());
     let mut ttfts = Vec::with_capacity(results.len());
     let mut delays = Vec::new();
@@ -528,6 +536,8 @@ fn summarize(
         }
         tokens += u64::from(result.tokens);
         frames += u64::from(result.frames);
+        wire_bytes += result.wire_bytes;
+        text_bytes += result.text_bytes;
         connects.push(nanos(result.connect));
         if let Some(ttft) = result.ttft {
             ttfts.push(nanos(ttft));
@@ -547,6 +557,8 @@ fn summarize(
         per_token: Pct::of_ns(delays),
         tokens,
         frames,
+        wire_bytes,
+        text_bytes,
         wall_s,
         proxy,
         mock_cpu_s: mock_cpu.total(),

@@ -6,6 +6,7 @@ mod client;
 mod driver;
 mod idle;
 mod mock;
+mod overwrite;
 mod processes;
 mod procfs;
 mod report;

@@ -112,8 +112,13 @@ fn describe(result: &ScenarioResult) -> String {
             } else {
                 ""
             };
+            let reply = if result.scenario.overwrite {
+                "; clients read in overwrite mode"
+            } else {
+                ""
+            };
             format!(
-                "{} streams × {tokens} tokens {pace}{start}{upstream}",
+                "{} streams × {tokens} tokens {pace}{start}{upstream}{reply}",
                 thousands(*streams)
             )
         }
@@ -175,12 +180,53 @@ pub fn one_line(result: &ScenarioResult) -> String {
                 us(proxy.per_token.p99 - direct.per_token.p99),
                 num(proxy_cpu_per_token(proxy), 2),
             );
+            if result.scenario.overwrite {
+                let _ = write!(
+                    line,
+                    "\n   overwrite mode: {} frames per reply, wire bytes {} the reply text's",
+                    num(frames_per_reply(proxy), 1),
+                    ratio(div(proxy.wire_bytes as f64, proxy.text_bytes as f64)),
+                );
+            }
             for failure in direct.failures.iter().chain(&proxy.failures) {
                 let _ = write!(line, "\n   failure: {failure}");
             }
             line
         }
     }
+}
+
+/// Text frames per reply, over the replies of a phase.
+fn frames_per_reply(phase: &Phase) -> f64 {
+    div(phase.frames as f64, phase.streams as f64)
+}
+
+/// The overwrite-mode table: what resending the text so far costs.
+fn overwrite_markdown(md: &mut String, results: &[&ScenarioResult]) {
+    md.push_str("### Overwrite reply mode: the cost of resending the text so far\n\n");
+    md.push_str("Each frame carries the whole text so far (`?reply=overwrite`, at most one frame per 30 ms, text merged meanwhile). Wire bytes count every text frame received, WebSocket header included; they are divided by the bytes of the reply's final text.\n\n");
+    md.push_str("| scenario | load | replies complete | frames per reply | wire bytes per reply | reply text bytes | wire ÷ text | proxy CPU µs/token |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|\n");
+    for result in results {
+        let Outcome::Streams { proxy, .. } = &result.outcome else {
+            continue;
+        };
+        let replies = proxy.streams as f64;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {}/{} | {} | {} | {} | {} | {} |",
+            result.scenario.name,
+            describe(result),
+            proxy.complete,
+            proxy.streams,
+            num(frames_per_reply(proxy), 1),
+            num(div(proxy.wire_bytes as f64, replies), 0),
+            num(div(proxy.text_bytes as f64, replies), 0),
+            ratio(div(proxy.wire_bytes as f64, proxy.text_bytes as f64)),
+            num(proxy_cpu_per_token(proxy), 2),
+        );
+    }
+    md.push('\n');
 }
 
 pub fn markdown(machine: &str, mode: Mode, label: &str, results: &[ScenarioResult]) -> String {
@@ -238,6 +284,15 @@ pub fn markdown(machine: &str, mode: Mode, label: &str, results: &[ScenarioResul
             );
         }
         md.push('\n');
+    }
+
+    let overwrite: Vec<&ScenarioResult> = streams
+        .iter()
+        .copied()
+        .filter(|r| r.scenario.overwrite)
+        .collect();
+    if !overwrite.is_empty() {
+        overwrite_markdown(&mut md, &overwrite);
     }
 
     let idle: Vec<&ScenarioResult> = results

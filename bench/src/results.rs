@@ -37,6 +37,10 @@ pub struct Phase {
     pub per_token: Pct,
     pub tokens: u64,
     pub frames: u64,
+    /// Overwrite mode: WebSocket bytes received over all replies (frame headers included).
+    pub wire_bytes: u64,
+    /// Overwrite mode: bytes of all replies' final texts.
+    pub text_bytes: u64,
     pub wall_s: f64,
     /// Only for the proxy phase.
     pub proxy: Option<Usage>,

@@ -52,6 +52,9 @@ pub struct Scenario {
     /// The proxy runs with `--upstream-http2`: streams share h2c connections to the mock (up
     /// to `--upstream-streams-per-connection` each) instead of holding a socket each.
     pub upstream_http2: bool,
+    /// Clients connect with `?reply=overwrite`: every frame resends the text so far, and the
+    /// report shows frames and wire bytes per reply.
+    pub overwrite: bool,
 }
 
 impl Scenario {
@@ -73,6 +76,15 @@ fn streams(name: &str, streams: usize, tokens: u32, rate: u32, shape: Shape) -> 
             shape,
         },
         upstream_http2: false,
+        overwrite: false,
+    }
+}
+
+/// Streams whose clients read the reply in overwrite mode.
+fn overwrite(name: &str, count: usize, tokens: u32, rate: u32, shape: Shape) -> Scenario {
+    Scenario {
+        overwrite: true,
+        ..streams(name, count, tokens, rate, shape)
     }
 }
 
@@ -81,6 +93,7 @@ fn idle(name: &str, sockets: usize) -> Scenario {
         name: name.to_owned(),
         kind: Kind::Idle { sockets },
         upstream_http2: false,
+        overwrite: false,
     }
 }
 
@@ -96,6 +109,7 @@ fn stalled(name: &str, clients: usize, hold_s: u64) -> Scenario {
             hold_s,
         },
         upstream_http2: false,
+        overwrite: false,
     }
 }
 
@@ -112,6 +126,7 @@ pub fn scenarios(mode: Mode) -> Vec<Scenario> {
             streams("flood-5", 5, 500, 0, Shape::Burst),
             stalled("stalled-20", 20, 4),
             streams("steady-5", 5, 20, 100, steady(100)).over_http2(),
+            overwrite("overwrite-5", 5, 20, 100, steady(100)),
         ],
         Mode::Full => vec![
             idle("idle-1000", 1_000),
@@ -132,6 +147,8 @@ pub fn scenarios(mode: Mode) -> Vec<Scenario> {
             streams("steady-1000", 1_000, 250, 50, steady(2_000)).over_http2(),
             streams("steady-10000", 10_000, 40, 5, steady(4_000)).over_http2(),
             streams("burst-10000", 10_000, 20, 5, Shape::Burst).over_http2(),
+            // steady-100's load with every frame resending the text so far.
+            overwrite("overwrite-100", 100, 250, 50, steady(1_000)),
         ],
     }
 }

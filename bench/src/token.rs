@@ -159,6 +159,17 @@ impl Checker {
     pub fn tokens(&self) -> u32 {
         self.next
     }
+
+    /// True once a wrong, foreign or unreadable token was seen: more text cannot mend it.
+    pub fn has_failed(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    /// True once the text fed so far is exactly the whole reply: every token once, in order,
+    /// nothing partial after it.
+    pub fn is_complete(&self) -> bool {
+        self.failure.is_none() && self.pending.is_empty() && self.next == self.spec.tokens
+    }
 }
 
 #[cfg(test)]
