@@ -204,7 +204,7 @@ fn frames_per_reply(phase: &Phase) -> f64 {
 /// The overwrite-mode table: what resending the text so far costs.
 fn overwrite_markdown(md: &mut String, results: &[&ScenarioResult]) {
     md.push_str("### Overwrite reply mode: the cost of resending the text so far\n\n");
-    md.push_str("Each frame carries the whole text so far (`?reply=overwrite`, at most one frame per 30 ms, text merged meanwhile). Wire bytes count every text frame received, WebSocket header included; they are divided by the bytes of the reply's final text.\n\n");
+    md.push_str("Each frame carries the whole text so far (`?reply=overwrite`; the proxy means to send at most one frame per 30 ms and merge the text meanwhile, so frames per reply show whether it does). Wire bytes count every text frame received, WebSocket header included; they are divided by the bytes of the reply's final text.\n\n");
     md.push_str("| scenario | load | replies complete | frames per reply | wire bytes per reply | reply text bytes | wire ÷ text | proxy CPU µs/token |\n");
     md.push_str("|---|---|---|---|---|---|---|---|\n");
     for result in results {
