@@ -23,7 +23,6 @@ use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -194,7 +193,6 @@ impl Handler {
                 inner: sink,
                 shaper: Shaper::new(mode, app.config.stop_key.clone()),
                 outbox: VecDeque::new(),
-                pacing: None,
                 keepalive: None,
                 ping_owed: false,
             },
@@ -430,9 +428,6 @@ struct FrameSink {
     shaper: Shaper,
     /// Messages shaped but not yet written (at most a frame's few), written before anything else.
     outbox: VecDeque<Message>,
-    /// Overwrite: sleeps until the next text-so-far frame may go. Made on first use, so the
-    /// sockets of the other modes (and idle ones) carry no timer.
-    pacing: Option<Pin<Box<tokio::time::Sleep>>>,
     /// During a reply: when the next keepalive ping is due and whether the last was answered.
     keepalive: Option<Arc<Keepalive>>,
     /// A ping fell due and goes out before the next frame.
@@ -451,22 +446,18 @@ impl FrameSink {
         Poll::Ready(Ok(()))
     }
 
-    /// Overwrite: waits until the text so far may go, then queues it. The wait is what makes
-    /// the relay see a client that is behind and merge the upstream's queued text meanwhile.
-    fn poll_overwrite(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Overwrite: queues the text so far when its turn has come. It never makes the relay wait
+    /// for its turn: a relay held back per frame would fall behind the upstream by a frame time
+    /// per token (the bench's overwrite-100 measured it) and merge nothing. Text that is not due
+    /// yet stays in the shaper and goes with the next frame, or with the reply's end.
+    fn queue_due_overwrite(&mut self) {
         if let Some(due) = self.shaper.overwrite_due() {
-            if due > Instant::now() {
-                let pacing = self
-                    .pacing
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-                pacing.as_mut().reset(due);
-                ready!(pacing.as_mut().poll(cx));
+            if due <= Instant::now() {
+                let mut shaped = VecDeque::new();
+                self.shaper.flush_overwrite(&mut shaped);
+                self.outbox.extend(shaped.into_iter().map(Message::text));
             }
-            let mut shaped = VecDeque::new();
-            self.shaper.flush_overwrite(&mut shaped);
-            self.outbox.extend(shaped.into_iter().map(Message::text));
         }
-        Poll::Ready(())
     }
 }
 
@@ -498,7 +489,7 @@ impl Sink<ReplyFrame> for FrameSink {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        ready!(self.poll_overwrite(cx));
+        self.queue_due_overwrite();
         ready!(self.poll_outbox(cx))?;
         self.inner.poll_flush_unpin(cx)
     }
