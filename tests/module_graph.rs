@@ -222,6 +222,21 @@ fn top(module: &str) -> &str {
     module.split("::").next().unwrap_or(module)
 }
 
+/// The graph between top-level modules (folders), edges within one left out.
+fn folder_graph(graph: &BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut folders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (from, targets) in graph {
+        let entry = folders.entry(top(from).to_owned()).or_default();
+        entry.extend(
+            targets
+                .iter()
+                .map(|t| top(t).to_owned())
+                .filter(|t| t != top(from)),
+        );
+    }
+    folders
+}
+
 #[test]
 fn no_module_uses_a_module_that_uses_it_back() {
     let graph = file_graph(&modules());
@@ -230,16 +245,7 @@ fn no_module_uses_a_module_that_uses_it_back() {
         panic!("import cycle: {}", cycle.join(" → "));
     }
     // The folders too: a folder may not reach a folder that reaches it back.
-    let mut folders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (from, targets) in &graph {
-        let entry = folders.entry(top(from).to_owned()).or_default();
-        entry.extend(
-            targets
-                .iter()
-                .map(|t| top(t).to_owned())
-                .filter(|t| t != top(from)),
-        );
-    }
+    let folders = folder_graph(&graph);
     if let Some(cycle) = find_cycle(&folders) {
         panic!("folder cycle: {}", cycle.join(" → "));
     }
@@ -247,17 +253,7 @@ fn no_module_uses_a_module_that_uses_it_back() {
 
 #[test]
 fn the_readme_shows_the_folder_graph_as_it_is() {
-    let graph = file_graph(&modules());
-    let mut folders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (from, targets) in &graph {
-        let entry = folders.entry(top(from).to_owned()).or_default();
-        entry.extend(
-            targets
-                .iter()
-                .map(|t| top(t).to_owned())
-                .filter(|t| t != top(from)),
-        );
-    }
+    let folders = folder_graph(&file_graph(&modules()));
     let expected: Vec<String> = folders
         .iter()
         .map(|(from, to)| {
