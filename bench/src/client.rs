@@ -16,6 +16,10 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// A benchmark client's socket to the proxy.
+pub type ClientSocket = WebSocketStream<TcpStream>;
 
 /// Bounds on every wait of one conversation.
 #[derive(Debug, Clone, Copy)]
@@ -122,31 +126,43 @@ struct DeepChatFrame<'a> {
     error: Option<String>,
 }
 
-/// One conversation through the proxy: connect, send the spec as Deep Chat does, read `{"text"}`
-/// frames until the stop key.
-pub async fn via_proxy(addr: SocketAddr, path: &str, spec: Spec, limits: Limits) -> StreamResult {
-    let started = Instant::now();
-    let tcp = match connect_tcp(addr, limits.connect).await {
-        Ok(tcp) => tcp,
-        Err(why) => return StreamResult::failed(started, started.elapsed(), why),
-    };
-    let url = format!("ws://{addr}{path}");
+/// A socket to the proxy at `url`, with Deep Chat's request for `spec` sent on it: the socket,
+/// the time to connect, and when the request went out; or the failed result.
+pub async fn open_and_ask(
+    addr: SocketAddr,
+    url: &str,
+    spec: &Spec,
+    limits: Limits,
+    started: Instant,
+) -> Result<(ClientSocket, Duration, Instant), Box<StreamResult>> {
+    let failed = |connect, why| Box::new(StreamResult::failed(started, connect, why));
+    let tcp = connect_tcp(addr, limits.connect)
+        .await
+        .map_err(|why| failed(started.elapsed(), why))?;
     let handshake = tokio_tungstenite::client_async_with_config(url, tcp, Some(client_config()));
     let mut ws = match timeout(limits.connect, handshake).await {
         Ok(Ok((ws, _))) => ws,
-        Ok(Err(err)) => {
-            return StreamResult::failed(started, started.elapsed(), format!("handshake: {err}"))
-        }
-        Err(_) => {
-            return StreamResult::failed(started, started.elapsed(), "handshake timed out".into())
-        }
+        Ok(Err(err)) => return Err(failed(started.elapsed(), format!("handshake: {err}"))),
+        Err(_) => return Err(failed(started.elapsed(), "handshake timed out".into())),
     };
     let connect = started.elapsed();
     let request = serde_json::json!({"messages": [{"role": "user", "text": spec.prompt()}]});
     let sent_at = Instant::now();
     if let Err(err) = ws.send(Message::text(request.to_string())).await {
-        return StreamResult::failed(started, connect, format!("send: {err}"));
+        return Err(failed(connect, format!("send: {err}")));
     }
+    Ok((ws, connect, sent_at))
+}
+
+/// One conversation through the proxy: connect, send the spec as Deep Chat does, read `{"text"}`
+/// frames until the stop key.
+pub async fn via_proxy(addr: SocketAddr, path: &str, spec: Spec, limits: Limits) -> StreamResult {
+    let started = Instant::now();
+    let (mut ws, connect, sent_at) =
+        match open_and_ask(addr, &format!("ws://{addr}{path}"), &spec, limits, started).await {
+            Ok(opened) => opened,
+            Err(failed) => return *failed,
+        };
     let mut checker = Checker::new(spec);
     let mut frames = 0u32;
     let mut error = None;

@@ -2,9 +2,9 @@
 //! carries the reply's text so far, so the client measures what resending it costs on the wire
 //! (bytes received per reply against the text's own bytes) and how many frames a reply takes.
 
-use crate::client::{client_config, connect_tcp, truncate, Limits, StreamResult};
+use crate::client::{open_and_ask, truncate, Limits, StreamResult};
 use crate::token::{unix_nanos, Checker, Spec};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -38,27 +38,11 @@ fn frame_bytes(payload: usize) -> u64 {
 /// previous text; only the new part is fed to the checker, so every token is checked once.
 pub async fn via_proxy(addr: SocketAddr, path: &str, spec: Spec, limits: Limits) -> StreamResult {
     let started = Instant::now();
-    let tcp = match connect_tcp(addr, limits.connect).await {
-        Ok(tcp) => tcp,
-        Err(why) => return StreamResult::failed(started, started.elapsed(), why),
-    };
     let url = format!("ws://{addr}{path}?reply=overwrite");
-    let handshake = tokio_tungstenite::client_async_with_config(url, tcp, Some(client_config()));
-    let mut ws = match timeout(limits.connect, handshake).await {
-        Ok(Ok((ws, _))) => ws,
-        Ok(Err(err)) => {
-            return StreamResult::failed(started, started.elapsed(), format!("handshake: {err}"))
-        }
-        Err(_) => {
-            return StreamResult::failed(started, started.elapsed(), "handshake timed out".into())
-        }
+    let (mut ws, connect, sent_at) = match open_and_ask(addr, &url, &spec, limits, started).await {
+        Ok(opened) => opened,
+        Err(failed) => return *failed,
     };
-    let connect = started.elapsed();
-    let request = serde_json::json!({"messages": [{"role": "user", "text": spec.prompt()}]});
-    let sent_at = Instant::now();
-    if let Err(err) = ws.send(Message::text(request.to_string())).await {
-        return StreamResult::failed(started, connect, format!("send: {err}"));
-    }
     let mut checker = Checker::new(spec);
     let mut frames = 0u32;
     let mut wire_bytes = 0u64;
