@@ -35,6 +35,7 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config) -> Self {
+        telemetry::start_at_zero(config.provider.name_and_model().0);
         App {
             upstream: Arc::new(UpstreamPool::new(config.upstream)),
             sessions: TaskTracker::new(),
@@ -46,6 +47,7 @@ impl App {
             ops: Arc::new(Ops {
                 readiness: Readiness::new(upstream::probe_target(&config.provider)),
                 metrics: telemetry::prometheus(),
+                process: telemetry::process_metrics(),
             }),
             config,
         }

@@ -4,6 +4,7 @@
 //! upstream's 502/504, ours 5xx. It uses nothing of the proxy but the response builders, so every
 //! layer may return it.
 
+use crate::request_id::{self, RequestId};
 use crate::response::{self, Body};
 use hyper::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
@@ -112,6 +113,27 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
+    /// Every `(label, source)` pair an error can have, for metrics that start at zero.
+    pub const LABELS: &'static [(&'static str, &'static str)] = &[
+        ("bad_request", "client"),
+        ("too_large", "client"),
+        ("too_many_messages", "client"),
+        ("rate_limit", "client"),
+        ("busy", "client"),
+        ("slow_request", "client"),
+        ("unsupported", "client"),
+        ("auth", "client"),
+        ("origin", "client"),
+        ("connections", "proxy"),
+        ("connections_per_ip", "proxy"),
+        ("shutting_down", "proxy"),
+        ("upstream", "upstream"),
+        ("timeout", "upstream"),
+        ("token_limit", "upstream"),
+        ("content_filter", "upstream"),
+        ("reply_too_long", "upstream"),
+    ];
+
     /// Whose fault this is.
     pub fn source(&self) -> Source {
         match self {
@@ -185,12 +207,15 @@ impl ProxyError {
     /// The HTTP answer: Deep Chat's `{"error": text}` with the status (plain text for a
     /// refused origin, which is no Deep Chat page), plus `Retry-After` or `WWW-Authenticate`
     /// where they apply.
-    pub fn response(&self) -> Response<Body> {
+    /// The text ends with the request id, which the `X-Request-Id` header also carries.
+    pub fn response(&self, request_id: &RequestId) -> Response<Body> {
+        let text = request_id.tag(self);
         let mut response = match self {
-            ProxyError::Origin => response::plain(self.status(), &self.to_string()),
-            _ => response::json_error(self.status(), &self.to_string()),
+            ProxyError::Origin => response::plain(self.status(), &text),
+            _ => response::json_error(self.status(), &text),
         };
         let headers = response.headers_mut();
+        headers.insert(request_id::HEADER, request_id.header_value());
         match self {
             ProxyError::Request(RequestError::RateLimited(seconds)) => {
                 headers.insert(RETRY_AFTER, (*seconds).into());
@@ -242,6 +267,39 @@ mod tests {
     }
 
     #[test]
+    fn labels_lists_exactly_the_pairs_errors_have() {
+        let every_kind = [
+            ProxyError::Request(RequestError::Json("x".into())),
+            ProxyError::Request(RequestError::TooLarge(1)),
+            ProxyError::Request(RequestError::TooManyMessages(1)),
+            ProxyError::Request(RequestError::RateLimited(1)),
+            ProxyError::Request(RequestError::Busy),
+            ProxyError::Request(RequestError::SlowBody(1)),
+            ProxyError::Unsupported("pdf".into()),
+            ProxyError::Unauthorized("no".into()),
+            ProxyError::Origin,
+            ProxyError::Overloaded { per_ip: false },
+            ProxyError::Overloaded { per_ip: true },
+            ProxyError::ShuttingDown,
+            ProxyError::Upstream("down".into()),
+            ProxyError::Timeout(5),
+            ProxyError::TokenLimit,
+            ProxyError::ContentFilter,
+            ProxyError::ReplyTooLong(10),
+        ];
+        let seen: Vec<_> = every_kind
+            .iter()
+            .map(|e| (e.label(), e.source().label()))
+            .collect();
+        for pair in &seen {
+            assert!(ProxyError::LABELS.contains(pair), "{pair:?} missing");
+        }
+        for pair in ProxyError::LABELS {
+            assert!(seen.contains(pair), "{pair:?} is no error's");
+        }
+    }
+
+    #[test]
     fn an_unsupported_file_is_the_clients_400() {
         let error = ProxyError::Unsupported("only images".into());
         assert_eq!(error.status(), StatusCode::BAD_REQUEST);
@@ -251,7 +309,8 @@ mod tests {
 
     #[test]
     fn rate_limits_say_when_to_come_back() {
-        let response = ProxyError::Request(RequestError::RateLimited(7)).response();
+        let response =
+            ProxyError::Request(RequestError::RateLimited(7)).response(&RequestId::new());
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[RETRY_AFTER], "7");
     }

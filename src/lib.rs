@@ -14,6 +14,7 @@ pub mod error;
 pub mod manual;
 pub mod ops;
 pub mod reply;
+pub mod request_id;
 pub mod response;
 pub mod server;
 pub mod upstream;

@@ -160,18 +160,25 @@ fn version_completions_and_man_page() {
     assert!(String::from_utf8_lossy(&man.stdout).contains(".TH deepchat-proxy"));
 }
 
-/// Starts the real binary on an ephemeral port with JSON logs; returns it, its address and
-/// a reader of its log lines.
-fn spawn_binary(
-    extra: &[&str],
-) -> (
+type Spawned = (
     std::process::Child,
     String,
     std::sync::mpsc::Receiver<String>,
-) {
-    let mut args = vec!["--listen", "127.0.0.1:0", "--log-format", "json"];
-    args.extend_from_slice(extra);
+);
+
+/// Starts the real binary (the fast demo provider) on an ephemeral port with JSON logs;
+/// returns it, its address and a reader of its log lines.
+fn spawn_binary(extra: &[&str]) -> Spawned {
+    let mut args = extra.to_vec();
     args.extend_from_slice(&["demo", "--tokens-per-second", "1000"]);
+    spawn_with(&args)
+}
+
+/// Starts the real binary with `args` (global flags, then the provider) and JSON logs.
+fn spawn_with(args: &[&str]) -> Spawned {
+    let mut all = vec!["--listen", "127.0.0.1:0", "--log-format", "json"];
+    all.extend_from_slice(args);
+    let args = all;
     let mut child = Command::new(BIN)
         .args(&args)
         .env("RUST_LOG", "info")
@@ -186,8 +193,8 @@ fn spawn_binary(
             let _ = lines_tx.send(line);
         }
     });
-    let first = lines.recv_timeout(PATIENCE).expect("listening line");
-    let event: serde_json::Value = serde_json::from_str(&first).expect("json log line");
+    // Warnings (a missing key, say) may come first.
+    let event = wait_for_line(&lines, "listening");
     let address = event["address"].as_str().expect("address field").to_owned();
     (child, address, lines)
 }
@@ -211,7 +218,8 @@ async fn json_logs_one_line_per_reply_without_content_and_sigterm_stops_cleanly(
     assert_eq!(line["status"], "ok");
     assert_eq!(line["provider"], "demo");
     assert!(
-        line["request_id"].is_string()
+        line["span"]["request_id"].is_string()
+            && line["span"]["client_ip"] == "127.0.0.1"
             && line["total_ms"].is_u64()
             && line["first_token_ms"].is_u64()
     );
@@ -251,4 +259,150 @@ async fn log_content_includes_the_dialogue_when_asked() {
         .is_some_and(|a| a.contains("loggable question")));
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[tokio::test]
+async fn metrics_start_with_help_build_info_process_figures_and_zero_counters() {
+    let (mut child, address, _lines) = spawn_binary(&[]);
+    let (status, metrics) = get(format!("http://{address}/metrics")).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    for line in [
+        "# HELP deepchat_proxy_requests_total ",
+        "# HELP deepchat_proxy_errors_total ",
+        "# HELP process_resident_memory_bytes ",
+        &format!(
+            "deepchat_proxy_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "deepchat_proxy_requests_total{transport=\"websocket\",outcome=\"ok\"} 0",
+        "deepchat_proxy_requests_total{transport=\"http-json\",outcome=\"error\"} 0",
+        "deepchat_proxy_errors_total{kind=\"upstream\",source=\"upstream\"} 0",
+        "deepchat_proxy_rejected_total{reason=\"rate_limit\"} 0",
+        "deepchat_proxy_client_cancellations_total{transport=\"http-sse\"} 0",
+        "deepchat_proxy_output_tokens_total{provider=\"demo\"} 0",
+        "deepchat_proxy_streams_active 0",
+    ] {
+        assert!(metrics.contains(line), "{line:?} missing from\n{metrics}");
+    }
+    for figure in ["process_resident_memory_bytes ", "process_open_fds "] {
+        let value: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(figure))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{figure} missing from\n{metrics}"));
+        assert!(value > 0.0, "{figure}{value}");
+    }
+}
+
+/// The id a user quotes from an error reaches the HTTP header, the upstream request and the
+/// log line, which also names the provider's own request id and the client's IP, at ERROR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_id_ties_the_error_text_the_header_the_upstream_and_the_log() {
+    let upstream = MockUpstream::start().await;
+    let base = format!("http://{}/v1", upstream.addr);
+    let (mut child, address, lines) = spawn_with(&[
+        "--retries",
+        "0",
+        "openai",
+        "--base-url",
+        &base,
+        "--model",
+        "m",
+        "--api-key-env",
+        "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY",
+    ]);
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(lines));
+    let next_reply_line = || {
+        let lines = lines.clone();
+        tokio::task::spawn_blocking(move || {
+            let lines = lines.lock().expect("lines");
+            wait_for_line(&lines, "reply finished")
+        })
+    };
+
+    // HTTP: the client's own id is kept.
+    upstream.push(
+        Reply::error(500, r#"{"error":{"message":"overloaded"}}"#)
+            .with_header("x-request-id", "req_provider_42"),
+    );
+    let response = reqwest::Client::new()
+        .post(format!("http://{address}/chat"))
+        .header("x-request-id", "client-trace-7")
+        .header("content-type", "application/json")
+        .body(r#"{"messages": [{"role": "user", "text": "hi"}]}"#)
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 502);
+    assert_eq!(response.headers()["x-request-id"], "client-trace-7");
+    let body: serde_json::Value =
+        serde_json::from_str(&response.text().await.expect("body")).expect("json");
+    let text = body["error"].as_str().expect("error text");
+    assert_eq!(request_id_of(text), "client-trace-7", "{text}");
+    assert_eq!(
+        upstream.received()[0].header("x-request-id"),
+        Some("client-trace-7")
+    );
+    let line = next_reply_line().await.expect("log line");
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert_eq!(line["span"]["request_id"], "client-trace-7", "{line}");
+    assert_eq!(line["span"]["upstream_request_id"], "req_provider_42");
+    assert_eq!(line["span"]["client_ip"], "127.0.0.1");
+
+    // WebSocket: a fresh id per reply, the same in the frame, upstream and the log.
+    upstream.push(Reply::error(503, r#"{"error":{"message":"busy"}}"#));
+    let mut ws = connect(&format!("ws://{address}/chat")).await;
+    send_user(&mut ws, "hello").await;
+    let frames = read_reply(&mut ws, "stop-key").await;
+    let error = frames
+        .iter()
+        .find_map(|f| f["error"].as_str())
+        .expect("error frame");
+    let id = request_id_of(error).to_owned();
+    assert_eq!(id.len(), 16, "{error}");
+    assert_eq!(upstream.received()[1].header("x-request-id"), Some(&*id));
+    let line = next_reply_line().await.expect("log line");
+    assert_eq!(line["span"]["request_id"], id.as_str(), "{line}");
+
+    // A refusal (the client's fault) is logged at WARN with its id.
+    send_user(&mut ws, "").await;
+    let frames = read_reply(&mut ws, "stop-key").await;
+    let refused = frames
+        .iter()
+        .find_map(|f| f["error"].as_str())
+        .expect("error frame");
+    let refused_id = request_id_of(refused).to_owned();
+    let line = {
+        let lines = lines.clone();
+        tokio::task::spawn_blocking(move || {
+            wait_for_line(&lines.lock().expect("lines"), "request refused")
+        })
+        .await
+        .expect("log line")
+    };
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["request_id"], refused_id.as_str());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Pretty logs carry no colour codes when stderr is no terminal (a file, a collector).
+#[tokio::test]
+async fn pretty_logs_to_a_pipe_have_no_colour_codes() {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "demo"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut first = String::new();
+    BufReader::new(stderr).read_line(&mut first).expect("line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(first.contains("listening"), "{first}");
+    assert!(!first.contains('\u{1b}'), "ANSI escape in {first:?}");
 }

@@ -10,7 +10,7 @@ use crate::deepchat::{multipart, sse};
 use crate::error::ProxyError;
 use crate::reply::budget::Budget;
 use crate::reply::history::History;
-use crate::reply::pipeline::{self, Prepared};
+use crate::reply::pipeline::{self, Prepared, ReplyScope};
 use crate::reply::relay::RelayLimits;
 use crate::response::{self, Body};
 use crate::App;
@@ -25,13 +25,14 @@ pub async fn handle(
     request: Request<hyper::body::Incoming>,
     app: Arc<App>,
     client: ClientKey,
+    scope: ReplyScope,
 ) -> Response<Body> {
     let wants_events = header(&request, ACCEPT).contains("text/event-stream");
-    let prepared = match admit(request, &app, &client).await {
+    let prepared = match admit(request, &app, &client, &scope).await {
         Ok(prepared) => prepared,
         Err(err) => {
-            pipeline::refused(&err);
-            return err.response();
+            pipeline::refused(&err, &scope);
+            return err.response(&scope.request_id);
         }
     };
     if wants_events {
@@ -57,7 +58,7 @@ pub async fn handle(
     .await;
     match outcome.error {
         // Deep Chat shows an error instead of text when both are present, so say it plainly.
-        Some(error) => error.response(),
+        Some(error) => error.response(&scope.request_id),
         None if outcome.files.is_empty() => {
             response::json(StatusCode::OK, &json!({ "text": outcome.text }))
         }
@@ -74,6 +75,7 @@ async fn admit(
     request: Request<hyper::body::Incoming>,
     app: &App,
     client: &ClientKey,
+    scope: &ReplyScope,
 ) -> Result<Prepared, ProxyError> {
     pipeline::admit_client(app, client)?;
     let content_type = header(&request, CONTENT_TYPE);
@@ -82,7 +84,7 @@ async fn admit(
     let turns = pipeline::admit_turns(app, turns)?;
     // The client's list is the whole dialogue; the history limit still bounds it.
     let turns = History::new(app.config.history_limit, Budget::of(limits)).begin(turns);
-    pipeline::prepare(app, turns)
+    pipeline::prepare(app, turns, scope)
 }
 
 fn header(request: &Request<hyper::body::Incoming>, name: hyper::header::HeaderName) -> String {

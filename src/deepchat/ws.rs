@@ -13,8 +13,9 @@ use crate::error::ProxyError;
 use crate::reply::budget::Budget;
 use crate::reply::frame::ReplyFrame;
 use crate::reply::history::History;
-use crate::reply::pipeline;
+use crate::reply::pipeline::{self, ReplyScope};
 use crate::reply::relay::RelayLimits;
+use crate::request_id::RequestId;
 use crate::response::{self, Body};
 use crate::App;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -216,7 +217,10 @@ impl Handler {
             };
             let step = match next {
                 Next::Request(text) => self.answer(&text).await,
-                Next::Refuse(err) => self.refuse(&err).await,
+                Next::Refuse(err) => {
+                    let scope = self.new_scope();
+                    self.refuse(&err, &scope).await
+                }
                 Next::Close(code, reason) => Step::Close(code, reason),
                 Next::Gone => Step::Gone,
             };
@@ -231,22 +235,31 @@ impl Handler {
         }
     }
 
+    /// The scope of the next reply: one request id per reply, since a socket carries many.
+    fn new_scope(&self) -> ReplyScope {
+        ReplyScope {
+            request_id: RequestId::new(),
+            client_ip: self.client.ip.clone(),
+        }
+    }
+
     /// Answers one request through the reply pipeline.
     async fn answer(&mut self, text: &str) -> Step {
         let app = &*self.app;
+        let scope = self.new_scope();
         let turns = pipeline::admit_client(app, &self.client)
             .and_then(|()| Ok(request::parse(text.as_bytes())?))
             .and_then(|turns| pipeline::admit_turns(app, turns));
         let turns = match turns {
             Ok(turns) => turns,
-            Err(err) => return self.refuse(&err).await,
+            Err(err) => return self.refuse(&err, &scope).await,
         };
-        let prepared = match pipeline::prepare(app, self.history.begin(turns)) {
+        let prepared = match pipeline::prepare(app, self.history.begin(turns), &scope) {
             Ok(prepared) => prepared,
             Err(err) => {
                 // Nothing was answered: forget the question, as after a reply that failed.
                 self.history.finish(String::new());
-                return self.refuse(&err).await;
+                return self.refuse(&err, &scope).await;
             }
         };
         let limits = &app.config.limits;
@@ -302,10 +315,12 @@ impl Handler {
 
     /// Answers a request that cannot be served: an error, then the stop key so the next reply
     /// starts a fresh message.
-    async fn refuse(&mut self, err: &ProxyError) -> Step {
-        pipeline::refused(err);
+    async fn refuse(&mut self, err: &ProxyError, scope: &ReplyScope) -> Step {
+        pipeline::refused(err, scope);
         let sent = async {
-            self.sink.send(ReplyFrame::Error(err.to_string())).await?;
+            self.sink
+                .send(ReplyFrame::Error(scope.error_text(err)))
+                .await?;
             self.sink.send(ReplyFrame::End).await
         };
         match sent.await {

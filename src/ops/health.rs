@@ -70,6 +70,8 @@ pub struct Ops {
     pub readiness: Readiness,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Reads the process's CPU, memory and open files when `/metrics` is scraped.
+    pub process: metrics_process::Collector,
 }
 
 /// Answers an operational request, or `None` if the path is not one of ours.
@@ -84,6 +86,7 @@ pub async fn route(request: &Request<hyper::body::Incoming>, ops: &Ops) -> Optio
             Err(reason) => response::plain(StatusCode::SERVICE_UNAVAILABLE, &reason),
         },
         "/metrics" => {
+            ops.process.collect();
             let mut response = Response::new(response::full(ops.metrics.render()));
             response.headers_mut().insert(
                 CONTENT_TYPE,

@@ -1,4 +1,5 @@
 //! Operations: health and readiness, metrics.
 
+pub mod catalog;
 pub mod health;
 pub mod telemetry;

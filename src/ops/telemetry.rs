@@ -1,10 +1,10 @@
-//! Metrics (Prometheus, names prefixed `deepchat_proxy_`) and request ids.
+//! Metrics (Prometheus, names prefixed `deepchat_proxy_`).
 //! Labels are low-cardinality kinds, never message text.
 
 use crate::error::ProxyError;
+use crate::ops::catalog;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -27,6 +27,33 @@ pub fn prometheus() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Gives every metric its help text and its known series a zero value (see [`catalog`]).
+pub fn start_at_zero(provider: &str) {
+    prometheus();
+    catalog::describe_and_zero(&catalog::ZeroLabels {
+        provider,
+        errors: ProxyError::LABELS,
+        rejections: &rejection_reasons(),
+    });
+}
+
+/// Every `deepchat_proxy_rejected_total` reason: a refusal is counted by its error's label,
+/// and only the client and the proxy refuse before a reply starts.
+fn rejection_reasons() -> Vec<&'static str> {
+    ProxyError::LABELS
+        .iter()
+        .filter(|(_, source)| *source != "upstream")
+        .map(|(label, _)| *label)
+        .collect()
+}
+
+/// The collector of the process's own metrics, described once.
+pub fn process_metrics() -> metrics_process::Collector {
+    let collector = metrics_process::Collector::default();
+    collector.describe();
+    collector
 }
 
 /// Counts a request refused before any reply started: `deepchat_proxy_rejected_total` by
@@ -82,22 +109,6 @@ impl Drop for Active {
     fn drop(&mut self) {
         gauge!(self.0).decrement(1.0);
     }
-}
-
-/// A short id tying a reply's log line to client reports.
-pub fn request_id() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    static BASE: OnceLock<u64> = OnceLock::new();
-    let base = *BASE.get_or_init(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    });
-    format!(
-        "{:016x}",
-        base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
-    )
 }
 
 /// What one finished reply adds to the metrics.

@@ -1,12 +1,43 @@
-//! The record of a finished reply: its metrics and one log line (without message content
-//! unless `--log-content`).
+//! The record of a reply: the span every log line of it carries (request id, client IP, the
+//! provider's own request id), and when it ends its metrics and one line (without message
+//! content unless `--log-content`) at the level its outcome deserves: INFO when it went well
+//! or the client left, WARN when the client was at fault, ERROR when the upstream or the proxy
+//! was.
 
-use crate::config::ProviderConfig;
+use crate::error::{ProxyError, Source};
 use crate::ops::telemetry::{self, ReplyMetrics};
 use crate::reply::relay::Outcome;
+use crate::reply::scope::ReplyScope;
 use crate::App;
 use deepchat_adapters::{Conversation, Role};
 use std::time::Instant;
+
+/// The span of one reply: every line logged while it runs (retries, upstream warnings, the
+/// final line) carries its ids.
+pub fn reply_span(scope: &ReplyScope, transport: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "reply",
+        request_id = %scope.request_id,
+        client_ip = %scope.client_ip,
+        transport,
+        upstream_request_id = tracing::field::Empty,
+    )
+}
+
+/// Logs a request refused before its reply started.
+pub fn refused(error: &ProxyError, scope: &ReplyScope) {
+    let kind = error.label();
+    let request_id = scope.request_id.as_str();
+    let client_ip = scope.client_ip.as_str();
+    match error.source() {
+        Source::Client => {
+            tracing::warn!(request_id, client_ip, kind, %error, "request refused")
+        }
+        Source::Upstream | Source::Proxy => {
+            tracing::error!(request_id, client_ip, kind, %error, "request refused")
+        }
+    }
+}
 
 /// Who served a reply, for its log line.
 pub struct ReplyContext<'a> {
@@ -25,10 +56,7 @@ pub fn context<'a>(
     started: Instant,
     question: Option<&'a str>,
 ) -> ReplyContext<'a> {
-    let (provider, model) = match &app.config.provider {
-        ProviderConfig::Http(http) => (http.adapter.name(), http.generation.model.as_str()),
-        ProviderConfig::Demo(_) => ("demo", "demo"),
-    };
+    let (provider, model) = app.config.provider.name_and_model();
     ReplyContext {
         transport,
         provider,
@@ -79,22 +107,34 @@ pub fn finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool
     let error = outcome.error.as_ref().map(ToString::to_string);
     let question = log_content.then_some(context.question).flatten();
     let answer = log_content.then_some(outcome.text.as_str());
-    tracing::info!(
-        request_id = %telemetry::request_id(),
-        transport = context.transport,
-        provider = context.provider,
-        model = context.model,
-        status,
-        first_token_ms = first_token.map(|d| d.as_millis() as u64),
-        total_ms = total.as_millis() as u64,
-        input_tokens,
-        output_tokens,
-        bytes = outcome.relayed_bytes,
-        frames = outcome.text_frames,
-        error_kind = outcome.error.as_ref().map(|e| e.label()),
-        error = error.as_deref(),
-        question,
-        answer,
-        "reply finished"
-    );
+    // One line, at the level the outcome deserves (a tracing level must be a constant).
+    macro_rules! reply_line {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                transport = context.transport,
+                provider = context.provider,
+                model = context.model,
+                status,
+                first_token_ms = first_token.map(|d| d.as_millis() as u64),
+                total_ms = total.as_millis() as u64,
+                input_tokens,
+                output_tokens,
+                bytes = outcome.relayed_bytes,
+                frames = outcome.text_frames,
+                error_kind = outcome.error.as_ref().map(|e| e.label()),
+                error = error.as_deref(),
+                question,
+                answer,
+                "reply finished"
+            )
+        };
+    }
+    match outcome.error.as_ref().map(ProxyError::source) {
+        None => reply_line!(tracing::Level::INFO),
+        // The client left while its reply failed: it saw nothing, so it is no failure to chase.
+        Some(_) if outcome.cancelled => reply_line!(tracing::Level::INFO),
+        Some(Source::Client) => reply_line!(tracing::Level::WARN),
+        Some(Source::Upstream | Source::Proxy) => reply_line!(tracing::Level::ERROR),
+    }
 }

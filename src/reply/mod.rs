@@ -8,4 +8,5 @@ pub mod history;
 pub mod log;
 pub mod pipeline;
 pub mod relay;
+pub mod scope;
 pub mod start;

@@ -10,11 +10,13 @@ use crate::ops::telemetry;
 use crate::reply::budget::Budget;
 use crate::reply::frame::ReplyFrame;
 use crate::reply::relay::{self, Outcome, RelayLimits};
+pub use crate::reply::scope::ReplyScope;
 use crate::reply::{log, start};
 use crate::App;
 use deepchat_adapters::{Conversation, Turn};
 use futures_util::Sink;
 use std::future::Future;
+use tracing::Instrument;
 
 /// The first gate, before the request is even read: the client's rate limit.
 pub fn admit_client(app: &App, client: &ClientKey) -> Result<(), ProxyError> {
@@ -41,21 +43,25 @@ pub struct Prepared {
     pub conversation: Conversation,
     /// Where its events come from.
     source: start::Source,
+    scope: ReplyScope,
 }
 
 /// The conversation for `turns` (the dialogue, newest last) and the provider's request for it.
-pub fn prepare(app: &App, turns: Vec<Turn>) -> Result<Prepared, ProxyError> {
+pub fn prepare(app: &App, turns: Vec<Turn>, scope: &ReplyScope) -> Result<Prepared, ProxyError> {
     let conversation = start::conversation(app, turns);
-    let source = start::request(app, &conversation)?;
+    let source = start::request(app, &conversation, &scope.request_id)?;
     Ok(Prepared {
         conversation,
         source,
+        scope: scope.clone(),
     })
 }
 
-/// Counts a request refused before its reply started (the transport sends `error` itself).
-pub fn refused(error: &ProxyError) {
+/// Counts and logs a request refused before its reply started (the transport sends `error`
+/// itself, with [`ReplyScope::error_text`]).
+pub fn refused(error: &ProxyError, scope: &ReplyScope) {
     telemetry::rejected(error);
+    log::refused(error, scope);
 }
 
 /// Runs one prepared reply on `transport`: counts it as active, relays the provider's events
@@ -77,10 +83,25 @@ where
     let Prepared {
         conversation,
         source,
+        scope,
     } = prepared;
-    let events = start::events(app, &conversation, source);
-    let outcome = relay::relay(events, sink, limits, client_gone, start::interruption(app)).await;
-    let context = log::context(app, transport, started, log::newest_text(&conversation));
-    log::finished(&context, &outcome, app.config.log_content);
-    outcome
+    let span = log::reply_span(&scope, transport);
+    async {
+        let events = start::events(app, &conversation, source);
+        let interrupt = start::interruption(app);
+        let outcome = relay::relay(
+            events,
+            sink,
+            limits,
+            client_gone,
+            interrupt,
+            &scope.request_id,
+        )
+        .await;
+        let context = log::context(app, transport, started, log::newest_text(&conversation));
+        log::finished(&context, &outcome, app.config.log_content);
+        outcome
+    }
+    .instrument(span)
+    .await
 }

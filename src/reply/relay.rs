@@ -5,6 +5,7 @@
 
 use crate::error::ProxyError;
 use crate::reply::frame::{file_kind, FileFrame, ReplyFrame};
+use crate::request_id::RequestId;
 use deepchat_adapters::{Event, EventStream, FinishReason, Usage};
 use futures_util::{FutureExt, Sink, SinkExt, StreamExt};
 use std::future::Future;
@@ -64,6 +65,7 @@ pub async fn relay<S, G, I>(
     limits: RelayLimits,
     client_gone: G,
     interrupt: I,
+    request_id: &RequestId,
 ) -> Outcome
 where
     S: Sink<ReplyFrame> + Unpin,
@@ -178,7 +180,7 @@ where
     if let Some(error) = &outcome.error {
         if send(
             sink,
-            ReplyFrame::Error(error.to_string()),
+            ReplyFrame::Error(request_id.tag(error)),
             client_gone.as_mut(),
         )
         .await
@@ -258,6 +260,7 @@ mod tests {
             RelayLimits::keeping(keep),
             std::future::pending(),
             std::future::pending(),
+            &RequestId::new(),
         )
         .await;
         (outcome, sink)
@@ -336,6 +339,7 @@ mod tests {
             RelayLimits::keeping(usize::MAX),
             std::future::pending(),
             std::future::pending(),
+            &RequestId::new(),
         )
         .await;
         assert_eq!(sink.frames, vec![text("a"), text("bc"), ReplyFrame::End]);
@@ -350,14 +354,13 @@ mod tests {
             Event::TextDelta("never".into()),
         ])
         .await;
-        assert_eq!(
-            frames,
-            vec![
-                text("part"),
-                ReplyFrame::Error("boom".into()),
-                ReplyFrame::End
-            ]
+        assert_eq!(frames.len(), 3, "{frames:?}");
+        assert_eq!(frames[0], text("part"));
+        assert!(
+            matches!(&frames[1], ReplyFrame::Error(e) if e.starts_with("boom (request id ")),
+            "{frames:?}"
         );
+        assert_eq!(frames[2..], vec![ReplyFrame::End]);
         assert_eq!(outcome.error, Some(ProxyError::Upstream("boom".into())));
     }
 
@@ -418,6 +421,7 @@ mod tests {
             },
             std::future::pending(),
             std::future::pending(),
+            &RequestId::new(),
         )
         .await;
         assert_eq!(outcome.error, Some(ProxyError::ReplyTooLong(4)));
@@ -429,19 +433,23 @@ mod tests {
     #[tokio::test]
     async fn an_interrupt_ends_the_reply_with_its_error_and_the_end() {
         let mut sink: Vec<ReplyFrame> = Vec::new();
+        let id = RequestId::new();
         let outcome = relay(
             stream::pending().boxed(),
             &mut sink,
             RelayLimits::keeping(usize::MAX),
             std::future::pending(),
             std::future::ready(ProxyError::Timeout(3)),
+            &id,
         )
         .await;
         assert_eq!(outcome.error, Some(ProxyError::Timeout(3)));
         assert_eq!(
             sink,
             vec![
-                ReplyFrame::Error("the reply took longer than 3 s and was stopped".into()),
+                ReplyFrame::Error(format!(
+                    "the reply took longer than 3 s and was stopped (request id {id})"
+                )),
                 ReplyFrame::End
             ]
         );
@@ -456,6 +464,7 @@ mod tests {
             RelayLimits::keeping(usize::MAX),
             std::future::ready(()),
             std::future::pending(),
+            &RequestId::new(),
         )
         .await;
         assert!(outcome.cancelled);

@@ -6,6 +6,7 @@
 use crate::config::ProviderConfig;
 use crate::error::{ProxyError, RequestError};
 use crate::reply::budget::Budget;
+use crate::request_id::RequestId;
 use crate::upstream::{self, demo};
 use crate::App;
 use deepchat_adapters::{AdapterError, Conversation, EventStream, Turn, UpstreamRequest};
@@ -22,13 +23,20 @@ pub fn conversation(app: &App, turns: Vec<Turn>) -> Conversation {
 
 /// The provider's request for `conversation` (`None` for the demo provider). A file the
 /// provider cannot take is the client's error, answered before anything is sent.
-pub fn request(app: &App, conversation: &Conversation) -> Result<Source, ProxyError> {
+pub fn request(
+    app: &App,
+    conversation: &Conversation,
+    request_id: &RequestId,
+) -> Result<Source, ProxyError> {
     let http = match &app.config.provider {
         ProviderConfig::Http(http) => http,
         ProviderConfig::Demo(demo) => return Ok(Source::Demo(demo.token_interval)),
     };
     match upstream::build(http, conversation) {
-        Ok(request) => Ok(Source::Upstream(request)),
+        Ok(mut request) => {
+            upstream::carry_request_id(&mut request, request_id);
+            Ok(Source::Upstream(request))
+        }
         Err(AdapterError::Unsupported(message)) => Err(ProxyError::Unsupported(message)),
         Err(AdapterError::Empty) => Err(ProxyError::Request(RequestError::Empty)),
     }

@@ -12,6 +12,8 @@ use crate::deepchat::{http, page, ws};
 use crate::error::{ProxyError, RequestError};
 use crate::ops::health;
 use crate::ops::telemetry;
+use crate::reply::pipeline::{self, ReplyScope};
+use crate::request_id::{self, RequestId};
 use crate::response::{self, Body};
 use crate::App;
 use hyper::header::{self, HeaderValue};
@@ -224,15 +226,19 @@ async fn route(
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let scope = ReplyScope {
+        request_id: RequestId::from_headers(request.headers()),
+        client_ip: client_ip(&request, peer, app.config.limits.client_ip_header.as_ref()),
+    };
     if !app.config.origins.allows(origin.as_deref()) {
-        tracing::info!(origin = origin.as_deref().unwrap_or(""), "origin rejected");
+        log_rejected_origin(origin.as_deref().unwrap_or(""), &scope);
         let error = ProxyError::Origin;
         telemetry::rejected(&error);
-        return error.response();
+        return error.response(&scope.request_id);
     }
     let mut response = if request.uri().path() == app.config.path {
         let mut client = ClientKey {
-            ip: client_ip(&request, peer, app.config.limits.client_ip_header.as_ref()),
+            ip: scope.client_ip.clone(),
             identity: None,
         };
         if let (Some(auth), false) = (&app.config.auth, request.method() == Method::OPTIONS) {
@@ -240,9 +246,9 @@ async fn route(
                 Ok(identity) => client.identity = Some(identity),
                 Err(err) => {
                     let error = ProxyError::Unauthorized(err.to_string());
-                    telemetry::rejected(&error);
+                    pipeline::refused(&error, &scope);
                     // Before any work (and before any WebSocket upgrade); the page may read it.
-                    let mut response = error.response();
+                    let mut response = error.response(&scope.request_id);
                     allow_origin(&mut response, origin.as_deref());
                     return response;
                 }
@@ -256,7 +262,14 @@ async fn route(
                 StatusCode::UPGRADE_REQUIRED,
                 "this is a Deep Chat endpoint: connect with websocket: true, or POST",
             ),
-            Method::POST => http::handle(request, app, client).await,
+            Method::POST => {
+                let request_id = scope.request_id.clone();
+                let mut response = http::handle(request, app, client, scope).await;
+                response
+                    .headers_mut()
+                    .insert(request_id::HEADER, request_id.header_value());
+                response
+            }
             Method::OPTIONS => preflight(&request),
             _ => response::plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         }
@@ -267,6 +280,19 @@ async fn route(
     };
     allow_origin(&mut response, origin.as_deref());
     response
+}
+
+/// Names the origin and the flag that would let it in, so the operator can act on the line.
+/// The value is the client's: visible ASCII (hyper's `to_str`), cut to a sane length.
+fn log_rejected_origin(origin: &str, scope: &ReplyScope) {
+    let origin: String = origin.chars().take(200).collect();
+    tracing::warn!(
+        %origin,
+        request_id = %scope.request_id,
+        client_ip = %scope.client_ip,
+        "origin rejected: {origin} may not use the proxy; to allow it, start with \
+         --allow-origin {origin} (or DEEPCHAT_PROXY_ALLOW_ORIGIN)"
+    );
 }
 
 /// The client's IP for rate limiting: the last entry of `--client-ip-header` (the one the

@@ -9,6 +9,7 @@ pub mod redact;
 pub mod settings;
 
 use crate::ops::telemetry;
+use crate::request_id::{self, RequestId};
 use crate::upstream::pool::{Lease, UpstreamPool};
 use crate::upstream::redact::Secrets;
 use deepchat_adapters::event::describe_http_error;
@@ -45,6 +46,35 @@ pub fn build(
     upstream
         .adapter
         .build_request(conversation, &upstream.generation, key)
+}
+
+/// Sends the reply's request id upstream as `X-Request-Id`, so the provider's logs (or the
+/// next proxy's) can be matched with ours, unless the operator's `--header` sets one.
+pub fn carry_request_id(request: &mut UpstreamRequest, request_id: &RequestId) {
+    let header = request_id::HEADER_NAME;
+    if !request
+        .headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case(header))
+    {
+        request
+            .headers
+            .push((header.to_owned(), request_id.as_str().to_owned()));
+    }
+}
+
+/// The provider's own id for one response, recorded in the reply's log span
+/// (`upstream_request_id`): what its support asks for.
+fn record_upstream_request_id(headers: &reqwest::header::HeaderMap) {
+    // OpenAI, Azure, Cohere and most compatible servers; Anthropic; Azure's API gateway.
+    let id = ["x-request-id", "request-id", "apim-request-id"]
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .and_then(|value| value.to_str().ok());
+    if let Some(id) = id {
+        let id: String = id.chars().take(128).collect();
+        tracing::Span::current().record("upstream_request_id", id.as_str());
+    }
 }
 
 /// Starts one streamed reply, from a request built with [`build`]. Never fails: every failure becomes a final [`Event::Error`].
@@ -119,6 +149,7 @@ impl Attempts {
                     retry_after: None,
                 },
                 Ok(Ok(response)) if response.status().is_success() => {
+                    record_upstream_request_id(response.headers());
                     pool.saw_version(response.version());
                     let stream = events(response, &upstream, deadline, policy.chunk_timeout);
                     match first_content(stream).await {
@@ -135,6 +166,7 @@ impl Attempts {
                     redirect_failure(&response, &upstream.label)
                 }
                 Ok(Ok(response)) => {
+                    record_upstream_request_id(response.headers());
                     let status = response.status().as_u16();
                     let retry_after = retry_after(response.headers());
                     let body = read_limited(response, MAX_ERROR_BODY, deadline).await;

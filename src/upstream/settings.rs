@@ -54,6 +54,16 @@ pub enum ProviderConfig {
     Demo(Demo),
 }
 
+impl ProviderConfig {
+    /// The provider's name and model, as logs and metric labels give them.
+    pub fn name_and_model(&self) -> (&'static str, &str) {
+        match self {
+            ProviderConfig::Http(http) => (http.adapter.name(), http.generation.model.as_str()),
+            ProviderConfig::Demo(_) => ("demo", "demo"),
+        }
+    }
+}
+
 /// Timeouts and retries for upstream requests.
 #[derive(Debug, Clone, Copy)]
 pub struct UpstreamPolicy {

@@ -437,9 +437,30 @@ pub fn reply_text(frames: &[Value]) -> String {
 }
 
 /// The error frames' texts.
+/// The error texts among `frames`, each without the request id every error ends with
+/// (asserted here, so every error test also checks that the id is there).
 pub fn errors(frames: &[Value]) -> Vec<String> {
     frames
         .iter()
-        .filter_map(|f| f.get("error").and_then(Value::as_str).map(str::to_owned))
+        .filter_map(|f| f.get("error").and_then(Value::as_str))
+        .map(|text| without_request_id(text).to_owned())
         .collect()
+}
+
+/// `text` without its trailing ` (request id ID)`; panics if it has none.
+pub fn without_request_id(text: &str) -> &str {
+    let (message, id) = text
+        .rsplit_once(" (request id ")
+        .unwrap_or_else(|| panic!("no request id at the end of {text:?}"));
+    assert!(
+        id.ends_with(')') && id.len() > 1,
+        "malformed request id in {text:?}"
+    );
+    message
+}
+
+/// The request id an error text ends with.
+pub fn request_id_of(text: &str) -> &str {
+    let message = without_request_id(text);
+    &text[message.len() + " (request id ".len()..text.len() - 1]
 }

@@ -1,0 +1,187 @@
+//! Every metric the proxy exports, in one list: its help text becomes the `# HELP` line, and
+//! its known label sets are registered at zero when the server starts, because dashboards and
+//! alerts (`rate(…)`, `absent(…)`) need a series before its first event. The README's
+//! Operations section lists the same names (a test keeps the two in step).
+
+use metrics::{describe_counter, describe_gauge, describe_histogram};
+
+/// What kind of series a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One exported metric.
+#[derive(Debug)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+const fn metric(name: &'static str, kind: Kind, help: &'static str) -> Metric {
+    Metric { name, kind, help }
+}
+
+/// The transports a reply runs on, as labelled.
+pub const TRANSPORTS: [&str; 3] = ["websocket", "http-sse", "http-json"];
+/// How a reply ended, as labelled.
+pub const OUTCOMES: [&str; 3] = ["ok", "error", "cancelled"];
+
+/// Every metric, with the name it is exported under.
+pub const METRICS: &[Metric] = &[
+    metric(
+        "deepchat_proxy_build_info",
+        Kind::Gauge,
+        "Always 1; the labels say which version of the proxy is running.",
+    ),
+    metric(
+        "deepchat_proxy_connections_active",
+        Kind::Gauge,
+        "Client connections open now (HTTP and WebSocket).",
+    ),
+    metric(
+        "deepchat_proxy_streams_active",
+        Kind::Gauge,
+        "Replies being relayed now.",
+    ),
+    metric(
+        "deepchat_proxy_requests_total",
+        Kind::Counter,
+        "Replies finished, by transport and outcome (ok, error, cancelled).",
+    ),
+    metric(
+        "deepchat_proxy_reply_duration_seconds",
+        Kind::Histogram,
+        "Time from a reply's start to its end, by transport.",
+    ),
+    metric(
+        "deepchat_proxy_first_token_seconds",
+        Kind::Histogram,
+        "Time from a reply's start to its first text reaching the client's socket, by transport.",
+    ),
+    metric(
+        "deepchat_proxy_relayed_bytes_total",
+        Kind::Counter,
+        "Bytes of reply text sent to clients.",
+    ),
+    metric(
+        "deepchat_proxy_relayed_frames_total",
+        Kind::Counter,
+        "Text frames sent to clients (after merging what was queued).",
+    ),
+    metric(
+        "deepchat_proxy_output_tokens_total",
+        Kind::Counter,
+        "Output tokens the provider reported, by provider.",
+    ),
+    metric(
+        "deepchat_proxy_client_cancellations_total",
+        Kind::Counter,
+        "Replies stopped because the client left, by transport.",
+    ),
+    metric(
+        "deepchat_proxy_rejected_total",
+        Kind::Counter,
+        "Requests refused before a reply started, by reason.",
+    ),
+    metric(
+        "deepchat_proxy_errors_total",
+        Kind::Counter,
+        "Errors a client was shown, by kind and whose fault it was (client, upstream, proxy).",
+    ),
+    metric(
+        "deepchat_proxy_upstream_errors_total",
+        Kind::Counter,
+        "Failed upstream attempts, by provider and status (HTTP status or failure kind).",
+    ),
+    metric(
+        "deepchat_proxy_upstream_retries_total",
+        Kind::Counter,
+        "Upstream attempts retried, by provider.",
+    ),
+    metric(
+        "process_cpu_seconds_total",
+        Kind::Counter,
+        "CPU time the proxy process used, user and system.",
+    ),
+    metric(
+        "process_resident_memory_bytes",
+        Kind::Gauge,
+        "Resident memory of the proxy process.",
+    ),
+    metric(
+        "process_open_fds",
+        Kind::Gauge,
+        "File descriptors the proxy process has open (sockets included).",
+    ),
+];
+
+/// Which labels a metric's zero series get.
+pub struct ZeroLabels<'a> {
+    /// The configured provider's name (labels are bounded to what is configured).
+    pub provider: &'a str,
+    /// Every `deepchat_proxy_errors_total` kind with its source.
+    pub errors: &'a [(&'static str, &'static str)],
+    /// Every rejection reason.
+    pub rejections: &'a [&'static str],
+}
+
+/// Gives every metric its help text and registers its series at zero.
+pub fn describe_and_zero(labels: &ZeroLabels<'_>) {
+    for metric in METRICS {
+        match metric.kind {
+            Kind::Counter => describe_counter!(metric.name, metric.help),
+            Kind::Gauge => describe_gauge!(metric.name, metric.help),
+            Kind::Histogram => describe_histogram!(metric.name, metric.help),
+        }
+    }
+    metrics::gauge!("deepchat_proxy_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    metrics::gauge!("deepchat_proxy_connections_active").increment(0.0);
+    metrics::gauge!("deepchat_proxy_streams_active").increment(0.0);
+    for transport in TRANSPORTS {
+        for outcome in OUTCOMES {
+            metrics::counter!("deepchat_proxy_requests_total", "transport" => transport, "outcome" => outcome)
+                .increment(0);
+        }
+        metrics::counter!("deepchat_proxy_client_cancellations_total", "transport" => transport)
+            .increment(0);
+    }
+    metrics::counter!("deepchat_proxy_relayed_bytes_total").increment(0);
+    metrics::counter!("deepchat_proxy_relayed_frames_total").increment(0);
+    let provider = labels.provider.to_owned();
+    metrics::counter!("deepchat_proxy_output_tokens_total", "provider" => provider.clone())
+        .increment(0);
+    metrics::counter!("deepchat_proxy_upstream_retries_total", "provider" => provider).increment(0);
+    for (kind, source) in labels.errors {
+        metrics::counter!("deepchat_proxy_errors_total", "kind" => *kind, "source" => *source)
+            .increment(0);
+    }
+    for reason in labels.rejections {
+        metrics::counter!("deepchat_proxy_rejected_total", "reason" => *reason).increment(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_lists_every_metric() {
+        let readme = include_str!("../../README.md");
+        let operations = readme
+            .split("\n## Operations\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README has an Operations section");
+        for metric in METRICS {
+            assert!(
+                operations.contains(&format!("| `{}` |", metric.name)),
+                "README's Operations table lacks {}",
+                metric.name
+            );
+        }
+    }
+}
