@@ -406,3 +406,69 @@ async fn pretty_logs_to_a_pipe_have_no_colour_codes() {
     assert!(first.contains("listening"), "{first}");
     assert!(!first.contains('\u{1b}'), "ANSI escape in {first:?}");
 }
+
+/// The value of one series in Prometheus text (0 when absent).
+fn series(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Chunk gaps are counted per text chunk after the first; a client leaving mid-reply records
+/// how long the proxy took to close the upstream request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_gaps_and_cancel_latency_are_measured() {
+    let upstream = MockUpstream::start().await;
+    let base = format!("http://{}/v1", upstream.addr);
+    let (mut child, address, _lines) = spawn_with(&[
+        "openai",
+        "--base-url",
+        &base,
+        "--model",
+        "m",
+        "--api-key-env",
+        "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY",
+    ]);
+    let gap_count = r#"deepchat_proxy_chunk_gap_seconds_count{transport="websocket"}"#;
+    let cancel_count = r#"deepchat_proxy_cancel_seconds_count{transport="websocket"}"#;
+
+    upstream.push(Reply::sse(vec![
+        Step::Bytes(openai_chunk("one ")),
+        Step::Wait(Duration::from_millis(30)),
+        Step::Bytes(openai_chunk("two ")),
+        Step::Bytes(openai_chunk("three")),
+        Step::Bytes(b"data: [DONE]\n\n".to_vec()),
+    ]));
+    let mut ws = connect(&format!("ws://{address}/chat")).await;
+    send_user(&mut ws, "count").await;
+    assert_eq!(
+        reply_text(&read_reply(&mut ws, "stop-key").await),
+        "one two three"
+    );
+    let (_, metrics) = get(format!("http://{address}/metrics")).await;
+    assert_eq!(series(&metrics, gap_count), 2.0, "{metrics}");
+    assert_eq!(series(&metrics, cancel_count), 0.0);
+
+    upstream.push(Reply::sse(vec![
+        Step::Bytes(openai_chunk("started")),
+        Step::HoldUntilClosed,
+    ]));
+    send_user(&mut ws, "leave").await;
+    let first = next_message(&mut ws).await;
+    assert!(first.to_text().unwrap_or_default().contains("started"));
+    drop(ws);
+    upstream.wait_closed(1).await;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let metrics = loop {
+        let (_, metrics) = get(format!("http://{address}/metrics")).await;
+        if series(&metrics, cancel_count) > 0.0 || std::time::Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(series(&metrics, cancel_count), 1.0, "{metrics}");
+}

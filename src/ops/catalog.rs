@@ -63,6 +63,16 @@ pub const METRICS: &[Metric] = &[
         "Time from a reply's start to its first text reaching the client's socket, by transport.",
     ),
     metric(
+        "deepchat_proxy_chunk_gap_seconds",
+        Kind::Histogram,
+        "Time between a reply's consecutive text chunks from the upstream, by transport.",
+    ),
+    metric(
+        "deepchat_proxy_cancel_seconds",
+        Kind::Histogram,
+        "Time from seeing a client leave to its upstream request closed, by transport.",
+    ),
+    metric(
         "deepchat_proxy_relayed_bytes_total",
         Kind::Counter,
         "Bytes of reply text sent to clients.",

@@ -9,16 +9,18 @@ use std::sync::OnceLock;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Histogram bucket bounds, in seconds, for every histogram: from a fast token to a slow reply.
+pub const BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
 /// Installs the process-wide recorder once (several in-process servers share it) and returns
 /// the handle that renders `/metrics`.
 pub fn prometheus() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let buckets = [
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
-            ];
             let recorder = PrometheusBuilder::new()
-                .set_buckets(&buckets)
+                .set_buckets(&BUCKETS)
                 .map(PrometheusBuilder::build_recorder)
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
@@ -109,6 +111,13 @@ impl Drop for Active {
     fn drop(&mut self) {
         gauge!(self.0).decrement(1.0);
     }
+}
+
+/// `deepchat_proxy_cancel_seconds`: from seeing the client leave to the upstream stream
+/// dropped (its connection closed or its HTTP/2 stream reset).
+pub fn cancel_latency(transport: &'static str, latency: std::time::Duration) {
+    histogram!("deepchat_proxy_cancel_seconds", "transport" => transport)
+        .record(latency.as_secs_f64());
 }
 
 /// What one finished reply adds to the metrics.

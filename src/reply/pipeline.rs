@@ -6,7 +6,7 @@
 
 use crate::access::ratelimit::ClientKey;
 use crate::error::{ProxyError, RequestError};
-use crate::ops::telemetry;
+use crate::ops::{chunk_gaps, telemetry};
 use crate::reply::budget::Budget;
 use crate::reply::frame::ReplyFrame;
 use crate::reply::relay::{self, Outcome, RelayLimits};
@@ -87,8 +87,15 @@ where
     } = prepared;
     let span = log::reply_span(&scope, transport);
     async {
-        let events = start::events(app, &conversation, source);
+        let events = chunk_gaps::counted(start::events(app, &conversation, source), transport);
         let interrupt = start::interruption(app);
+        // When the client's leaving was seen; the relay drops the upstream stream (closing
+        // its connection) before it returns.
+        let gone_at = std::sync::OnceLock::new();
+        let client_gone = async {
+            client_gone.await;
+            let _ = gone_at.set(std::time::Instant::now());
+        };
         let outcome = relay::relay(
             events,
             sink,
@@ -98,6 +105,9 @@ where
             &scope.request_id,
         )
         .await;
+        if let Some(gone_at) = gone_at.get() {
+            telemetry::cancel_latency(transport, gone_at.elapsed());
+        }
         let context = log::context(app, transport, started, log::newest_text(&conversation));
         log::finished(&context, &outcome, app.config.log_content);
         outcome

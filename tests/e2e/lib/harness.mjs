@@ -331,6 +331,13 @@ export function assertSettled(snap) {
   assert.ok(!['loading', 'stop'].includes(snap.submit), `submit button is back to normal: ${snap.submit}`);
 }
 
+// An error text without the ` (request id …)` every proxy error ends with; fails if it has none.
+export function withoutRequestId(text) {
+  const match = /^(.*) \(request id [A-Za-z0-9._:-]+\)$/s.exec(text);
+  assert.ok(match, `no request id at the end of ${JSON.stringify(text)}`);
+  return match[1];
+}
+
 // Collapses whitespace the way a reader perceives rendered text.
 export const visible = (s) => s.replace(/\s+/g, ' ').trim();
 

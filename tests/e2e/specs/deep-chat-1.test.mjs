@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
   DEEP_CHAT_1_BUNDLE, DEEP_CHAT_1_CDN_URL, createSuite, openaiProvider, visible,
+  withoutRequestId,
 } from '../lib/harness.mjs';
 import { deepChatSnippets, documentFor, withProxyAddress } from '../lib/readme.mjs';
 
@@ -94,7 +95,7 @@ describe('Deep Chat 1.4.11 with the README\'s 1.x snippet', () => {
     mock.enqueue({ status: 500, json: { error: { message: 'The old model is tired', type: 'server_error' } } });
     await chat.send('Fail, please');
     const failed = await chat.waitFor((s) => s.bubbles.some((b) => b.kind === 'error') && s, null, { what: 'an error bubble' });
-    assert.equal(failed.bubbles.find((b) => b.kind === 'error').text, `openai upstream at 127.0.0.1:${mock.port} failed (HTTP 500): The old model is tired`);
+    assert.equal(withoutRequestId(failed.bubbles.find((b) => b.kind === 'error').text), `openai upstream at 127.0.0.1:${mock.port} failed (HTTP 500): The old model is tired`);
     await chat.waitForStopFrames(3, { key: proxy.stopKey });
 
     mock.enqueue({ events: ['Recovered.'] });

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
   DEEP_CHAT_BUNDLE, DEEP_CHAT_CDN_URL, assertSettled, createSuite, openaiProvider, visible,
+  withoutRequestId,
 } from '../lib/harness.mjs';
 import {
   README_PATH, bundleLoadedLast, bundleScriptTag, bundleScriptUrl, deepChatSnippets, documentFor, readmeText,
@@ -174,7 +175,7 @@ describe('README.md Deep Chat snippets, as written', () => {
         const shown = failed.bubbles.find((b) => b.kind === 'error').text;
         const host = `127.0.0.1:${mock.port}`;
         assert.ok(shown.startsWith(readmeErrorExample(host)), `the README's example error text is what a person sees: ${JSON.stringify(shown)}`);
-        assert.equal(shown, `openai upstream at ${host} is rate limiting requests (HTTP 429): Rate limit reached for e2e-model`);
+        assert.equal(withoutRequestId(shown), `openai upstream at ${host} is rate limiting requests (HTTP 429): Rate limit reached for e2e-model`);
         assertSettled(await chat.waitForStopFrames(2, { key: proxy.stopKey }));
       }
     }));
