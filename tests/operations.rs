@@ -472,3 +472,61 @@ async fn chunk_gaps_and_cancel_latency_are_measured() {
     let _ = child.wait();
     assert_eq!(series(&metrics, cancel_count), 1.0, "{metrics}");
 }
+
+/// `/status` is a plain page for people: this process's replies, what is open, the upstream.
+#[tokio::test]
+async fn the_status_page_shows_recent_replies_and_the_upstream() {
+    let (mut child, address, _lines) = spawn_binary(&[]);
+    let mut ws = connect(&format!("ws://{address}/chat")).await;
+    for question in ["one", "two"] {
+        send_user(&mut ws, question).await;
+        read_reply(&mut ws, "stop-key").await;
+    }
+    let response = reqwest::get(format!("http://{address}/status"))
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let page = response.text().await.expect("page");
+    let _ = child.kill();
+    let _ = child.wait();
+    for shown in [
+        "<tr><th>Replies ok</th><td>2</td></tr>",
+        "<tr><th>Replies failed</th><td>0</td></tr>",
+        // The socket is still open while the page is read.
+        "<tr><th>Open connections</th><td>2</td></tr>",
+        "First token p50 / p90 / p99</th><td>",
+        "demo (no upstream)",
+    ] {
+        assert!(page.contains(shown), "{shown:?} missing from\n{page}");
+    }
+    assert!(
+        !page.contains("<script") && !page.contains("src="),
+        "{page}"
+    );
+
+    // An upstream that refuses connections is shown as down.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let (mut child, address, _lines) = spawn_with(&[
+        "openai",
+        "--base-url",
+        &base,
+        "--model",
+        "m",
+        "--api-key-env",
+        "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY",
+    ]);
+    let (_, page) = get(format!("http://{address}/status")).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        page.contains(&format!("<th>127.0.0.1:{port}</th><td class=\"down\">")),
+        "{page}"
+    );
+}

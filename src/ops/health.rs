@@ -1,7 +1,9 @@
 //! Operational endpoints: `GET /healthz` (alive), `GET /readyz` (configuration valid and the
-//! upstream reachable, checked at most every few seconds), `GET /metrics` (Prometheus). Served
+//! upstream reachable, checked at most every few seconds), `GET /metrics` (Prometheus),
+//! `GET /status` (a page for people). Served
 //! on the main listener, or on `--metrics-listen` alone.
 
+use crate::ops::status;
 use crate::response::{self, Body};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -31,6 +33,11 @@ impl Readiness {
             target,
             last: Mutex::new(None),
         }
+    }
+
+    /// The upstream's `host:port`, if there is one.
+    pub fn target(&self) -> Option<&str> {
+        self.target.as_deref()
     }
 
     /// Whether the upstream accepts TCP connections (cached for a few seconds).
@@ -85,6 +92,14 @@ pub async fn route(request: &Request<hyper::body::Incoming>, ops: &Ops) -> Optio
             Ok(()) => response::plain(StatusCode::OK, "ready"),
             Err(reason) => response::plain(StatusCode::SERVICE_UNAVAILABLE, &reason),
         },
+        "/status" => {
+            let mut response = Response::new(response::full(status::page(ops).await));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            response
+        }
         "/metrics" => {
             ops.process.collect();
             let mut response = Response::new(response::full(ops.metrics.render()));

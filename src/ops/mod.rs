@@ -1,6 +1,9 @@
-//! Operations: health and readiness, metrics.
+//! Operations: health and readiness, metrics (their catalog, chunk gaps), the `/status` page
+//! and the recent figures it shows.
 
 pub mod catalog;
 pub mod chunk_gaps;
 pub mod health;
+pub mod recent;
+pub mod status;
 pub mod telemetry;

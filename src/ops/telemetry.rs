@@ -3,8 +3,10 @@
 
 use crate::error::ProxyError;
 use crate::ops::catalog;
+use crate::ops::recent::Recent;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -34,6 +36,7 @@ pub fn prometheus() -> PrometheusHandle {
 /// Gives every metric its help text and its known series a zero value (see [`catalog`]).
 pub fn start_at_zero(provider: &str) {
     prometheus();
+    recent();
     catalog::describe_and_zero(&catalog::ZeroLabels {
         provider,
         errors: ProxyError::LABELS,
@@ -89,28 +92,48 @@ pub fn upstream_retry(provider: &'static str) {
     counter!("deepchat_proxy_upstream_retries_total", "provider" => provider).increment(1);
 }
 
-/// Counts an open thing (connection, stream) while it lives.
-pub struct Active(&'static str);
+/// Counts an open thing (connection, stream) while it lives: in its gauge, and in a plain
+/// counter the `/status` page reads.
+pub struct Active(&'static str, &'static AtomicUsize);
+
+static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+static STREAMS: AtomicUsize = AtomicUsize::new(0);
 
 impl Active {
     pub fn connection() -> Active {
-        Active::new("deepchat_proxy_connections_active")
+        Active::new("deepchat_proxy_connections_active", &CONNECTIONS)
     }
 
     pub fn stream() -> Active {
-        Active::new("deepchat_proxy_streams_active")
+        Active::new("deepchat_proxy_streams_active", &STREAMS)
     }
 
-    fn new(name: &'static str) -> Active {
+    fn new(name: &'static str, count: &'static AtomicUsize) -> Active {
         gauge!(name).increment(1.0);
-        Active(name)
+        count.fetch_add(1, Ordering::Relaxed);
+        Active(name, count)
     }
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
         gauge!(self.0).decrement(1.0);
+        self.1.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Connections and streams open now, for `/status`.
+pub fn active_now() -> (usize, usize) {
+    (
+        CONNECTIONS.load(Ordering::Relaxed),
+        STREAMS.load(Ordering::Relaxed),
+    )
+}
+
+/// The last minutes of replies, for `/status` (the process's, like the metrics).
+pub fn recent() -> &'static Recent {
+    static RECENT: OnceLock<Recent> = OnceLock::new();
+    RECENT.get_or_init(Recent::new)
 }
 
 /// `deepchat_proxy_cancel_seconds`: from seeing the client leave to the upstream stream
@@ -135,6 +158,7 @@ pub struct ReplyMetrics {
 
 /// Records a finished reply.
 pub fn record_reply(reply: &ReplyMetrics) {
+    recent().record(reply.status, reply.first_token);
     counter!("deepchat_proxy_requests_total", "transport" => reply.transport, "outcome" => reply.status)
         .increment(1);
     histogram!("deepchat_proxy_reply_duration_seconds", "transport" => reply.transport)
