@@ -93,7 +93,9 @@ pub async fn route(request: &Request<hyper::body::Incoming>, ops: &Ops) -> Optio
             Err(reason) => response::plain(StatusCode::SERVICE_UNAVAILABLE, &reason),
         },
         "/status" => {
-            let mut response = Response::new(response::full(status::page(ops).await));
+            let upstream = ops.readiness.check().await;
+            let page = status::page(ops.readiness.target(), upstream);
+            let mut response = Response::new(response::full(page));
             response.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),

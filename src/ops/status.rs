@@ -3,18 +3,18 @@
 //! upstream accepts connections. Plain HTML with inline style, no script and no external
 //! assets, so it works on a locked-down network and leaks nothing to third parties.
 
-use crate::ops::health::Ops;
 use crate::ops::recent::WINDOW_MINUTES;
 use crate::ops::telemetry;
 use std::fmt::Write;
 use std::time::Duration;
 
-/// The page, rendered now.
-pub async fn page(ops: &Ops) -> String {
+/// The page, rendered now; `upstream` is the readiness check's target (none for the demo)
+/// and its latest result.
+pub fn page(upstream_target: Option<&str>, upstream: Result<(), String>) -> String {
     let recent = telemetry::recent();
     let summary = recent.summary();
     let (connections, streams) = telemetry::active_now();
-    let upstream = match ops.readiness.check().await {
+    let upstream = match upstream {
         Ok(()) => ("ok", "accepting connections".to_owned()),
         Err(reason) => ("down", reason),
     };
@@ -50,7 +50,7 @@ pub async fn page(ops: &Ops) -> String {
         summary.ok,
         summary.errors,
         summary.cancelled,
-        escape(ops.readiness.target().unwrap_or("demo (no upstream)")),
+        escape(upstream_target.unwrap_or("demo (no upstream)")),
         upstream.0,
         escape(&upstream.1),
     );
