@@ -2,9 +2,14 @@
 
 use clap::CommandFactory;
 use deepchat_proxy::cli::{name_variables, Cli, LogFormat, Parsed, ProviderCommand};
+use deepchat_proxy::ops::otel::{self, Traces};
 use deepchat_proxy::Config;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -42,6 +47,7 @@ async fn main() -> ExitCode {
     let (listen, metrics_listen, check) =
         (cli.proxy.listen, cli.proxy.metrics_listen, cli.proxy.check);
     let log_format = cli.proxy.log_format;
+    let otlp_endpoint = cli.proxy.otlp_endpoint.clone();
     let checked = match Config::validate(cli, check) {
         Ok(checked) => checked,
         Err(errors) => {
@@ -68,7 +74,13 @@ async fn main() -> ExitCode {
         println!("configuration OK: listen {listen}; {summary}");
         return ExitCode::SUCCESS;
     }
-    init_logging(log_format);
+    let traces = match init_logging(log_format, otlp_endpoint.as_deref()) {
+        Ok(traces) => traces,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     for warning in &checked.warnings {
         tracing::warn!("{}", name_variables(&from_env, &warning.to_string()));
     }
@@ -95,7 +107,13 @@ async fn main() -> ExitCode {
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(address = %bound, path = %config.path, "deepchat-proxy listening on http://{bound}; {summary}");
-    match deepchat_proxy::run_with_ops(listener, ops_listener, config, shutdown_signal()).await {
+    let served =
+        deepchat_proxy::run_with_ops(listener, ops_listener, config, shutdown_signal()).await;
+    if let Some(traces) = traces {
+        // The exporter's shutdown blocks until the last spans are sent (or its timeout).
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    }
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
@@ -118,20 +136,44 @@ fn bind(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListene
     socket.listen(BACKLOG)
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr in `format`, and traces to an OTLP collector when `otlp_endpoint` is set
+/// (returned, to be flushed at exit).
+fn init_logging(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Option<Traces>, String> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour_logs())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Pretty => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_span_list(false)
-            .init(),
-    }
+    let (pretty, json) = match format {
+        LogFormat::Pretty => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(colour_logs())
+                    .with_writer(std::io::stderr),
+            ),
+            None,
+        ),
+        LogFormat::Json => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            ),
+        ),
+    };
+    let (otel, traces) = match otlp_endpoint {
+        Some(endpoint) => {
+            let (layer, traces) = otel::start(endpoint)?;
+            (Some(layer), Some(traces))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(pretty.with_filter(filter.clone()))
+        .with(json.with_filter(filter))
+        // Only the proxy's own spans become traces, not every library's internals.
+        .with(otel.with_filter(Targets::new().with_target("deepchat_proxy", Level::INFO)))
+        .init();
+    Ok(traces)
 }
 
 /// Colour only for a person at a terminal: escape codes in a log file or a collector are noise.

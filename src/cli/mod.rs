@@ -380,6 +380,18 @@ pub struct ProxyArgs {
     )]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Send OpenTelemetry traces (one span per reply, GenAI attributes) to this OTLP/HTTP
+    /// collector, e.g. http://127.0.0.1:4318 (/v1/traces is added). Off by default.
+    #[arg(
+        global = true,
+        long,
+        env = "DEEPCHAT_PROXY_OTLP_ENDPOINT",
+        value_name = "URL",
+        value_parser = parse_otlp_endpoint,
+        help_heading = "Operations"
+    )]
+    pub otlp_endpoint: Option<String>,
+
     /// Log format on stderr (level via RUST_LOG).
     #[arg(
         global = true,
@@ -515,6 +527,18 @@ pub const DEFAULT_DEEP_CHAT_SCRIPT: &str =
 /// `--listen` / `--metrics-listen`: an IP and port, `localhost:PORT` (IPv4 loopback, as the
 /// default is) or `:PORT` (every IPv4 interface, as Go and most servers read it). Other host
 /// names are refused: resolving them at start would bind whatever DNS says that day.
+/// An OTLP/HTTP collector URL: `http://` or `https://` with a host.
+pub fn parse_otlp_endpoint(text: &str) -> Result<String, String> {
+    let uri: hyper::Uri = text
+        .trim()
+        .parse()
+        .map_err(|err| format!("not a URL: {err}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(text.trim().to_owned()),
+        _ => Err("expected http://HOST:PORT or https://HOST, e.g. http://127.0.0.1:4318".into()),
+    }
+}
+
 pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     if let Ok(address) = text.parse::<SocketAddr>() {

@@ -240,6 +240,7 @@ impl Handler {
         ReplyScope {
             request_id: RequestId::new(),
             client_ip: self.client.ip.clone(),
+            trace_parent: None,
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod chunk_gaps;
 pub mod health;
+pub mod otel;
 pub mod recent;
 pub mod status;
 pub mod telemetry;

@@ -5,6 +5,7 @@
 //! was.
 
 use crate::error::{ProxyError, Source};
+use crate::ops::otel;
 use crate::ops::telemetry::{self, ReplyMetrics};
 use crate::reply::relay::Outcome;
 use crate::reply::scope::ReplyScope;
@@ -14,14 +15,44 @@ use std::time::Instant;
 
 /// The span of one reply: every line logged while it runs (retries, upstream warnings, the
 /// final line) carries its ids.
-pub fn reply_span(scope: &ReplyScope, transport: &'static str) -> tracing::Span {
-    tracing::info_span!(
+/// With `--otlp-endpoint` it is also the reply's trace span, named and attributed after the
+/// OpenTelemetry GenAI conventions (usage and finish reason are recorded when it ends).
+pub fn reply_span(
+    scope: &ReplyScope,
+    transport: &'static str,
+    provider: &'static str,
+    model: &str,
+) -> tracing::Span {
+    let span = tracing::info_span!(
         "reply",
+        otel.name = %format_args!("chat {model}"),
         request_id = %scope.request_id,
         client_ip = %scope.client_ip,
         transport,
         upstream_request_id = tracing::field::Empty,
-    )
+        gen_ai.operation.name = "chat",
+        gen_ai.system = provider,
+        gen_ai.provider.name = provider,
+        gen_ai.request.model = model,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        gen_ai.response.finish_reasons = tracing::field::Empty,
+    );
+    if let Some(parent) = &scope.trace_parent {
+        otel::adopt(&span, parent);
+    }
+    span
+}
+
+/// The GenAI finish reason of a reply: how the model stopped, or why the proxy stopped it.
+fn finish_reason(outcome: &Outcome) -> &'static str {
+    match &outcome.error {
+        None if outcome.cancelled => "cancelled",
+        None => "stop",
+        Some(ProxyError::TokenLimit) => "length",
+        Some(ProxyError::ContentFilter) => "content_filter",
+        Some(_) => "error",
+    }
 }
 
 /// Logs a request refused before its reply started.
@@ -104,6 +135,16 @@ pub fn finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool
     if let Some(error) = &outcome.error {
         telemetry::reply_failed(error);
     }
+    let span = tracing::Span::current();
+    // As i64: OpenTelemetry's integer type (a u64 would be exported as text).
+    let as_int = |tokens: u64| i64::try_from(tokens).unwrap_or(i64::MAX);
+    if let Some(tokens) = input_tokens {
+        span.record("gen_ai.usage.input_tokens", as_int(tokens));
+    }
+    if let Some(tokens) = output_tokens {
+        span.record("gen_ai.usage.output_tokens", as_int(tokens));
+    }
+    span.record("gen_ai.response.finish_reasons", finish_reason(outcome));
     let error = outcome.error.as_ref().map(ToString::to_string);
     let question = log_content.then_some(context.question).flatten();
     let answer = log_content.then_some(outcome.text.as_str());

@@ -85,7 +85,8 @@ where
         source,
         scope,
     } = prepared;
-    let span = log::reply_span(&scope, transport);
+    let (provider, model) = app.config.provider.name_and_model();
+    let span = log::reply_span(&scope, transport, provider, model);
     async {
         let events = chunk_gaps::counted(start::events(app, &conversation, source), transport);
         let interrupt = start::interruption(app);

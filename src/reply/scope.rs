@@ -10,6 +10,8 @@ use crate::request_id::RequestId;
 pub struct ReplyScope {
     pub request_id: RequestId,
     pub client_ip: String,
+    /// The caller's trace (a W3C `traceparent`), when tracing is on and the request had one.
+    pub trace_parent: Option<opentelemetry::Context>,
 }
 
 impl ReplyScope {

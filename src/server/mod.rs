@@ -10,8 +10,8 @@ use crate::access::ratelimit::ClientKey;
 use crate::config::{PageScript, BUNDLE_PATH};
 use crate::deepchat::{http, page, ws};
 use crate::error::{ProxyError, RequestError};
-use crate::ops::health;
 use crate::ops::telemetry;
+use crate::ops::{health, otel};
 use crate::reply::pipeline::{self, ReplyScope};
 use crate::request_id::{self, RequestId};
 use crate::response::{self, Body};
@@ -229,6 +229,7 @@ async fn route(
     let scope = ReplyScope {
         request_id: RequestId::from_headers(request.headers()),
         client_ip: client_ip(&request, peer, app.config.limits.client_ip_header.as_ref()),
+        trace_parent: otel::parent_from(request.headers()),
     };
     if !app.config.origins.allows(origin.as_deref()) {
         log_rejected_origin(origin.as_deref().unwrap_or(""), &scope);

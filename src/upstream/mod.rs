@@ -8,7 +8,7 @@ pub mod pool;
 pub mod redact;
 pub mod settings;
 
-use crate::ops::telemetry;
+use crate::ops::{otel, telemetry};
 use crate::request_id::{self, RequestId};
 use crate::upstream::pool::{Lease, UpstreamPool};
 use crate::upstream::redact::Secrets;
@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Longest error body read from a failed upstream response.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -120,9 +121,24 @@ impl Attempts {
         let mut attempt = 0;
         loop {
             let deadline = tokio::time::Instant::now() + policy.first_byte_timeout;
-            let failure = match tokio::time::timeout_at(deadline, send(lease.client(), &request))
-                .await
-            {
+            let attempt_span = tracing::info_span!(
+                "upstream attempt",
+                otel.kind = "client",
+                attempt,
+                gen_ai.system = name,
+                upstream = %upstream.label,
+                http.response.status_code = tracing::field::Empty,
+            );
+            let sent = tokio::time::timeout_at(deadline, send(lease.client(), &request))
+                .instrument(attempt_span.clone())
+                .await;
+            if let Ok(Ok(response)) = &sent {
+                attempt_span.record(
+                    "http.response.status_code",
+                    i64::from(response.status().as_u16()),
+                );
+            }
+            let failure = match sent {
                 Err(_) => Failure {
                     kind: "timeout".into(),
                     message: format!(
@@ -416,7 +432,7 @@ async fn send(
             "accept",
             "text/event-stream, application/x-ndjson, application/json",
         );
-    for (name, value) in &request.headers {
+    for (name, value) in request.headers.iter().chain(&otel::upstream_headers()) {
         builder = builder.header(name, value);
     }
     let body = serde_json::to_vec(&request.body).unwrap_or_default();
