@@ -44,7 +44,16 @@ impl App {
             ip_slots: IpSlots::new(config.limits.max_connections_per_ip),
             limiter: RateLimiter::new(config.limits.rate_limit),
             ops: Arc::new(Ops {
-                readiness: Readiness::new(upstream::probe_target(&config.provider)),
+                readiness: Readiness::new(
+                    config
+                        .routes
+                        .iter()
+                        .map(|route| {
+                            let targets = route.chain.iter().filter_map(upstream::probe_target);
+                            (route.path.clone(), targets.collect())
+                        })
+                        .collect(),
+                ),
                 metrics: telemetry::prometheus(),
             }),
             config,

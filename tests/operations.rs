@@ -40,7 +40,7 @@ async fn health_readiness_and_metrics_on_the_main_listener() {
     let (status, metrics) = get(format!("{base}/metrics")).await;
     assert_eq!(status, 200);
     for needle in [
-        r#"deepchat_proxy_requests_total{transport="websocket",outcome="ok"}"#,
+        r#"deepchat_proxy_requests_total{transport="websocket",outcome="ok",route="/chat",provider="openai",model="test-model"}"#,
         "deepchat_proxy_first_token_seconds_bucket",
         "deepchat_proxy_reply_duration_seconds_bucket",
         r#"deepchat_proxy_rejected_total{reason="origin"}"#,

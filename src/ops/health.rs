@@ -1,5 +1,5 @@
-//! Operational endpoints: `GET /healthz` (alive), `GET /readyz` (configuration valid and the
-//! upstream reachable, checked at most every few seconds), `GET /metrics` (Prometheus). Served
+//! Operational endpoints: `GET /healthz` (alive), `GET /readyz` (configuration valid and each
+//! route's upstream reachable, checked at most every few seconds), `GET /metrics` (Prometheus). Served
 //! on the main listener, or on `--metrics-listen` alone.
 
 use crate::response::{self, Body};
@@ -17,27 +17,16 @@ use tokio_util::sync::CancellationToken;
 const READY_CACHE: Duration = Duration::from_secs(5);
 const READY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Cached upstream reachability.
-pub struct Readiness {
-    /// `host:port` of the upstream; `None` for the offline demo provider.
-    target: Option<String>,
+/// One upstream's cached reachability.
+struct Probe {
+    /// `host:port` of the upstream.
+    target: String,
     last: Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
-impl Readiness {
-    /// `target` is the upstream's `host:port`; `None` when there is none to probe.
-    pub fn new(target: Option<String>) -> Readiness {
-        Readiness {
-            target,
-            last: Mutex::new(None),
-        }
-    }
-
+impl Probe {
     /// Whether the upstream accepts TCP connections (cached for a few seconds).
-    pub async fn check(&self) -> Result<(), String> {
-        let Some(target) = &self.target else {
-            return Ok(());
-        };
+    async fn check(&self) -> Result<(), String> {
         if let Ok(guard) = self.last.lock() {
             if let Some((at, result)) = guard.as_ref() {
                 if at.elapsed() < READY_CACHE {
@@ -45,6 +34,7 @@ impl Readiness {
                 }
             }
         }
+        let target = &self.target;
         let result = match tokio::time::timeout(
             READY_CONNECT_TIMEOUT,
             tokio::net::TcpStream::connect(target),
@@ -64,6 +54,79 @@ impl Readiness {
     }
 }
 
+/// One route's upstreams: ready when any of them is reachable (a fallback can answer).
+struct RouteProbes {
+    path: String,
+    probes: Vec<Probe>,
+}
+
+impl RouteProbes {
+    async fn check(&self) -> Result<(), String> {
+        if self.probes.is_empty() {
+            return Ok(());
+        }
+        let results = futures_util::future::join_all(self.probes.iter().map(Probe::check)).await;
+        if results.iter().any(Result::is_ok) {
+            return Ok(());
+        }
+        let reasons: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+        Err(reasons.join("; "))
+    }
+}
+
+/// Cached upstream reachability, per route.
+pub struct Readiness {
+    routes: Vec<RouteProbes>,
+}
+
+impl Readiness {
+    /// Each route's path and its upstreams' `host:port` (none for the offline demo).
+    pub fn new(routes: Vec<(String, Vec<String>)>) -> Readiness {
+        let routes = routes
+            .into_iter()
+            .map(|(path, targets)| RouteProbes {
+                path,
+                probes: targets
+                    .into_iter()
+                    .map(|target| Probe {
+                        target,
+                        last: Mutex::new(None),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Readiness { routes }
+    }
+
+    /// `Ok` with the body of a ready answer, `Err` with the reasons otherwise. One route with
+    /// one upstream answers as it always did (`ready`, or the reason); more say it per route.
+    pub async fn check(&self) -> Result<String, String> {
+        let results =
+            futures_util::future::join_all(self.routes.iter().map(RouteProbes::check)).await;
+        let ready = results.iter().all(Result::is_ok);
+        if let [route] = self.routes.as_slice() {
+            if route.probes.len() <= 1 {
+                return match results.into_iter().next() {
+                    Some(Err(reason)) => Err(reason),
+                    _ => Ok("ready".into()),
+                };
+            }
+        }
+        let mut body = String::from(if ready { "ready" } else { "not ready" });
+        for (route, result) in self.routes.iter().zip(results) {
+            match result {
+                Ok(()) => body.push_str(&format!("\n{}: ready", route.path)),
+                Err(reason) => body.push_str(&format!("\n{}: {reason}", route.path)),
+            }
+        }
+        if ready {
+            Ok(body)
+        } else {
+            Err(body)
+        }
+    }
+}
+
 /// What the operational endpoints serve.
 pub struct Ops {
     /// Cached upstream reachability for `/readyz`.
@@ -80,7 +143,7 @@ pub async fn route(request: &Request<hyper::body::Incoming>, ops: &Ops) -> Optio
     Some(match request.uri().path() {
         "/healthz" => response::plain(StatusCode::OK, "ok"),
         "/readyz" => match ops.readiness.check().await {
-            Ok(()) => response::plain(StatusCode::OK, "ready"),
+            Ok(body) => response::plain(StatusCode::OK, &body),
             Err(reason) => response::plain(StatusCode::SERVICE_UNAVAILABLE, &reason),
         },
         "/metrics" => {

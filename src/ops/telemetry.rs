@@ -60,6 +60,22 @@ pub fn upstream_retry(provider: &'static str) {
     counter!("deepchat_proxy_upstream_retries_total", "provider" => provider).increment(1);
 }
 
+/// `deepchat_proxy_fallbacks_total{provider}`: replies moved on from this upstream to the next
+/// of their chain.
+pub fn fallback(provider: &'static str) {
+    counter!("deepchat_proxy_fallbacks_total", "provider" => provider).increment(1);
+}
+
+/// `deepchat_proxy_breaker_opened_total{provider}`: an upstream tripped its breaker.
+pub fn breaker_opened(provider: &'static str) {
+    counter!("deepchat_proxy_breaker_opened_total", "provider" => provider).increment(1);
+}
+
+/// `deepchat_proxy_breaker_skips_total{provider}`: replies that skipped an open upstream.
+pub fn breaker_skip(provider: &'static str) {
+    counter!("deepchat_proxy_breaker_skips_total", "provider" => provider).increment(1);
+}
+
 /// Counts an open thing (connection, stream) while it lives.
 pub struct Active(&'static str);
 
@@ -103,7 +119,12 @@ pub fn request_id() -> String {
 /// What one finished reply adds to the metrics.
 pub struct ReplyMetrics {
     pub transport: &'static str,
+    /// The route's path: one of the configured ones.
+    pub route: String,
+    /// The upstream that answered (the primary when none did).
     pub provider: &'static str,
+    /// Its model: a configured `--model` or `--allow-model`, so the label stays bounded.
+    pub model: String,
     /// `ok`, `error` or `cancelled`.
     pub status: &'static str,
     pub total: std::time::Duration,
@@ -115,8 +136,15 @@ pub struct ReplyMetrics {
 
 /// Records a finished reply.
 pub fn record_reply(reply: &ReplyMetrics) {
-    counter!("deepchat_proxy_requests_total", "transport" => reply.transport, "outcome" => reply.status)
-        .increment(1);
+    counter!(
+        "deepchat_proxy_requests_total",
+        "transport" => reply.transport,
+        "outcome" => reply.status,
+        "route" => reply.route.clone(),
+        "provider" => reply.provider,
+        "model" => reply.model.clone()
+    )
+    .increment(1);
     histogram!("deepchat_proxy_reply_duration_seconds", "transport" => reply.transport)
         .record(reply.total.as_secs_f64());
     if let Some(first) = reply.first_token {

@@ -1,41 +1,24 @@
-//! The record of a finished reply: its metrics and one log line (without message content
-//! unless `--log-content`).
+//! The record of a finished reply: its metrics and one log line, naming the route and the
+//! upstream that answered (without message content unless `--log-content`).
 
-use crate::config::ProviderConfig;
 use crate::ops::telemetry::{self, ReplyMetrics};
 use crate::reply::relay::Outcome;
-use crate::App;
 use deepchat_adapters::{Conversation, Role};
 use std::time::Instant;
 
 /// Who served a reply, for its log line.
 pub struct ReplyContext<'a> {
     pub transport: &'static str,
+    /// The route's path.
+    pub route: &'a str,
+    /// The upstream that answered (the primary when none did).
     pub provider: &'static str,
     pub model: &'a str,
+    /// `Some(n)` when the n-th fallback of the route's chain answered.
+    pub fallback: Option<usize>,
     pub started: Instant,
     /// The user's newest message, logged only with `--log-content`.
     pub question: Option<&'a str>,
-}
-
-/// The context of a reply on `transport` that started at `started`.
-pub fn context<'a>(
-    app: &'a App,
-    transport: &'static str,
-    started: Instant,
-    question: Option<&'a str>,
-) -> ReplyContext<'a> {
-    let (provider, model) = match &app.config.provider {
-        ProviderConfig::Http(http) => (http.adapter.name(), http.generation.model.as_str()),
-        ProviderConfig::Demo(_) => ("demo", "demo"),
-    };
-    ReplyContext {
-        transport,
-        provider,
-        model,
-        started,
-        question,
-    }
 }
 
 /// The user's newest message, for `--log-content`.
@@ -65,7 +48,9 @@ pub fn finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool
     let output_tokens = outcome.usage.and_then(|u| u.output_tokens);
     telemetry::record_reply(&ReplyMetrics {
         transport: context.transport,
+        route: context.route.to_owned(),
         provider: context.provider,
+        model: context.model.to_owned(),
         status,
         total,
         first_token,
@@ -82,8 +67,10 @@ pub fn finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool
     tracing::info!(
         request_id = %telemetry::request_id(),
         transport = context.transport,
+        route = context.route,
         provider = context.provider,
         model = context.model,
+        fallback = context.fallback,
         status,
         first_token_ms = first_token.map(|d| d.as_millis() as u64),
         total_ms = total.as_millis() as u64,

@@ -5,16 +5,19 @@
 //! tell that its client left; refusals come back as one [`ProxyError`] it serializes.
 
 use crate::access::ratelimit::ClientKey;
+use crate::config::{ProviderConfig, Route};
 use crate::error::{ProxyError, RequestError};
 use crate::ops::telemetry;
 use crate::reply::budget::Budget;
 use crate::reply::frame::ReplyFrame;
 use crate::reply::relay::{self, Outcome, RelayLimits};
 use crate::reply::{log, start};
+use crate::upstream::Answered;
 use crate::App;
 use deepchat_adapters::{Conversation, Turn};
 use futures_util::Sink;
 use std::future::Future;
+use std::sync::Arc;
 
 /// The first gate, before the request is even read: the client's rate limit.
 pub fn admit_client(app: &App, client: &ClientKey) -> Result<(), ProxyError> {
@@ -23,10 +26,10 @@ pub fn admit_client(app: &App, client: &ClientKey) -> Result<(), ProxyError> {
         .map_err(|wait| RequestError::RateLimited(wait.as_secs().max(1)).into())
 }
 
-/// The parsed request's gate: at most `--max-messages`, and a newest message that fits the
-/// conversation budget on its own.
-pub fn admit_turns(app: &App, turns: Vec<Turn>) -> Result<Vec<Turn>, ProxyError> {
-    let limits = &app.config.limits;
+/// The parsed request's gate: at most the route's `--max-messages`, and a newest message that
+/// fits its conversation budget on its own.
+pub fn admit_turns(route: &Route, turns: Vec<Turn>) -> Result<Vec<Turn>, ProxyError> {
+    let limits = &route.limits;
     if turns.len() > limits.max_messages {
         return Err(RequestError::TooManyMessages(limits.max_messages).into());
     }
@@ -41,15 +44,27 @@ pub struct Prepared {
     pub conversation: Conversation,
     /// Where its events come from.
     source: start::Source,
+    /// The route it runs on: its upstreams, for the log line and the metrics.
+    route: Arc<Route>,
+    /// The model the client chose (`--allow-model`); `None` = the primary's `--model`.
+    model: Option<String>,
 }
 
-/// The conversation for `turns` (the dialogue, newest last) and the provider's request for it.
-pub fn prepare(app: &App, turns: Vec<Turn>) -> Result<Prepared, ProxyError> {
-    let conversation = start::conversation(app, turns);
-    let source = start::request(app, &conversation)?;
+/// The conversation for `turns` (the dialogue, newest last) on `route` and the requests for
+/// it, the primary's with the model the request chose (`model` in its body), if allowed.
+pub fn prepare(
+    route: &Arc<Route>,
+    turns: Vec<Turn>,
+    requested_model: Option<&str>,
+) -> Result<Prepared, ProxyError> {
+    let model = start::model(route, requested_model)?;
+    let conversation = start::conversation(route, turns);
+    let source = start::request(route, &conversation, model.as_deref())?;
     Ok(Prepared {
         conversation,
         source,
+        route: route.clone(),
+        model,
     })
 }
 
@@ -77,10 +92,33 @@ where
     let Prepared {
         conversation,
         source,
+        route,
+        model,
     } = prepared;
-    let events = start::events(app, &conversation, source);
+    let answered = Answered::default();
+    let events = start::events(app, &conversation, source, answered.clone());
     let outcome = relay::relay(events, sink, limits, client_gone, start::interruption(app)).await;
-    let context = log::context(app, transport, started, log::newest_text(&conversation));
+    // Who answered: the upstream that did, else the primary (whose failure the client saw).
+    let position = answered.get();
+    let (provider, upstream_model) = match route.chain.get(position.unwrap_or(0)) {
+        Some(ProviderConfig::Http(http)) => {
+            let model = match (position.unwrap_or(0), &model) {
+                (0, Some(chosen)) => chosen.as_str(),
+                _ => http.generation.model.as_str(),
+            };
+            (http.adapter.name(), model)
+        }
+        Some(ProviderConfig::Demo(_)) | None => ("demo", "demo"),
+    };
+    let context = log::ReplyContext {
+        transport,
+        route: &route.path,
+        provider,
+        model: upstream_model,
+        fallback: position.filter(|&p| p > 0),
+        started,
+        question: log::newest_text(&conversation),
+    };
     log::finished(&context, &outcome, app.config.log_content);
     outcome
 }

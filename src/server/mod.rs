@@ -1,5 +1,5 @@
-//! The accept loop and routing: the origin check first, then Deep Chat on `--path` (WebSocket
-//! upgrade, HTTP POST, CORS preflight), the page on `/` and its local Deep Chat bundle. On
+//! The accept loop and routing: the origin check first, then Deep Chat on each route's path
+//! (`--path` and every `--route PATH`: WebSocket upgrade, HTTP POST, CORS preflight), the page on `/` and its local Deep Chat bundle. On
 //! shutdown: stop accepting, let sessions finish within the drain timeout.
 
 pub mod idle;
@@ -230,7 +230,13 @@ async fn route(
         telemetry::rejected(&error);
         return error.response();
     }
-    let mut response = if request.uri().path() == app.config.path {
+    let route = app
+        .config
+        .routes
+        .iter()
+        .find(|route| route.path == request.uri().path())
+        .cloned();
+    let mut response = if let Some(route) = route {
         let mut client = ClientKey {
             ip: client_ip(&request, peer, app.config.limits.client_ip_header.as_ref()),
             identity: None,
@@ -250,13 +256,13 @@ async fn route(
         }
         match *request.method() {
             Method::GET if ws::is_upgrade(request.headers()) => {
-                ws::upgrade(request, app, client, permit)
+                ws::upgrade(request, app, route, client, permit)
             }
             Method::GET => response::plain(
                 StatusCode::UPGRADE_REQUIRED,
                 "this is a Deep Chat endpoint: connect with websocket: true, or POST",
             ),
-            Method::POST => http::handle(request, app, client).await,
+            Method::POST => http::handle(request, app, route, client).await,
             Method::OPTIONS => preflight(&request),
             _ => response::plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         }
