@@ -217,7 +217,8 @@ pub(super) fn parse_fallback(
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
     let name = format!("--fallback {first} (in {owner})");
-    if !table.iter().any(|p| p.name == first) {
+    // `demo` is let through so that validation can say why it cannot be a fallback.
+    if first != "demo" && !table.iter().any(|p| p.name == first) {
         let known: Vec<&str> = table.iter().map(|p| p.name).collect();
         return Err(section_error(
             &name,
@@ -281,7 +282,7 @@ fn message_of(err: &clap::Error) -> String {
 fn section_error(name: &str, message: &str) -> clap::Error {
     clap::Error::raw(
         clap::error::ErrorKind::ValueValidation,
-        format!("in the section {name}: {message}\n"),
+        format!("in {name}: {message}\n"),
     )
 }
 
