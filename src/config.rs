@@ -954,6 +954,56 @@ mod tests {
         }
     }
 
+    /// A `--route` section keeps what it sets and takes the rest from the first section,
+    /// except `--allow-model`, which is per route.
+    #[test]
+    fn routes_inherit_the_first_sections_settings_unless_they_set_their_own() {
+        let argv = [
+            "deepchat-proxy",
+            "--stop-key",
+            "[DONE]",
+            "--system-prompt",
+            "Main.",
+            "--max-messages",
+            "7",
+            "--allow-model",
+            "a=b",
+            "demo",
+            "--route",
+            "/own",
+            "--stop-key",
+            "[OWN]",
+            "--system-prompt",
+            "",
+            "--max-messages",
+            "3",
+            "demo",
+            "--route",
+            "/inherits",
+            "demo",
+        ];
+        let parsed = crate::cli::parse_from(argv).expect("flags");
+        let config = Config::from_cli(parsed.cli).expect("config");
+        let paths: Vec<&str> = config.routes.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/chat", "/own", "/inherits"]);
+        let (main, own, inherits) = (&config.routes[0], &config.routes[1], &config.routes[2]);
+        assert_eq!(main.models.describe(), "a=b");
+        assert_eq!(
+            (own.stop_key.as_str(), own.system_prompt.as_deref()),
+            ("[OWN]", None)
+        );
+        assert_eq!(own.limits.max_messages, 3);
+        assert_eq!(
+            (
+                inherits.stop_key.as_str(),
+                inherits.system_prompt.as_deref()
+            ),
+            ("[DONE]", Some("Main."))
+        );
+        assert_eq!(inherits.limits.max_messages, 7);
+        assert!(own.models.is_empty() && inherits.models.is_empty());
+    }
+
     #[test]
     fn api_key_debug_is_redacted() {
         assert_eq!(

@@ -17,11 +17,11 @@ Several routes and fallbacks:
   deepchat-proxy [FLAGS] PROVIDER [OPTIONS] [--fallback PROVIDER [OPTIONS]]...
       [--route PATH [ROUTE FLAGS] PROVIDER [OPTIONS] [--fallback PROVIDER [OPTIONS]]...]...
   The first section serves --path; each --route PATH serves another path with its own
-  provider, model and key. ROUTE FLAGS: --allow-model, --system-prompt, --stop-key,
-  --history-limit, --max-messages, --max-conversation-chars, --max-images, --max-image-bytes,
-  --max-json-reply-bytes (unset ones come from the first section, except --allow-model).
-  A --fallback is tried when the upstream before it fails before any text was sent.
-  Flags inside --route and --fallback sections come from the command line only.";
+  provider, model and key. ROUTE FLAGS are --allow-model, --system-prompt, --stop-key and
+  the limits --history-limit, --max-messages, --max-conversation-chars, --max-images,
+  the --max-image-bytes and --max-json-reply-bytes; unset ones come from the first
+  section, except --allow-model. A --fallback is tried when the upstream before it fails before any
+  text was sent. Flags inside --route and --fallback sections come from the command line only.";
 
 /// Flags a `--route` section may set for itself (clap ids).
 const ROUTE_FLAGS: &[&str] = &[
