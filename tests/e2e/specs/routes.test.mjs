@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  DEEP_CHAT_BUNDLE, DEEP_CHAT_CDN_URL, T, createSuite, geminiProvider, openaiProvider, visible,
+  API_KEY_ENV, DEEP_CHAT_BUNDLE, DEEP_CHAT_CDN_URL, T, createSuite, freePort, geminiProvider, openaiProvider,
+  visible,
 } from '../lib/harness.mjs';
 import { deepChatSnippets, documentFor, withProxyAddress } from '../lib/readme.mjs';
 
@@ -91,5 +92,39 @@ describe('two routes on one page', () => {
       assert.deepEqual(frames.at(-1), { text: 'stop-key' }, `${path} ended with the stop key`);
       assert.equal(frames.filter((f) => f.text && f.text !== 'stop-key').map((f) => f.text).join(''), answers[id], `${path} carried only its own reply`);
     }
+  }));
+
+  test('a route whose first upstream is down is answered by its fallback, and the log says which', async (t) => suite.run(t, async (scope) => {
+    const { mock, startProxy } = scope;
+    const down = `http://127.0.0.1:${await freePort()}/v1`; // nothing listens there
+    const proxy = await startProxy({
+      stopKey: null,
+      global: ['--retries', '0'],
+      provider: [
+        'openai', '--base-url', down, '--model', 'e2e-down', '--api-key-env', API_KEY_ENV,
+        '--fallback', ...openaiProvider(mock),
+        '--route', '/support', ...geminiProvider(mock, 'e2e-gemini'),
+      ],
+    });
+    const html = documentFor('README snippet: two routes, a fallback', withProxyAddress(snippet.code, proxy.port));
+    const url = scope.staticServer.addPage('/readme/routes-fallback.html', html);
+    const chat = await scope.openPage(url, { routes: { [DEEP_CHAT_CDN_URL]: DEEP_CHAT_BUNDLE } });
+    const { page } = chat;
+    await page.waitForFunction(
+      (u) => window.e2e.snapshot().sockets.some((s) => s.url === u && s.openedAt !== null),
+      proxy.wsUrl('/chat'),
+      { timeout: T.ready, polling: 20 },
+    );
+    mock.enqueue({ events: ['Answered by ', 'the fallback'] });
+    await page.evaluate(() => document.getElementById('assistant').submitUserMessage({ text: 'Anyone there?' }));
+    const messages = await waitForReply(page, 'assistant', 1);
+    assert.deepEqual(messages.at(-1), { role: 'ai', text: 'Answered by the fallback' });
+    assert.equal(mock.requests.length, 1);
+    assert.equal(mock.requests[0].body.model, 'e2e-model', 'the fallback sends its own --model');
+    const logged = proxy.output.find((l) => l.includes('reply finished'));
+    assert.ok(logged, `a reply log line in:\n${proxy.output.join('\n')}`);
+    assert.match(logged, /route="?\/chat/);
+    assert.match(logged, /model="?e2e-model/);
+    assert.match(logged, /fallback=1/);
   }));
 });
