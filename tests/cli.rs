@@ -556,6 +556,24 @@ fn the_readme_routes_example_passes_check_and_shows_every_route() {
         assert!(out.contains(part), "{part:?} missing from {out}");
     }
     assert!(!out.contains("stand-in"), "no key in the output: {out}");
+
+    // The same setup as a --config file, as the README shows it.
+    let file_text = readme
+        .split("```text\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains("--route "))
+        .expect("a text block with the config file in README.md");
+    let file =
+        std::env::temp_dir().join(format!("deepchat-proxy-readme-{}.conf", std::process::id()));
+    std::fs::write(&file, file_text).expect("write the config file");
+    let path = file.to_string_lossy().into_owned();
+    let from_file = assert_check_passes(&["--config", &path], &keys);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        from_file, out,
+        "the README's config file is its command line"
+    );
 }
 
 #[test]
@@ -633,4 +651,51 @@ fn help_explains_routes_and_fallbacks() {
     assert!(out.contains("--route PATH"), "{out}");
     assert!(out.contains("--fallback PROVIDER"), "{out}");
     assert!(out.contains("--allow-model"), "{out}");
+}
+
+/// `--config FILE` holds the same flags as the command line, so it checks the same.
+#[test]
+fn a_config_file_stands_for_the_flags_it_holds() {
+    let flags = [
+        "--allow-model",
+        "fast=gpt-4o-mini",
+        "openai",
+        "--model",
+        "gpt-4o-mini",
+        "--route",
+        "/support",
+        "--system-prompt",
+        "You answer questions about our product.",
+        "anthropic",
+        "--model",
+        "claude-sonnet-4-5",
+    ];
+    let keys = [
+        ("OPENAI_API_KEY", "sk-stand-in"),
+        ("ANTHROPIC_API_KEY", "sk-ant-stand-in"),
+    ];
+    let from_flags = assert_check_passes(&flags, &keys);
+    let file =
+        std::env::temp_dir().join(format!("deepchat-proxy-config-{}.txt", std::process::id()));
+    std::fs::write(
+        &file,
+        "# the first route\n--allow-model fast=gpt-4o-mini\nopenai --model gpt-4o-mini\n\n\
+         --route /support   # a second one\n  --system-prompt \"You answer questions about our product.\"\n  \
+         anthropic --model claude-sonnet-4-5\n",
+    )
+    .expect("write the config file");
+    let path = file.to_string_lossy().into_owned();
+    let from_file = assert_check_passes(&["--config", &path], &keys);
+    let bad = run(
+        &["--check", "--config", "/nonexistent/deepchat-proxy.conf"],
+        &keys,
+    );
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(from_file, from_flags);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("--config /nonexistent/deepchat-proxy.conf:"),
+        "{}",
+        stderr(&bad)
+    );
 }

@@ -9,6 +9,7 @@ use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser};
 use deepchat_adapters::providers::{Provider, PROVIDERS};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+mod config_file;
 mod provider;
 mod routes;
 mod sources;
@@ -614,6 +615,9 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let args = config_file::expand(args).map_err(|message| {
+        clap::Error::raw(clap::error::ErrorKind::InvalidValue, message + "\n")
+    })?;
     let sections = routes::split(&args).map_err(|message| {
         clap::Error::raw(clap::error::ErrorKind::InvalidValue, message + "\n")
     })?;

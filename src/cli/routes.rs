@@ -21,7 +21,10 @@ Several routes and fallbacks:
   the limits --history-limit, --max-messages, --max-conversation-chars, --max-images,
   the --max-image-bytes and --max-json-reply-bytes; unset ones come from the first
   section, except --allow-model. A --fallback is tried when the upstream before it fails before any
-  text was sent. Flags inside --route and --fallback sections come from the command line only.";
+  text was sent. Flags inside --route and --fallback sections come from the command line
+  (or a --config FILE) only.
+Long setups: --config FILE stands for the flags written in FILE (the same names, in the same
+  order; quotes group words, # comments), placed where --config FILE is.";
 
 /// Flags a `--route` section may set for itself (clap ids).
 const ROUTE_FLAGS: &[&str] = &[
@@ -149,6 +152,12 @@ pub(super) fn parse_route(
     section: &RouteSection,
 ) -> Result<RouteArgs, clap::Error> {
     let name = format!("--route {}", section.path);
+    if section.args.is_empty() {
+        return Err(section_error(
+            &name,
+            "a route needs a provider and its options, e.g. --route /support anthropic --model claude-sonnet-4-5",
+        ));
+    }
     let matches = parse_section(table, &name, &section.args)?;
     let outside: Vec<String> = proxy_flags_given(table, &matches)
         .into_iter()
@@ -216,7 +225,10 @@ pub(super) fn parse_fallback(
         .first()
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let name = format!("--fallback {first} (in {owner})");
+    let name = match first.as_str() {
+        "" => format!("--fallback (in {owner})"),
+        provider => format!("--fallback {provider} (in {owner})"),
+    };
     // `demo` is let through so that validation can say why it cannot be a fallback.
     if first != "demo" && !table.iter().any(|p| p.name == first) {
         let known: Vec<&str> = table.iter().map(|p| p.name).collect();
@@ -271,11 +283,19 @@ fn proxy_flags_given(table: &'static [Provider], matches: &ArgMatches) -> Vec<(S
         .collect()
 }
 
-/// clap's message without its `error: ` prefix and usage lines.
+/// clap's message on one line, without its `error: ` prefix and the usage after it.
 fn message_of(err: &clap::Error) -> String {
     let rendered = err.render().to_string();
-    let first = rendered.lines().next().unwrap_or_default();
-    first.strip_prefix("error: ").unwrap_or(first).to_owned()
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let message = message.join(" ");
+    message
+        .strip_prefix("error: ")
+        .unwrap_or(&message)
+        .to_owned()
 }
 
 /// An error that names the section it is about.
