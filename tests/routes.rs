@@ -279,8 +279,48 @@ async fn a_primary_that_answers_500_or_an_error_chunk_falls_back() {
     fallback.push(Reply::anthropic_text(&["again"]));
     let frames = ask(&proxy, "/chat", user("hi"), STOP).await;
     assert_eq!(reply_text(&frames), "again", "{frames:?}");
-    assert_eq!(primary.wait_requests(2).await.len(), 2);
-    assert_eq!(fallback.wait_requests(2).await.len(), 2);
+
+    primary.push(
+        Reply::error(429, r#"{"error":{"message":"slow down"}}"#).with_header("retry-after", "1"),
+    );
+    fallback.push(Reply::anthropic_text(&["no waiting"]));
+    let frames = ask(&proxy, "/chat", user("hi"), STOP).await;
+    assert_eq!(reply_text(&frames), "no waiting", "{frames:?}");
+    assert_eq!(primary.wait_requests(3).await.len(), 3);
+    assert_eq!(fallback.wait_requests(3).await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_primary_that_sends_nothing_before_the_first_byte_timeout_falls_back() {
+    let primary = MockUpstream::start().await;
+    let fallback = MockUpstream::start().await;
+    let (primary_url, fallback_url) = (base(&primary), base(&fallback));
+    let proxy = start(&[
+        "--first-byte-timeout",
+        "1",
+        "openai",
+        "--base-url",
+        &primary_url,
+        "--model",
+        "gpt-primary",
+        "--api-key-env",
+        NO_KEY,
+        "--fallback",
+        "openai",
+        "--base-url",
+        &fallback_url,
+        "--model",
+        "gpt-fallback",
+        "--api-key-env",
+        NO_KEY,
+    ])
+    .await;
+    primary.push(Reply::sse(vec![Step::HoldUntilClosed]));
+    fallback.push(Reply::openai_text(&["in time"]));
+    let frames = ask(&proxy, "/chat", user("hi"), STOP).await;
+    assert_eq!(reply_text(&frames), "in time", "{frames:?}");
+    assert!(errors(&frames).is_empty(), "{frames:?}");
+    primary.wait_closed(1).await;
 }
 
 #[tokio::test]
