@@ -23,20 +23,24 @@ const ELEMENTS = [
   { id: 'support', path: '/support' },
 ];
 
-// Waits until element `id` has `n` AI messages and its reply is no longer streaming.
-async function waitForReply(page, id, n) {
-  const handle = await page.waitForFunction(
-    ([elementId, count]) => {
-      const el = document.getElementById(elementId);
-      const messages = el?.getMessages?.() ?? [];
-      const streaming = el?.shadowRoot?.querySelector('.loading-message-dots, [aria-busy="true"]');
-      const ai = messages.filter((m) => m.role === 'ai');
-      return ai.length >= count && !streaming && messages;
+// Waits until element `id` shows `text` as its newest AI message and the socket it talks on
+// (to `socketUrl`) received the stop key: the reply is complete. Returns its messages.
+async function waitForReply(page, id, socketUrl, text) {
+  const done = await page.waitForFunction(
+    ([elementId, url, expected]) => {
+      const messages = document.getElementById(elementId)?.getMessages?.() ?? [];
+      // Deep Chat may replace a socket while it renders: any socket to the route counts.
+      const ended = window.e2e.snapshot().sockets.some((s) => s.url === url
+        && s.received.some((f) => f.data === JSON.stringify({ text: 'stop-key' })));
+      return messages.at(-1)?.role === 'ai' && messages.at(-1).text === expected && ended && messages;
     },
-    [id, n],
+    [id, socketUrl, text],
     { timeout: T.reply, polling: 20 },
-  ).catch((err) => { throw new Error(`waiting for reply ${n} on #${id}: ${err.message}`, { cause: err }); });
-  return handle.jsonValue();
+  ).catch(async (err) => {
+    const shown = await page.evaluate((elementId) => document.getElementById(elementId)?.getMessages?.(), id);
+    throw new Error(`waiting for the reply ${JSON.stringify(text)} on #${id}: ${err.message}; messages: ${JSON.stringify(shown)}`, { cause: err });
+  });
+  return done.jsonValue();
 }
 
 describe('two routes on one page', () => {
@@ -70,7 +74,7 @@ describe('two routes on one page', () => {
     for (const [i, { id }] of ELEMENTS.entries()) {
       mock.enqueue({ events: [answers[id].slice(0, 5), answers[id].slice(5)] });
       await page.evaluate(([elementId, text]) => document.getElementById(elementId).submitUserMessage({ text }), [id, `Question for ${id}`]);
-      const messages = await waitForReply(page, id, 1);
+      const messages = await waitForReply(page, id, proxy.wsUrl(ELEMENTS[i].path), answers[id]);
       assert.deepEqual(messages.map((m) => [m.role, m.text]), [['user', `Question for ${id}`], ['ai', answers[id]]], `#${id}`);
       assert.equal(mock.requests.length, i + 1, 'one upstream request per message');
     }
@@ -87,7 +91,7 @@ describe('two routes on one page', () => {
     // Each element's socket ended its reply with the stop key and got nothing of the other's.
     const snap = await chat.snapshot();
     for (const { id, path } of ELEMENTS) {
-      const socket = snap.sockets.find((s) => s.url === proxy.wsUrl(path));
+      const socket = snap.sockets.findLast((s) => s.url === proxy.wsUrl(path) && s.received.length > 0);
       const frames = socket.received.map((f) => JSON.parse(f.data));
       assert.deepEqual(frames.at(-1), { text: 'stop-key' }, `${path} ended with the stop key`);
       assert.equal(frames.filter((f) => f.text && f.text !== 'stop-key').map((f) => f.text).join(''), answers[id], `${path} carried only its own reply`);
@@ -117,7 +121,7 @@ describe('two routes on one page', () => {
     );
     mock.enqueue({ events: ['Answered by ', 'the fallback'] });
     await page.evaluate(() => document.getElementById('assistant').submitUserMessage({ text: 'Anyone there?' }));
-    const messages = await waitForReply(page, 'assistant', 1);
+    const messages = await waitForReply(page, 'assistant', proxy.wsUrl('/chat'), 'Answered by the fallback');
     assert.deepEqual(messages.at(-1), { role: 'ai', text: 'Answered by the fallback' });
     assert.equal(mock.requests.length, 1);
     assert.equal(mock.requests[0].body.model, 'e2e-model', 'the fallback sends its own --model');
