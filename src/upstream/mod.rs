@@ -1,6 +1,7 @@
 //! Upstream I/O: one shared, pooled HTTP client; sending an adapter's request with timeouts
-//! and retries, along a route's fallback chain (skipping upstreams whose breaker is open); turning the response body into the adapter's normalized events. Dropping the
-//! returned stream drops the response, which closes the upstream connection (cancellation).
+//! and retries, along a route's fallback chain (skipping upstreams whose breaker is open);
+//! turning the response body into the adapter's normalized events. Dropping the returned
+//! stream drops the response, which closes the upstream connection (cancellation).
 
 pub mod breaker;
 pub mod client;
