@@ -19,7 +19,7 @@ Several routes and fallbacks:
   The first section serves --path; each --route PATH serves another path with its own
   provider, model and key. ROUTE FLAGS are --allow-model, --system-prompt, --stop-key and
   the limits --history-limit, --max-messages, --max-conversation-chars, --max-images,
-  the --max-image-bytes and --max-json-reply-bytes; unset ones come from the first
+  plus --max-image-bytes and --max-json-reply-bytes; unset ones come from the first
   section, except --allow-model. A --fallback is tried when the upstream before it fails before any
   text was sent. Flags inside --route and --fallback sections come from the command line
   (or a --config FILE) only.

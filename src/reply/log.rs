@@ -14,6 +14,9 @@ pub struct ReplyContext<'a> {
     /// The upstream that answered (the primary when none did).
     pub provider: &'static str,
     pub model: &'a str,
+    /// Which upstream that is, by adapter and host ("openai upstream at api.groq.com"): two
+    /// upstreams of one provider differ here.
+    pub upstream: &'a str,
     /// `Some(n)` when the n-th fallback of the route's chain answered.
     pub fallback: Option<usize>,
     pub started: Instant,
@@ -70,6 +73,7 @@ pub fn finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool
         route = context.route,
         provider = context.provider,
         model = context.model,
+        upstream = context.upstream,
         fallback = context.fallback,
         status,
         first_token_ms = first_token.map(|d| d.as_millis() as u64),

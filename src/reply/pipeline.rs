@@ -100,21 +100,22 @@ where
     let outcome = relay::relay(events, sink, limits, client_gone, start::interruption(app)).await;
     // Who answered: the upstream that did, else the primary (whose failure the client saw).
     let position = answered.get();
-    let (provider, upstream_model) = match route.chain.get(position.unwrap_or(0)) {
+    let (provider, upstream_model, upstream) = match route.chain.get(position.unwrap_or(0)) {
         Some(ProviderConfig::Http(http)) => {
             let model = match (position.unwrap_or(0), &model) {
                 (0, Some(chosen)) => chosen.as_str(),
                 _ => http.generation.model.as_str(),
             };
-            (http.adapter.name(), model)
+            (http.adapter.name(), model, http.label.as_str())
         }
-        Some(ProviderConfig::Demo(_)) | None => ("demo", "demo"),
+        Some(ProviderConfig::Demo(_)) | None => ("demo", "demo", "demo"),
     };
     let context = log::ReplyContext {
         transport,
         route: &route.path,
         provider,
         model: upstream_model,
+        upstream,
         fallback: position.filter(|&p| p > 0),
         started,
         question: log::newest_text(&conversation),

@@ -130,5 +130,6 @@ describe('two routes on one page', () => {
     assert.match(logged, /route="?\/chat/);
     assert.match(logged, /model="?e2e-model/);
     assert.match(logged, /fallback=1/);
+    assert.ok(logged.includes(`openai upstream at 127.0.0.1:${mock.port}`), `the log names the upstream's host: ${logged}`);
   }));
 });
