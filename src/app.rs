@@ -4,6 +4,7 @@
 use crate::access::ip_slots::IpSlots;
 use crate::access::ratelimit::RateLimiter;
 use crate::config::Config;
+use crate::ops::catalog::RouteLabels;
 use crate::ops::health::{Ops, Readiness};
 use crate::ops::telemetry;
 use crate::upstream;
@@ -35,7 +36,7 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config) -> Self {
-        telemetry::start_at_zero(config.provider.name_and_model().0);
+        telemetry::start_at_zero(&route_labels(&config));
         App {
             upstream: Arc::new(UpstreamPool::new(config.upstream)),
             sessions: TaskTracker::new(),
@@ -45,11 +46,51 @@ impl App {
             ip_slots: IpSlots::new(config.limits.max_connections_per_ip),
             limiter: RateLimiter::new(config.limits.rate_limit),
             ops: Arc::new(Ops {
-                readiness: Readiness::new(upstream::probe_target(&config.provider)),
+                readiness: Readiness::new(
+                    config
+                        .routes
+                        .iter()
+                        .map(|route| {
+                            let targets = route.chain.iter().filter_map(upstream::probe_target);
+                            (route.path.clone(), targets.collect())
+                        })
+                        .collect(),
+                ),
                 metrics: telemetry::prometheus(),
                 process: telemetry::process_metrics(),
             }),
             config,
         }
     }
+}
+
+/// Every route's path with the provider and model of each upstream (and each model a client
+/// may choose), for the metrics that start at zero.
+fn route_labels(config: &Config) -> Vec<RouteLabels> {
+    config
+        .routes
+        .iter()
+        .map(|route| {
+            let mut upstreams: Vec<(&'static str, String)> = route
+                .chain
+                .iter()
+                .map(|upstream| {
+                    let (provider, model) = upstream.name_and_model();
+                    (provider, model.to_owned())
+                })
+                .collect();
+            let primary = route.primary().name_and_model().0;
+            upstreams.extend(
+                route
+                    .models
+                    .upstream_models()
+                    .map(|model| (primary, model.to_owned())),
+            );
+            upstreams.dedup();
+            RouteLabels {
+                route: route.path.clone(),
+                upstreams,
+            }
+        })
+        .collect()
 }

@@ -5,7 +5,9 @@
 use crate::access::auth::{Auth, JwtRules};
 use crate::access::origins::{OriginError, OriginPolicy};
 pub use crate::cli::WsReply;
-use crate::cli::{Cli, DemoArgs, ProviderArgs, ProviderCommand, ProxyArgs};
+use crate::cli::{Cli, DemoArgs, ProviderArgs, ProviderCommand, ProxyArgs, RouteArgs};
+use crate::upstream::breaker::Breaker;
+pub use crate::upstream::models::AllowedModels;
 use crate::upstream::redact::Secrets;
 pub use crate::upstream::settings::{ApiKey, Demo, HttpUpstream, ProviderConfig, UpstreamPolicy};
 use bytes::Bytes;
@@ -63,6 +65,18 @@ pub enum ConfigError {
     },
     #[error("--deep-chat-script {0}: {1} (give an http(s):// URL, or the path of a local deepChat.bundle.js)")]
     Script(String, String),
+    #[error("{0}")]
+    AllowModel(String),
+    #[error("--route {0} is served twice: give each route its own path")]
+    DuplicateRoute(String),
+    #[error("demo cannot be part of a fallback chain: it never fails, so use it alone")]
+    DemoInChain,
+    /// A problem inside one `--route` or `--fallback` section.
+    #[error("in {section}: {error}")]
+    InSection {
+        section: String,
+        error: Box<ConfigError>,
+    },
 }
 
 /// A configuration that passed validation, with what a start should say about it.
@@ -135,6 +149,32 @@ impl Limits {
     }
 }
 
+/// One Deep Chat endpoint: its path and everything a reply there is made with. Transports
+/// carry it (`Arc<Route>`), so the reply pipeline reads the route, never the whole config.
+pub struct Route {
+    /// Where Deep Chat connects (`--path`, or a `--route PATH`).
+    pub path: String,
+    pub stop_key: String,
+    pub system_prompt: Option<String>,
+    pub history_limit: usize,
+    /// The limits of replies on this route (connection limits are the proxy's).
+    pub limits: Limits,
+    /// The upstreams in order: the primary, then its `--fallback`s.
+    pub chain: Vec<ProviderConfig>,
+    /// Models a request may choose (`--allow-model`); empty = the body's `model` is ignored.
+    pub models: AllowedModels,
+    /// One phrase for the start-up line and `--check`.
+    pub description: String,
+}
+
+impl Route {
+    /// The first upstream of the chain.
+    pub fn primary(&self) -> &ProviderConfig {
+        // Validation never builds a route without an upstream.
+        &self.chain[0]
+    }
+}
+
 /// Everything the server needs, validated.
 #[derive(Clone)]
 pub struct Config {
@@ -152,7 +192,8 @@ pub struct Config {
     pub auth: Option<Arc<Auth>>,
     /// `--log-content`: message text may appear in reply logs.
     pub log_content: bool,
-    pub provider: ProviderConfig,
+    /// Every Deep Chat endpoint; the first is the main section's (`--path`).
+    pub routes: Vec<Arc<Route>>,
     /// The Deep Chat page at `/`; `None` when it is off.
     pub page: Option<Page>,
 }
@@ -172,7 +213,13 @@ impl Config {
         let Cli {
             proxy: cli,
             provider: command,
+            fallbacks,
+            routes: route_sections,
         } = cli;
+        let breaker = BreakerSettings {
+            failures: cli.breaker_failures,
+            cooldown: Duration::from_secs(cli.breaker_cooldown.max(1)),
+        };
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         if !cli.path.starts_with('/') {
@@ -199,33 +246,26 @@ impl Config {
             None => None,
         };
         let is_demo = matches!(command, ProviderCommand::Demo(_));
-        let provider = match &command {
-            ProviderCommand::Provider(args) => http_upstream(args),
-            ProviderCommand::Demo(args) => demo(args),
-            ProviderCommand::Completions { .. } | ProviderCommand::Man => {
-                Err(vec![ConfigError::NotAProvider])
-            }
-        };
-        let provider = match provider {
-            Ok(mut built) => {
-                if let Some(missing) = built.missing_key.take() {
-                    if strict {
-                        errors.push(missing);
-                    } else {
-                        warnings.push(missing);
-                    }
-                }
-                Some(built)
-            }
-            Err(problems) => {
+        let chain = build_chain(&command, &fallbacks, breaker)
+            .map_err(|problems| errors.extend(problems))
+            .ok();
+        let provider = chain.map(|chain| {
+            let (built, problems) = take_missing_keys(chain);
+            if strict {
                 errors.extend(problems);
-                None
+            } else {
+                warnings.extend(problems);
             }
-        };
+            built
+        });
+        let main_models = keep(
+            AllowedModels::parse(&cli.allow_models).map_err(ConfigError::AllowModel),
+            &mut errors,
+        );
         let page = if cli.playground.unwrap_or(is_demo) {
             let description = provider
                 .as_ref()
-                .map(|p| p.description.clone())
+                .map(|chain| chain_description(chain))
                 .unwrap_or_default();
             let page = keep(page_script(&cli.deep_chat_script), &mut errors).map(|script| Page {
                 script,
@@ -245,10 +285,53 @@ impl Config {
         } else {
             None
         };
-        let (Some(origins), Some(provider), true) = (origins, provider, errors.is_empty()) else {
+        let page_paths: &[&str] = match &page {
+            None => &[],
+            Some(Page {
+                script: PageScript::Bundled(_),
+                ..
+            }) => &["/", BUNDLE_PATH],
+            Some(_) => &["/"],
+        };
+        let mut paths = vec![cli.path.clone()];
+        let mut extra_routes = Vec::new();
+        for section in route_sections {
+            let name = format!("--route {}", section.path);
+            let in_section = |error| ConfigError::InSection {
+                section: name.clone(),
+                error: Box::new(error),
+            };
+            if paths.contains(&section.path) {
+                errors.push(ConfigError::DuplicateRoute(section.path.clone()));
+            }
+            paths.push(section.path.clone());
+            match route_section(section, breaker, page_paths) {
+                Ok((route, problems)) => {
+                    let problems = problems.into_iter().map(in_section);
+                    if strict {
+                        errors.extend(problems);
+                    } else {
+                        warnings.extend(problems);
+                    }
+                    extra_routes.push(route);
+                }
+                Err(problems) => errors.extend(problems.into_iter().map(in_section)),
+            }
+        }
+        let (Some(origins), Some(provider), Some(main_models), true) =
+            (origins, provider, main_models, errors.is_empty())
+        else {
             return Err(errors);
         };
-        let summary = summary(&cli, &provider.description, &origins, page.as_ref());
+        let main_description = route_description(&provider, &main_models);
+        let mut routes_line = String::new();
+        for route in &extra_routes {
+            routes_line.push_str(&format!(
+                "; route {}: provider {}",
+                route.path, route.description
+            ));
+        }
+        let summary = summary(&cli, &main_description, &origins, page.as_ref()) + &routes_line;
         let secs = Duration::from_secs;
         let config = Config {
             path: cli.path,
@@ -289,9 +372,24 @@ impl Config {
             origins,
             auth,
             log_content: cli.log_content,
-            provider: provider.config,
+            routes: Vec::new(),
             page,
         };
+        let main = Route {
+            path: config.path.clone(),
+            stop_key: config.stop_key.clone(),
+            system_prompt: config.system_prompt.clone(),
+            history_limit: config.history_limit,
+            limits: config.limits.clone(),
+            chain: provider.into_iter().map(|built| built.config).collect(),
+            models: main_models,
+            description: main_description,
+        };
+        let mut config = config;
+        config.routes = std::iter::once(main)
+            .chain(extra_routes.into_iter().map(|route| route.inherit(&config)))
+            .map(Arc::new)
+            .collect();
         Ok(Checked {
             config,
             warnings,
@@ -311,6 +409,166 @@ fn same_socket(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
     a.port() != 0
         && a.port() == b.port()
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// `--breaker-failures` and `--breaker-cooldown`: each upstream gets a breaker built from them.
+#[derive(Debug, Clone, Copy)]
+struct BreakerSettings {
+    failures: u32,
+    cooldown: Duration,
+}
+
+/// A section's chain: its provider, then its `--fallback`s, each validated (problems of a
+/// fallback name it).
+fn build_chain(
+    primary: &ProviderCommand,
+    fallbacks: &[ProviderCommand],
+    breaker: BreakerSettings,
+) -> Result<Vec<BuiltProvider>, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut chain = Vec::new();
+    for (position, command) in std::iter::once(primary).chain(fallbacks).enumerate() {
+        let built = match command {
+            ProviderCommand::Provider(args) => http_upstream(args, breaker),
+            ProviderCommand::Demo(_) if !fallbacks.is_empty() => {
+                Err(vec![ConfigError::DemoInChain])
+            }
+            ProviderCommand::Demo(args) => demo(args),
+            ProviderCommand::Completions { .. } | ProviderCommand::Man => {
+                Err(vec![ConfigError::NotAProvider])
+            }
+        };
+        match (built, position) {
+            (Ok(built), _) => chain.push(built),
+            (Err(problems), 0) => errors.extend(problems),
+            (Err(problems), _) => {
+                let section = match command {
+                    ProviderCommand::Provider(args) => {
+                        format!("--fallback {}", args.provider.name)
+                    }
+                    _ => "--fallback".to_owned(),
+                };
+                errors.extend(problems.into_iter().map(|error| ConfigError::InSection {
+                    section: section.clone(),
+                    error: Box::new(error),
+                }));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(chain)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Moves each upstream's unset-key problem out, for a warning (or a `--check` error).
+fn take_missing_keys(mut chain: Vec<BuiltProvider>) -> (Vec<BuiltProvider>, Vec<ConfigError>) {
+    let missing = chain
+        .iter_mut()
+        .filter_map(|built| built.missing_key.take())
+        .collect();
+    (chain, missing)
+}
+
+/// `openai, model m, upstream h`, then `, falling back to …` for each fallback.
+fn chain_description(chain: &[BuiltProvider]) -> String {
+    let shown: Vec<&str> = chain.iter().map(|b| b.description.as_str()).collect();
+    shown.join(", falling back to ")
+}
+
+/// The chain's description, with the models a client may choose.
+fn route_description(chain: &[BuiltProvider], models: &AllowedModels) -> String {
+    let mut description = chain_description(chain);
+    if !models.is_empty() {
+        description.push_str(&format!(" (client may choose: {})", models.describe()));
+    }
+    description
+}
+
+/// A `--route` section that passed validation; its unset per-route flags come from the main
+/// section once that is known ([`PendingRoute::inherit`]).
+struct PendingRoute {
+    path: String,
+    overrides: crate::cli::RouteOverrides,
+    chain: Vec<ProviderConfig>,
+    models: AllowedModels,
+    description: String,
+}
+
+impl PendingRoute {
+    fn inherit(self, main: &Config) -> Route {
+        let o = self.overrides;
+        let mut limits = main.limits.clone();
+        limits.max_messages = o.max_messages.map_or(limits.max_messages, |n| n.max(1));
+        limits.max_conversation_chars = o
+            .max_conversation_chars
+            .map_or(limits.max_conversation_chars, |n| n.max(1));
+        limits.max_images = o.max_images.unwrap_or(limits.max_images);
+        limits.max_image_bytes = o.max_image_bytes.unwrap_or(limits.max_image_bytes);
+        limits.max_json_reply_bytes = o
+            .max_json_reply_bytes
+            .map_or(limits.max_json_reply_bytes, |n| n.max(1));
+        Route {
+            path: self.path,
+            stop_key: o.stop_key.unwrap_or_else(|| main.stop_key.clone()),
+            system_prompt: match o.system_prompt {
+                Some(prompt) => Some(prompt).filter(|p| !p.is_empty()),
+                None => main.system_prompt.clone(),
+            },
+            history_limit: o.history_limit.map_or(main.history_limit, |n| n as usize),
+            limits,
+            chain: self.chain,
+            models: self.models,
+            description: self.description,
+        }
+    }
+}
+
+/// Validates one `--route` section: its path, stop key, models and chain. Returns the route
+/// and its warnings (unset keys).
+fn route_section(
+    section: RouteArgs,
+    breaker: BreakerSettings,
+    page_paths: &[&str],
+) -> Result<(PendingRoute, Vec<ConfigError>), Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    if !section.path.starts_with('/') {
+        errors.push(ConfigError::Path(section.path.clone()));
+    }
+    if page_paths.contains(&section.path.as_str()) {
+        errors.push(ConfigError::PathClash(section.path.clone()));
+    }
+    if section
+        .overrides
+        .stop_key
+        .as_ref()
+        .is_some_and(|key| key.chars().count() < 2)
+    {
+        errors.push(ConfigError::StopKey);
+    }
+    let models = keep(
+        AllowedModels::parse(&section.overrides.allow_models).map_err(ConfigError::AllowModel),
+        &mut errors,
+    );
+    let chain = build_chain(&section.provider, &section.fallbacks, breaker)
+        .map_err(|problems| errors.extend(problems))
+        .ok();
+    let (Some(models), Some(chain), true) = (models, chain, errors.is_empty()) else {
+        return Err(errors);
+    };
+    let (chain, warnings) = take_missing_keys(chain);
+    let description = route_description(&chain, &models);
+    Ok((
+        PendingRoute {
+            path: section.path,
+            overrides: section.overrides,
+            chain: chain.into_iter().map(|built| built.config).collect(),
+            models,
+            description,
+        },
+        warnings,
+    ))
 }
 
 /// A provider that passed validation, with its one-phrase description for the start line.
@@ -334,7 +592,10 @@ struct KeyVariable<'a> {
 
 /// Any provider of the table. Explicit flags win over a preset, a preset over the provider's
 /// own defaults.
-fn http_upstream(args: &ProviderArgs) -> Result<BuiltProvider, Vec<ConfigError>> {
+fn http_upstream(
+    args: &ProviderArgs,
+    breaker: BreakerSettings,
+) -> Result<BuiltProvider, Vec<ConfigError>> {
     let provider = args.provider;
     let generation = &args.generation;
     let preset = match &args.preset {
@@ -423,6 +684,7 @@ fn http_upstream(args: &ProviderArgs) -> Result<BuiltProvider, Vec<ConfigError>>
                 max_tokens: generation.max_tokens,
                 extra_headers,
             },
+            breaker: Arc::new(Breaker::new(breaker.failures, breaker.cooldown)),
         }),
         description,
         missing_key,
@@ -672,7 +934,7 @@ mod tests {
                 argv.extend(base.map(|base| ["--base-url", base]).into_iter().flatten());
                 let cli = Cli::try_parse_from(argv).expect("flags");
                 let config = Config::from_cli(cli).expect("config");
-                crate::upstream::probe_target(&config.provider)
+                crate::upstream::probe_target(config.routes[0].primary())
             };
             assert_eq!(
                 parse(Some("http://127.0.0.1:4321/")).as_deref(),
@@ -690,6 +952,56 @@ mod tests {
                 assert_eq!(parse(None), Some(expected), "{}", provider.name);
             }
         }
+    }
+
+    /// A `--route` section keeps what it sets and takes the rest from the first section,
+    /// except `--allow-model`, which is per route.
+    #[test]
+    fn routes_inherit_the_first_sections_settings_unless_they_set_their_own() {
+        let argv = [
+            "deepchat-proxy",
+            "--stop-key",
+            "[DONE]",
+            "--system-prompt",
+            "Main.",
+            "--max-messages",
+            "7",
+            "--allow-model",
+            "a=b",
+            "demo",
+            "--route",
+            "/own",
+            "--stop-key",
+            "[OWN]",
+            "--system-prompt",
+            "",
+            "--max-messages",
+            "3",
+            "demo",
+            "--route",
+            "/inherits",
+            "demo",
+        ];
+        let parsed = crate::cli::parse_from(argv).expect("flags");
+        let config = Config::from_cli(parsed.cli).expect("config");
+        let paths: Vec<&str> = config.routes.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/chat", "/own", "/inherits"]);
+        let (main, own, inherits) = (&config.routes[0], &config.routes[1], &config.routes[2]);
+        assert_eq!(main.models.describe(), "a=b");
+        assert_eq!(
+            (own.stop_key.as_str(), own.system_prompt.as_deref()),
+            ("[OWN]", None)
+        );
+        assert_eq!(own.limits.max_messages, 3);
+        assert_eq!(
+            (
+                inherits.stop_key.as_str(),
+                inherits.system_prompt.as_deref()
+            ),
+            ("[DONE]", Some("Main."))
+        );
+        assert_eq!(inherits.limits.max_messages, 7);
+        assert!(own.models.is_empty() && inherits.models.is_empty());
     }
 
     #[test]

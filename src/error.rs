@@ -48,6 +48,9 @@ pub enum RequestError {
     TooLarge(usize),
     #[error("the request has more than {0} messages")]
     TooManyMessages(usize),
+    /// The body's `model` is not one of the route's `--allow-model` names.
+    #[error("{0}")]
+    Model(String),
     #[error("rate limit reached: try again in {0} s")]
     RateLimited(u64),
     #[error("too many requests are waiting on this connection; wait for the replies")]
@@ -181,6 +184,7 @@ impl ProxyError {
             ProxyError::Request(request) => match request {
                 RequestError::TooLarge(_) | RequestError::OverBudget(_) => "too_large",
                 RequestError::TooManyMessages(_) => "too_many_messages",
+                RequestError::Model(_) => "model_not_allowed",
                 RequestError::RateLimited(_) => "rate_limit",
                 RequestError::Busy => "busy",
                 RequestError::SlowBody(_) => "slow_request",

@@ -15,6 +15,8 @@ pub fn render(out: &mut dyn Write) -> std::io::Result<()> {
     man.render_synopsis_section(out)?;
     man.render_description_section(out)?;
     man.render_options_section(out)?;
+    // The --route / --fallback syntax (the command's after-help).
+    man.render_extra_section(out)?;
     writeln!(out, ".SH PROVIDERS")?;
     writeln!(
         out,

@@ -490,3 +490,212 @@ fn every_provider_reads_its_key_rules_from_the_provider_table() {
         assert_check_passes(&named, &[]);
     }
 }
+
+/// The words of a one-command shell line: blanks split, double quotes group (all the README's
+/// examples need).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let (mut quoted, mut started) = (false, false);
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                started = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            c => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        words.push(word);
+    }
+    words
+}
+
+/// The README's two-provider example, as pasted (with its `export`ed keys set to stand-ins):
+/// `--check` accepts it and shows every route with its chain and models.
+#[test]
+fn the_readme_routes_example_passes_check_and_shows_every_route() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let block = readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains("--route "))
+        .expect("a sh block with --route in README.md");
+    let command = block
+        .lines()
+        .filter(|line| !line.starts_with("export "))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("\\\n", " ");
+    let words = shell_words(&command);
+    assert_eq!(words[0], "deepchat-proxy", "{command}");
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    let keys = [
+        ("OPENAI_API_KEY", "sk-stand-in"),
+        ("ANTHROPIC_API_KEY", "sk-ant-stand-in"),
+    ];
+    let out = assert_check_passes(&args, &keys);
+    for part in [
+        "provider openai, model gpt-4o-mini, upstream api.openai.com, falling back to anthropic, model claude-haiku-4-5",
+        "(client may choose: fast=gpt-4o-mini, gpt-4o)",
+        "path /chat",
+        "route /support: provider anthropic, model claude-sonnet-4-5, upstream api.anthropic.com, falling back to openai, model gpt-4o",
+    ] {
+        assert!(out.contains(part), "{part:?} missing from {out}");
+    }
+    assert!(!out.contains("stand-in"), "no key in the output: {out}");
+
+    // The same setup as a --config file, as the README shows it.
+    let file_text = readme
+        .split("```text\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains("--route "))
+        .expect("a text block with the config file in README.md");
+    let file =
+        std::env::temp_dir().join(format!("deepchat-proxy-readme-{}.conf", std::process::id()));
+    std::fs::write(&file, file_text).expect("write the config file");
+    let path = file.to_string_lossy().into_owned();
+    let from_file = assert_check_passes(&["--config", &path], &keys);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        from_file, out,
+        "the README's config file is its command line"
+    );
+}
+
+#[test]
+fn route_and_fallback_problems_name_their_section() {
+    let keys = [("OPENAI_API_KEY", "sk-x")];
+    let output = run(
+        &["--check", "demo", "--route", "/x", "--listen", ":1", "demo"],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("in --route /x: --listen applies to the whole proxy"),
+        "{err}"
+    );
+    let output = run(
+        &["--check", "openai", "--model", "m", "--fallback", "nope"],
+        &keys,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains(
+            "in --fallback nope (in the first section): --fallback must be followed by a provider"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    assert_check_fails(
+        &[
+            "openai",
+            "--model",
+            "m",
+            "--route",
+            "/x",
+            "--stop-key",
+            "z",
+            "openai",
+            "--model",
+            " ",
+            "--fallback",
+            "openai",
+            "--model",
+            "m",
+            "--base-url",
+            "ftp://x",
+        ],
+        &keys,
+        &[
+            "in --route /x: --stop-key must be at least 2 characters",
+            "in --route /x: --model is empty",
+            "in --route /x: in --fallback openai: --base-url \"ftp://x\" must start with http",
+        ],
+    );
+    assert_check_fails(
+        &["openai", "--model", "m", "--route", "/chat", "demo"],
+        &keys,
+        &["--route /chat is served twice"],
+    );
+    assert_check_fails(
+        &["--allow-model", "=x", "openai", "--model", "m"],
+        &keys,
+        &["--allow-model \"=x\" is not NAME or ALIAS=NAME"],
+    );
+    assert_check_fails(
+        &["demo", "--fallback", "demo"],
+        &keys,
+        &["demo cannot be part of a fallback chain"],
+    );
+}
+
+#[test]
+fn help_explains_routes_and_fallbacks() {
+    let output = run(&["--help"], &[]);
+    let out = stdout(&output);
+    assert!(out.contains("--route PATH"), "{out}");
+    assert!(out.contains("--fallback PROVIDER"), "{out}");
+    assert!(out.contains("--allow-model"), "{out}");
+}
+
+/// `--config FILE` holds the same flags as the command line, so it checks the same.
+#[test]
+fn a_config_file_stands_for_the_flags_it_holds() {
+    let flags = [
+        "--allow-model",
+        "fast=gpt-4o-mini",
+        "openai",
+        "--model",
+        "gpt-4o-mini",
+        "--route",
+        "/support",
+        "--system-prompt",
+        "You answer questions about our product.",
+        "anthropic",
+        "--model",
+        "claude-sonnet-4-5",
+    ];
+    let keys = [
+        ("OPENAI_API_KEY", "sk-stand-in"),
+        ("ANTHROPIC_API_KEY", "sk-ant-stand-in"),
+    ];
+    let from_flags = assert_check_passes(&flags, &keys);
+    let file =
+        std::env::temp_dir().join(format!("deepchat-proxy-config-{}.txt", std::process::id()));
+    std::fs::write(
+        &file,
+        "# the first route\n--allow-model fast=gpt-4o-mini\nopenai --model gpt-4o-mini\n\n\
+         --route /support   # a second one\n  --system-prompt \"You answer questions about our product.\"\n  \
+         anthropic --model claude-sonnet-4-5\n",
+    )
+    .expect("write the config file");
+    let path = file.to_string_lossy().into_owned();
+    let from_file = assert_check_passes(&["--config", &path], &keys);
+    let bad = run(
+        &["--check", "--config", "/nonexistent/deepchat-proxy.conf"],
+        &keys,
+    );
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(from_file, from_flags);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("--config /nonexistent/deepchat-proxy.conf:"),
+        "{}",
+        stderr(&bad)
+    );
+}

@@ -163,7 +163,7 @@ async fn every_outcome_is_counted_by_kind_and_source() {
     for line in [
         r#"deepchat_proxy_errors_total{kind="upstream",source="upstream"}"#,
         r#"deepchat_proxy_errors_total{kind="bad_request",source="client"}"#,
-        r#"deepchat_proxy_requests_total{transport="websocket",outcome="error"}"#,
+        r#"deepchat_proxy_requests_total{transport="websocket",outcome="error",route="/chat",provider="openai",model="test-model"}"#,
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }

@@ -39,7 +39,7 @@ async fn health_readiness_and_metrics_on_the_main_listener() {
     let (status, metrics) = get(format!("{base}/metrics")).await;
     assert_eq!(status, 200);
     for needle in [
-        r#"deepchat_proxy_requests_total{transport="websocket",outcome="ok"}"#,
+        r#"deepchat_proxy_requests_total{transport="websocket",outcome="ok",route="/chat",provider="openai",model="test-model"}"#,
         "deepchat_proxy_first_token_seconds_bucket",
         "deepchat_proxy_reply_duration_seconds_bucket",
         r#"deepchat_proxy_rejected_total{reason="origin"}"#,
@@ -227,8 +227,9 @@ async fn metrics_start_with_help_build_info_process_figures_and_zero_counters() 
             "deepchat_proxy_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
         ),
-        "deepchat_proxy_requests_total{transport=\"websocket\",outcome=\"ok\"} 0",
-        "deepchat_proxy_requests_total{transport=\"http-json\",outcome=\"error\"} 0",
+        "deepchat_proxy_requests_total{transport=\"websocket\",outcome=\"ok\",route=\"/chat\",provider=\"demo\",model=\"demo\"} 0",
+        "deepchat_proxy_requests_total{transport=\"http-json\",outcome=\"error\",route=\"/chat\",provider=\"demo\",model=\"demo\"} 0",
+        "deepchat_proxy_fallbacks_total{provider=\"demo\"} 0",
         "deepchat_proxy_errors_total{kind=\"upstream\",source=\"upstream\"} 0",
         "deepchat_proxy_rejected_total{reason=\"rate_limit\"} 0",
         "deepchat_proxy_client_cancellations_total{transport=\"http-sse\"} 0",

@@ -235,7 +235,7 @@ async fn openai_presets_pick_base_url_and_key_variable() {
     };
     std::env::set_var("GROQ_API_KEY", "gsk-test");
     let config = parse(&["openai", "--preset", "groq", "--model", "llama"]).expect("groq preset");
-    let deepchat_proxy::config::ProviderConfig::Http(http) = &config.provider else {
+    let deepchat_proxy::config::ProviderConfig::Http(http) = config.routes[0].primary() else {
         panic!("http provider")
     };
     let request = http

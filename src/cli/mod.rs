@@ -9,9 +9,12 @@ use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser};
 use deepchat_adapters::providers::{Provider, PROVIDERS};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+mod config_file;
 mod provider;
+mod routes;
 mod sources;
 pub use provider::{DemoArgs, GenerationArgs, ProviderArgs, ProviderCommand};
+pub use routes::{RouteArgs, RouteOverrides};
 pub use sources::name_variables;
 use sources::{changed_settings, from_env, name_the_variable};
 
@@ -24,6 +27,10 @@ pub struct Cli {
     pub proxy: ProxyArgs,
     /// The upstream to relay to, or a command that prints and exits.
     pub provider: ProviderCommand,
+    /// The main section's `--fallback` upstreams, tried in order after `provider`.
+    pub fallbacks: Vec<ProviderCommand>,
+    /// Further `--route PATH` sections, each a route of its own.
+    pub routes: Vec<RouteArgs>,
 }
 
 /// The proxy's own flags (all global).
@@ -69,6 +76,19 @@ pub struct ProxyArgs {
     /// System prompt sent before every conversation.
     #[arg(global = true, long, env = "DEEPCHAT_PROXY_SYSTEM_PROMPT")]
     pub system_prompt: Option<String>,
+
+    /// A model the request may choose with `model` in its body (Deep Chat
+    /// `additionalBodyProps`), `NAME` or `ALIAS=NAME` (repeatable, or comma-separated in the env
+    /// var); any other name is refused. Without it the body's `model` is ignored. Per route:
+    /// not inherited by `--route` sections.
+    #[arg(
+        global = true,
+        long = "allow-model",
+        env = "DEEPCHAT_PROXY_ALLOW_MODEL",
+        value_delimiter = ',',
+        value_name = "[ALIAS=]NAME"
+    )]
+    pub allow_models: Vec<String>,
 
     /// Most messages of a conversation remembered per socket and sent upstream (oldest dropped).
     #[arg(global = true, long, env = "DEEPCHAT_PROXY_HISTORY_LIMIT", default_value_t = 50,
@@ -350,6 +370,29 @@ pub struct ProxyArgs {
     )]
     pub retries: u32,
 
+    /// Consecutive failed replies after which an upstream of a fallback chain is skipped for
+    /// --breaker-cooldown (0 = never skip).
+    #[arg(
+        global = true,
+        long,
+        env = "DEEPCHAT_PROXY_BREAKER_FAILURES",
+        default_value_t = 3,
+        value_name = "N",
+        help_heading = "Upstream"
+    )]
+    pub breaker_failures: u32,
+
+    /// Seconds a tripped upstream is skipped; then one reply tries it again (half-open).
+    #[arg(
+        global = true,
+        long,
+        env = "DEEPCHAT_PROXY_BREAKER_COOLDOWN",
+        default_value_t = 30,
+        value_name = "SECS",
+        help_heading = "Upstream"
+    )]
+    pub breaker_cooldown: u64,
+
     /// Speak HTTP/2 to the upstream without negotiating it (h2c "prior knowledge" for an
     /// http:// upstream, e.g. a service-mesh sidecar): all replies share a few connections
     /// instead of one each. https:// upstreams that offer HTTP/2 get it without this flag.
@@ -480,7 +523,9 @@ pub fn command_for(table: &'static [Provider]) -> clap::Command {
         .subcommand_required(true)
         .arg_required_else_help(true);
     let command = ProviderCommand::augment_for(ProxyArgs::augment_args(command), table);
-    command.about(env!("CARGO_PKG_DESCRIPTION"))
+    command
+        .about(env!("CARGO_PKG_DESCRIPTION"))
+        .after_help(routes::ROUTES_HELP)
 }
 
 impl Cli {
@@ -492,6 +537,8 @@ impl Cli {
         Ok(Cli {
             proxy: ProxyArgs::from_arg_matches(matches)?,
             provider: ProviderCommand::from_matches_in(table, matches)?,
+            fallbacks: Vec::new(),
+            routes: Vec::new(),
         })
     }
 }
@@ -592,11 +639,28 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let args = config_file::expand(args).map_err(|message| {
+        clap::Error::raw(clap::error::ErrorKind::InvalidValue, message + "\n")
+    })?;
+    let sections = routes::split(&args).map_err(|message| {
+        clap::Error::raw(clap::error::ErrorKind::InvalidValue, message + "\n")
+    })?;
     let mut command = command_for(table);
     let parsed = command
-        .try_get_matches_from_mut(args.iter().cloned())
+        .try_get_matches_from_mut(sections.main.iter().cloned())
         .and_then(|matches| Ok((Cli::from_matches_in(table, &matches)?, matches)));
-    let (cli, matches) = parsed.map_err(|err| name_the_variable(err, &command, &args))?;
+    let (mut cli, matches) =
+        parsed.map_err(|err| name_the_variable(err, &command, &sections.main))?;
+    cli.fallbacks = sections
+        .main_fallbacks
+        .iter()
+        .map(|section| routes::parse_fallback(table, "the first section", section))
+        .collect::<Result<_, _>>()?;
+    cli.routes = sections
+        .routes
+        .iter()
+        .map(|section| routes::parse_route(table, section))
+        .collect::<Result<_, _>>()?;
     Ok(Parsed {
         cli,
         changed: changed_settings(&command, &matches),

@@ -4,7 +4,7 @@
 //! the frontend sends it (`requestBodyLimits: {maxMessages: 0}`).
 
 use crate::access::ratelimit::ClientKey;
-use crate::config::Limits;
+use crate::config::{Limits, Route};
 use crate::deepchat::request::{self, RequestError};
 use crate::deepchat::{multipart, sse};
 use crate::error::ProxyError;
@@ -20,15 +20,16 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
 
-/// Answers one Deep Chat HTTP request.
+/// Answers one Deep Chat HTTP request on `route`.
 pub async fn handle(
     request: Request<hyper::body::Incoming>,
     app: Arc<App>,
+    route: Arc<Route>,
     client: ClientKey,
     scope: ReplyScope,
 ) -> Response<Body> {
     let wants_events = header(&request, ACCEPT).contains("text/event-stream");
-    let prepared = match admit(request, &app, &client, &scope).await {
+    let prepared = match admit(request, &app, &route, &client, &scope).await {
         Ok(prepared) => prepared,
         Err(err) => {
             pipeline::refused(&err, &scope);
@@ -36,12 +37,12 @@ pub async fn handle(
         }
     };
     if wants_events {
-        return sse::respond(app, prepared);
+        return sse::respond(app, &route, prepared);
     }
 
     // The reply is buffered whole, up to its cap; if the client disconnects, hyper drops this
     // future and with it the upstream stream.
-    let max_bytes = app.config.limits.max_json_reply_bytes;
+    let max_bytes = route.limits.max_json_reply_bytes;
     let mut discard = futures_util::sink::drain();
     let limits = RelayLimits {
         keep_text: max_bytes,
@@ -74,17 +75,18 @@ pub async fn handle(
 async fn admit(
     request: Request<hyper::body::Incoming>,
     app: &App,
+    route: &Arc<Route>,
     client: &ClientKey,
     scope: &ReplyScope,
 ) -> Result<Prepared, ProxyError> {
     pipeline::admit_client(app, client)?;
     let content_type = header(&request, CONTENT_TYPE);
-    let limits = &app.config.limits;
-    let turns = read_turns(request, &content_type, limits).await?;
-    let turns = pipeline::admit_turns(app, turns)?;
+    let limits = &route.limits;
+    let parsed = read_turns(request, &content_type, limits).await?;
+    let turns = pipeline::admit_turns(route, parsed.turns)?;
     // The client's list is the whole dialogue; the history limit still bounds it.
-    let turns = History::new(app.config.history_limit, Budget::of(limits)).begin(turns);
-    pipeline::prepare(app, turns, scope)
+    let turns = History::new(route.history_limit, Budget::of(limits)).begin(turns);
+    pipeline::prepare(route, turns, parsed.model.as_deref(), scope)
 }
 
 fn header(request: &Request<hyper::body::Incoming>, name: hyper::header::HeaderName) -> String {
@@ -102,7 +104,7 @@ async fn read_turns(
     request: Request<hyper::body::Incoming>,
     content_type: &str,
     limits: &Limits,
-) -> Result<Vec<deepchat_adapters::Turn>, RequestError> {
+) -> Result<request::Parsed, RequestError> {
     let limit = limits.max_request_bytes;
     let collected = Limited::new(request.into_body(), limit).collect();
     let Ok(collected) = tokio::time::timeout(limits.request_timeout, collected).await else {
@@ -123,8 +125,8 @@ async fn read_turns(
         .to_ascii_lowercase()
         .starts_with("multipart/form-data")
     {
-        multipart::parse(body, content_type).await
+        multipart::parse_with_model(body, content_type).await
     } else {
-        request::parse(&body)
+        request::parse_with_model(&body)
     }
 }

@@ -9,12 +9,23 @@ use deepchat_adapters::{Image, Role, Turn};
 
 /// Parses a form upload into turns; uploaded images join the newest user turn.
 pub async fn parse(body: Bytes, content_type: &str) -> Result<Vec<Turn>, RequestError> {
+    parse_with_model(body, content_type)
+        .await
+        .map(|parsed| parsed.turns)
+}
+
+/// As [`parse`], with the `model` field (Deep Chat sends `additionalBodyProps` as fields).
+pub async fn parse_with_model(
+    body: Bytes,
+    content_type: &str,
+) -> Result<request::Parsed, RequestError> {
     let boundary =
         multer::parse_boundary(content_type).map_err(|e| RequestError::Multipart(e.to_string()))?;
     let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut form = multer::Multipart::new(stream, boundary);
     let mut messages: Vec<(u32, IncomingMessage)> = Vec::new();
     let mut images = Vec::new();
+    let mut model = None;
     while let Some(field) = form
         .next_field()
         .await
@@ -46,6 +57,12 @@ pub async fn parse(body: Bytes, content_type: &str) -> Result<Vec<Turn>, Request
             let message: IncomingMessage = serde_json::from_str(&text)
                 .map_err(|e| RequestError::Json(format!("{name}: {e}")))?;
             messages.push((index, message));
+        } else if name == "model" {
+            let text = field
+                .text()
+                .await
+                .map_err(|e| RequestError::Multipart(e.to_string()))?;
+            model = Some(text);
         }
         // Other fields are the page's additionalBodyProps: not for the model.
     }
@@ -65,7 +82,10 @@ pub async fn parse(body: Bytes, content_type: &str) -> Result<Vec<Turn>, Request
             }),
         }
     }
-    request::require_user_turn(turns)
+    Ok(request::Parsed {
+        turns: request::require_user_turn(turns)?,
+        model,
+    })
 }
 
 #[cfg(test)]

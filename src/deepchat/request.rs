@@ -8,6 +8,17 @@ pub use crate::error::RequestError;
 #[derive(Deserialize)]
 struct Body {
     messages: Option<Vec<IncomingMessage>>,
+    /// Deep Chat `additionalBodyProps: {model}`: used only where `--allow-model` offers models.
+    model: Option<serde_json::Value>,
+}
+
+/// A parsed request: its turns and the model it asked for.
+#[derive(Debug, PartialEq)]
+pub struct Parsed {
+    pub turns: Vec<Turn>,
+    /// `model` from the body; a non-string value is kept as its JSON text, so a route with
+    /// `--allow-model` refuses it by name instead of silently using its default.
+    pub model: Option<String>,
 }
 
 /// One Deep Chat message as sent (`{"role","text","files"}`).
@@ -29,13 +40,25 @@ struct IncomingFile {
 
 /// Parses one JSON request. Other top-level fields (`additionalBodyProps`) are ignored here.
 pub fn parse(body: &[u8]) -> Result<Vec<Turn>, RequestError> {
+    parse_with_model(body).map(|parsed| parsed.turns)
+}
+
+/// As [`parse`], with the `model` the request names.
+pub fn parse_with_model(body: &[u8]) -> Result<Parsed, RequestError> {
     let body: Body = serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
     let messages = body.messages.ok_or(RequestError::NoMessages)?;
     let mut turns = Vec::with_capacity(messages.len());
     for message in messages {
         turns.extend(to_turn(message)?);
     }
-    require_user_turn(turns)
+    let model = body.model.map(|value| match value {
+        serde_json::Value::String(name) => name,
+        other => other.to_string(),
+    });
+    Ok(Parsed {
+        turns: require_user_turn(turns)?,
+        model,
+    })
 }
 
 /// The turn for one message; `None` for a message with neither text nor images.
@@ -106,6 +129,16 @@ mod tests {
                 Turn::user("again")
             ]
         );
+    }
+
+    #[test]
+    fn the_model_a_request_names() {
+        let parsed = parse_with_model(br#"{"messages":[{"text":"hi"}],"model":"fast"}"#);
+        assert_eq!(parsed.map(|p| p.model), Ok(Some("fast".into())));
+        let parsed = parse_with_model(br#"{"messages":[{"text":"hi"}],"model":7}"#);
+        assert_eq!(parsed.map(|p| p.model), Ok(Some("7".into())));
+        let parsed = parse_with_model(br#"{"messages":[{"text":"hi"}]}"#);
+        assert_eq!(parsed.map(|p| p.model), Ok(None));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! reader slows the upstream read instead of growing memory, and a closed connection (tab
 //! closed, stop button) drops the receiver, which cancels the relay and the upstream request.
 
+use crate::config::Route;
 use crate::deepchat::frames;
 use crate::reply::frame::ReplyFrame;
 use crate::reply::pipeline::{self, Prepared};
@@ -20,8 +21,9 @@ use tokio::sync::mpsc;
 /// Frames buffered between the relay and the socket.
 const CHANNEL_FRAMES: usize = 8;
 
-/// Starts the prepared reply and returns its streaming response.
-pub fn respond(app: Arc<App>, prepared: Prepared) -> Response<Body> {
+/// Starts the prepared reply on `route` and returns its streaming response.
+pub fn respond(app: Arc<App>, route: &Route, prepared: Prepared) -> Response<Body> {
+    let memory_bytes = route.limits.reply_memory_bytes();
     let (sender, receiver) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
     let watcher = sender.clone();
     let sessions = app.sessions.clone();
@@ -36,7 +38,7 @@ pub fn respond(app: Arc<App>, prepared: Prepared) -> Response<Body> {
         let mut sink = std::pin::pin!(sink);
         // HTTP has no conversation memory: the text is kept only to be logged.
         let keep_text = if app.config.log_content {
-            app.config.limits.reply_memory_bytes()
+            memory_bytes
         } else {
             0
         };

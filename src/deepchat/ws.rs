@@ -2,7 +2,7 @@
 //! the per-socket session that answers each text frame with one streamed reply.
 
 use crate::access::ratelimit::ClientKey;
-use crate::config::WsReply;
+use crate::config::{Route, WsReply};
 use crate::deepchat::closing;
 use crate::deepchat::keepalive::Keepalive;
 use crate::deepchat::on_wake::OnWake;
@@ -115,11 +115,12 @@ fn first_protocol(headers: &HeaderMap) -> Option<String> {
         .map(|p| (*p).to_owned())
 }
 
-/// Answers the upgrade and spawns the session once hyper hands over the connection.
+/// Answers the upgrade and spawns the session on `route` once hyper hands over the connection.
 /// `connection_slot` is the connection's `--max-connections` permit, held while the socket lives.
 pub fn upgrade(
     request: Request<hyper::body::Incoming>,
     app: Arc<App>,
+    route: Arc<Route>,
     client: ClientKey,
     connection_slot: Arc<crate::access::connections::ConnectionSlot>,
 ) -> Response<Body> {
@@ -137,7 +138,7 @@ pub fn upgrade(
     sessions.spawn(async move {
         match hyper::upgrade::on(request).await {
             Ok(upgraded) => {
-                let max = app.config.limits.max_request_bytes;
+                let max = route.limits.max_request_bytes;
                 // tungstenite preallocates its read buffer (128 KiB by default) per socket;
                 // chat requests are small, so a small buffer keeps idle sockets cheap.
                 let config = WebSocketConfig::default()
@@ -151,7 +152,7 @@ pub fn upgrade(
                     Some(config),
                 )
                 .await;
-                Handler::new(socket, app, client, mode).run().await;
+                Handler::new(socket, app, route, client, mode).run().await;
                 drop(connection_slot);
             }
             Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
@@ -171,8 +172,10 @@ enum Next {
 /// One socket's state for as long as it lives (mini-redis's `Handler`): requests are answered
 /// in order, one streamed reply each, with the dialogue remembered between them.
 struct Handler {
-    /// The limits, the provider and the shutdown signals every request needs.
+    /// The upstream pool, the connection limits and the shutdown signals.
     app: Arc<App>,
+    /// The route this socket connected to: its upstreams, stop key, prompt and limits.
+    route: Arc<Route>,
     /// Whose rate limit each request spends.
     client: ClientKey,
     /// The write half: typed frames out as Deep Chat JSON, the stop key, keepalive pings.
@@ -186,22 +189,29 @@ struct Handler {
 }
 
 impl Handler {
-    fn new(socket: Socket, app: Arc<App>, client: ClientKey, mode: WsReply) -> Handler {
+    fn new(
+        socket: Socket,
+        app: Arc<App>,
+        route: Arc<Route>,
+        client: ClientKey,
+        mode: WsReply,
+    ) -> Handler {
         let (sink, incoming) = socket.split();
-        let limits = &app.config.limits;
+        let limits = &route.limits;
         Handler {
             sink: FrameSink {
                 inner: sink,
-                shaper: Shaper::new(mode, app.config.stop_key.clone()),
+                shaper: Shaper::new(mode, route.stop_key.clone()),
                 outbox: VecDeque::new(),
                 keepalive: None,
                 ping_owed: false,
             },
             incoming,
-            history: History::new(app.config.history_limit, Budget::of(limits)),
+            history: History::new(route.history_limit, Budget::of(limits)),
             queued: Queue::new(limits.max_streams_per_connection, limits.max_request_bytes),
             client,
             app,
+            route,
         }
     }
 
@@ -248,22 +258,24 @@ impl Handler {
     async fn answer(&mut self, text: &str) -> Step {
         let app = &*self.app;
         let scope = self.new_scope();
-        let turns = pipeline::admit_client(app, &self.client)
-            .and_then(|()| Ok(request::parse(text.as_bytes())?))
-            .and_then(|turns| pipeline::admit_turns(app, turns));
-        let turns = match turns {
-            Ok(turns) => turns,
+        let route = self.route.clone();
+        let parsed = pipeline::admit_client(app, &self.client)
+            .and_then(|()| Ok(request::parse_with_model(text.as_bytes())?))
+            .and_then(|parsed| Ok((pipeline::admit_turns(&route, parsed.turns)?, parsed.model)));
+        let (turns, model) = match parsed {
+            Ok(parsed) => parsed,
             Err(err) => return self.refuse(&err, &scope).await,
         };
-        let prepared = match pipeline::prepare(app, self.history.begin(turns), &scope) {
-            Ok(prepared) => prepared,
-            Err(err) => {
-                // Nothing was answered: forget the question, as after a reply that failed.
-                self.history.finish(String::new());
-                return self.refuse(&err, &scope).await;
-            }
-        };
-        let limits = &app.config.limits;
+        let prepared =
+            match pipeline::prepare(&route, self.history.begin(turns), model.as_deref(), &scope) {
+                Ok(prepared) => prepared,
+                Err(err) => {
+                    // Nothing was answered: forget the question, as after a reply that failed.
+                    self.history.finish(String::new());
+                    return self.refuse(&err, &scope).await;
+                }
+            };
+        let limits = &route.limits;
         let keepalive = limits
             .ping_interval
             .map(|every| Arc::new(Keepalive::new(every)));

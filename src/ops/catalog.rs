@@ -50,7 +50,7 @@ pub const METRICS: &[Metric] = &[
     metric(
         "deepchat_proxy_requests_total",
         Kind::Counter,
-        "Replies finished, by transport and outcome (ok, error, cancelled).",
+        "Replies finished, by transport, outcome (ok, error, cancelled), route, and the provider and model that answered.",
     ),
     metric(
         "deepchat_proxy_reply_duration_seconds",
@@ -113,6 +113,21 @@ pub const METRICS: &[Metric] = &[
         "Upstream attempts retried, by provider.",
     ),
     metric(
+        "deepchat_proxy_fallbacks_total",
+        Kind::Counter,
+        "Replies moved on from this upstream to the next of their route's chain, by provider.",
+    ),
+    metric(
+        "deepchat_proxy_breaker_opened_total",
+        Kind::Counter,
+        "Times an upstream's circuit breaker opened after repeated failures, by provider.",
+    ),
+    metric(
+        "deepchat_proxy_breaker_skips_total",
+        Kind::Counter,
+        "Replies that skipped an upstream whose breaker was open, by provider.",
+    ),
+    metric(
         "process_cpu_seconds_total",
         Kind::Counter,
         "CPU time the proxy process used, user and system.",
@@ -129,10 +144,16 @@ pub const METRICS: &[Metric] = &[
     ),
 ];
 
+/// One configured route's labels: its path and each upstream's provider and model.
+pub struct RouteLabels {
+    pub route: String,
+    pub upstreams: Vec<(&'static str, String)>,
+}
+
 /// Which labels a metric's zero series get.
 pub struct ZeroLabels<'a> {
-    /// The configured provider's name (labels are bounded to what is configured).
-    pub provider: &'a str,
+    /// The configured routes (labels are bounded to what is configured).
+    pub routes: &'a [RouteLabels],
     /// Every `deepchat_proxy_errors_total` kind with its source.
     pub errors: &'a [(&'static str, &'static str)],
     /// Every rejection reason.
@@ -152,19 +173,41 @@ pub fn describe_and_zero(labels: &ZeroLabels<'_>) {
     metrics::gauge!("deepchat_proxy_connections_active").increment(0.0);
     metrics::gauge!("deepchat_proxy_streams_active").increment(0.0);
     for transport in TRANSPORTS {
-        for outcome in OUTCOMES {
-            metrics::counter!("deepchat_proxy_requests_total", "transport" => transport, "outcome" => outcome)
-                .increment(0);
+        for route in labels.routes {
+            for (provider, model) in &route.upstreams {
+                for outcome in OUTCOMES {
+                    metrics::counter!(
+                        "deepchat_proxy_requests_total",
+                        "transport" => transport,
+                        "outcome" => outcome,
+                        "route" => route.route.clone(),
+                        "provider" => *provider,
+                        "model" => model.clone()
+                    )
+                    .increment(0);
+                }
+            }
         }
         metrics::counter!("deepchat_proxy_client_cancellations_total", "transport" => transport)
             .increment(0);
     }
     metrics::counter!("deepchat_proxy_relayed_bytes_total").increment(0);
     metrics::counter!("deepchat_proxy_relayed_frames_total").increment(0);
-    let provider = labels.provider.to_owned();
-    metrics::counter!("deepchat_proxy_output_tokens_total", "provider" => provider.clone())
-        .increment(0);
-    metrics::counter!("deepchat_proxy_upstream_retries_total", "provider" => provider).increment(0);
+    let providers = labels
+        .routes
+        .iter()
+        .flat_map(|route| route.upstreams.iter().map(|(provider, _)| *provider));
+    for provider in providers {
+        metrics::counter!("deepchat_proxy_output_tokens_total", "provider" => provider)
+            .increment(0);
+        metrics::counter!("deepchat_proxy_upstream_retries_total", "provider" => provider)
+            .increment(0);
+        metrics::counter!("deepchat_proxy_fallbacks_total", "provider" => provider).increment(0);
+        metrics::counter!("deepchat_proxy_breaker_opened_total", "provider" => provider)
+            .increment(0);
+        metrics::counter!("deepchat_proxy_breaker_skips_total", "provider" => provider)
+            .increment(0);
+    }
     for (kind, source) in labels.errors {
         metrics::counter!("deepchat_proxy_errors_total", "kind" => *kind, "source" => *source)
             .increment(0);

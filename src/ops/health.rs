@@ -1,9 +1,9 @@
-//! Operational endpoints: `GET /healthz` (alive), `GET /readyz` (configuration valid and the
-//! upstream reachable, checked at most every few seconds), `GET /metrics` (Prometheus),
-//! `GET /status` (a page for people). Served
-//! on the main listener, or on `--metrics-listen` alone.
+//! Operational endpoints: `GET /healthz` (alive), `GET /readyz` (configuration valid and each
+//! route's upstream reachable, checked at most every few seconds), `GET /metrics` (Prometheus),
+//! `GET /status` (a page for people). Served on the main listener, or on `--metrics-listen`
+//! alone.
 
-use crate::ops::status;
+use crate::ops::status::{self, UpstreamHealth};
 use crate::response::{self, Body};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -19,32 +19,16 @@ use tokio_util::sync::CancellationToken;
 const READY_CACHE: Duration = Duration::from_secs(5);
 const READY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Cached upstream reachability.
-pub struct Readiness {
-    /// `host:port` of the upstream; `None` for the offline demo provider.
-    target: Option<String>,
+/// One upstream's cached reachability.
+struct Probe {
+    /// `host:port` of the upstream.
+    target: String,
     last: Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
-impl Readiness {
-    /// `target` is the upstream's `host:port`; `None` when there is none to probe.
-    pub fn new(target: Option<String>) -> Readiness {
-        Readiness {
-            target,
-            last: Mutex::new(None),
-        }
-    }
-
-    /// The upstream's `host:port`, if there is one.
-    pub fn target(&self) -> Option<&str> {
-        self.target.as_deref()
-    }
-
+impl Probe {
     /// Whether the upstream accepts TCP connections (cached for a few seconds).
-    pub async fn check(&self) -> Result<(), String> {
-        let Some(target) = &self.target else {
-            return Ok(());
-        };
+    async fn check(&self) -> Result<(), String> {
         if let Ok(guard) = self.last.lock() {
             if let Some((at, result)) = guard.as_ref() {
                 if at.elapsed() < READY_CACHE {
@@ -52,6 +36,7 @@ impl Readiness {
                 }
             }
         }
+        let target = &self.target;
         let result = match tokio::time::timeout(
             READY_CONNECT_TIMEOUT,
             tokio::net::TcpStream::connect(target),
@@ -68,6 +53,103 @@ impl Readiness {
             *guard = Some((Instant::now(), result.clone()));
         }
         result
+    }
+}
+
+/// One route's upstreams: ready when any of them is reachable (a fallback can answer).
+struct RouteProbes {
+    path: String,
+    probes: Vec<Probe>,
+}
+
+impl RouteProbes {
+    async fn check(&self) -> Result<(), String> {
+        if self.probes.is_empty() {
+            return Ok(());
+        }
+        let results = futures_util::future::join_all(self.probes.iter().map(Probe::check)).await;
+        if results.iter().any(Result::is_ok) {
+            return Ok(());
+        }
+        let reasons: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+        Err(reasons.join("; "))
+    }
+}
+
+/// Cached upstream reachability, per route.
+pub struct Readiness {
+    routes: Vec<RouteProbes>,
+}
+
+impl Readiness {
+    /// Each route's path and its upstreams' `host:port` (none for the offline demo).
+    pub fn new(routes: Vec<(String, Vec<String>)>) -> Readiness {
+        let routes = routes
+            .into_iter()
+            .map(|(path, targets)| RouteProbes {
+                path,
+                probes: targets
+                    .into_iter()
+                    .map(|target| Probe {
+                        target,
+                        last: Mutex::new(None),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Readiness { routes }
+    }
+
+    /// `Ok` with the body of a ready answer, `Err` with the reasons otherwise. One route with
+    /// one upstream answers as it always did (`ready`, or the reason); more say it per route.
+    pub async fn check(&self) -> Result<String, String> {
+        let results =
+            futures_util::future::join_all(self.routes.iter().map(RouteProbes::check)).await;
+        let ready = results.iter().all(Result::is_ok);
+        if let [route] = self.routes.as_slice() {
+            if route.probes.len() <= 1 {
+                return match results.into_iter().next() {
+                    Some(Err(reason)) => Err(reason),
+                    _ => Ok("ready".into()),
+                };
+            }
+        }
+        let mut body = String::from(if ready { "ready" } else { "not ready" });
+        for (route, result) in self.routes.iter().zip(results) {
+            match result {
+                Ok(()) => body.push_str(&format!("\n{}: ready", route.path)),
+                Err(reason) => body.push_str(&format!("\n{}: {reason}", route.path)),
+            }
+        }
+        if ready {
+            Ok(body)
+        } else {
+            Err(body)
+        }
+    }
+}
+
+impl Readiness {
+    /// Every upstream of every route with its (cached) reachability, for `/status`.
+    pub async fn upstreams(&self) -> Vec<UpstreamHealth> {
+        let mut rows = Vec::new();
+        for route in &self.routes {
+            if route.probes.is_empty() {
+                rows.push(UpstreamHealth {
+                    route: route.path.clone(),
+                    target: "demo (no upstream)".into(),
+                    result: Ok(()),
+                });
+            }
+            for probe in &route.probes {
+                rows.push(UpstreamHealth {
+                    route: route.path.clone(),
+                    target: probe.target.clone(),
+                    result: probe.check().await,
+                });
+            }
+        }
+        rows
     }
 }
 
@@ -89,12 +171,11 @@ pub async fn route(request: &Request<hyper::body::Incoming>, ops: &Ops) -> Optio
     Some(match request.uri().path() {
         "/healthz" => response::plain(StatusCode::OK, "ok"),
         "/readyz" => match ops.readiness.check().await {
-            Ok(()) => response::plain(StatusCode::OK, "ready"),
+            Ok(body) => response::plain(StatusCode::OK, &body),
             Err(reason) => response::plain(StatusCode::SERVICE_UNAVAILABLE, &reason),
         },
         "/status" => {
-            let upstream = ops.readiness.check().await;
-            let page = status::page(ops.readiness.target(), upstream);
+            let page = status::page(&ops.readiness.upstreams().await);
             let mut response = Response::new(response::full(page));
             response.headers_mut().insert(
                 CONTENT_TYPE,

@@ -8,16 +8,33 @@ use crate::ops::telemetry;
 use std::fmt::Write;
 use std::time::Duration;
 
-/// The page, rendered now; `upstream` is the readiness check's target (none for the demo)
-/// and its latest result.
-pub fn page(upstream_target: Option<&str>, upstream: Result<(), String>) -> String {
+/// One upstream of one route, as the readiness check last saw it.
+pub struct UpstreamHealth {
+    pub route: String,
+    /// `host:port`, or what stands in for it (the demo).
+    pub target: String,
+    pub result: Result<(), String>,
+}
+
+/// The page, rendered now, with every route's upstreams.
+pub fn page(upstreams: &[UpstreamHealth]) -> String {
     let recent = telemetry::recent();
     let summary = recent.summary();
     let (connections, streams) = telemetry::active_now();
-    let upstream = match upstream {
-        Ok(()) => ("ok", "accepting connections".to_owned()),
-        Err(reason) => ("down", reason),
-    };
+    let mut upstream_rows = String::new();
+    for upstream in upstreams {
+        let (class, text) = match &upstream.result {
+            Ok(()) => ("ok", "accepting connections"),
+            Err(reason) => ("down", reason.as_str()),
+        };
+        let _ = write!(
+            upstream_rows,
+            "<tr><td>{}</td><th>{}</th><td class=\"{class}\">{}</td></tr>",
+            escape(&upstream.route),
+            escape(&upstream.target),
+            escape(text)
+        );
+    }
     let ttft = match summary.ttft {
         Some([p50, p90, p99]) => format!("{} / {} / {}", ms(p50), ms(p90), ms(p99)),
         None => "no replies with text yet".to_owned(),
@@ -41,8 +58,8 @@ pub fn page(upstream_target: Option<&str>, upstream: Result<(), String>) -> Stri
          <tr><th>Replies failed</th><td>{}</td></tr>\
          <tr><th>Replies cancelled by the client</th><td>{}</td></tr>\
          <tr><th>First token p50 / p90 / p99</th><td>{ttft}</td></tr>\
-         </table><h2>Upstream</h2><table>\
-         <tr><th>{}</th><td class=\"{}\">{}</td></tr></table>\
+         </table><h2>Upstreams</h2><table>\
+         <tr><th>Route</th><th>Upstream</th><th>State</th></tr>{upstream_rows}</table>\
          <p>Figures of this process since it started; Prometheus metrics at \
          <a href=\"/metrics\">/metrics</a>.</p></body></html>",
         env!("CARGO_PKG_VERSION"),
@@ -50,9 +67,6 @@ pub fn page(upstream_target: Option<&str>, upstream: Result<(), String>) -> Stri
         summary.ok,
         summary.errors,
         summary.cancelled,
-        escape(upstream_target.unwrap_or("demo (no upstream)")),
-        upstream.0,
-        escape(&upstream.1),
     );
     html
 }

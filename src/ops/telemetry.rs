@@ -34,11 +34,11 @@ pub fn prometheus() -> PrometheusHandle {
 }
 
 /// Gives every metric its help text and its known series a zero value (see [`catalog`]).
-pub fn start_at_zero(provider: &str) {
+pub fn start_at_zero(routes: &[catalog::RouteLabels]) {
     prometheus();
     recent();
     catalog::describe_and_zero(&catalog::ZeroLabels {
-        provider,
+        routes,
         errors: ProxyError::LABELS,
         rejections: &rejection_reasons(),
     });
@@ -90,6 +90,22 @@ pub fn upstream_error(provider: &'static str, status: &str) {
 
 pub fn upstream_retry(provider: &'static str) {
     counter!("deepchat_proxy_upstream_retries_total", "provider" => provider).increment(1);
+}
+
+/// `deepchat_proxy_fallbacks_total{provider}`: replies moved on from this upstream to the next
+/// of their chain.
+pub fn fallback(provider: &'static str) {
+    counter!("deepchat_proxy_fallbacks_total", "provider" => provider).increment(1);
+}
+
+/// `deepchat_proxy_breaker_opened_total{provider}`: an upstream tripped its breaker.
+pub fn breaker_opened(provider: &'static str) {
+    counter!("deepchat_proxy_breaker_opened_total", "provider" => provider).increment(1);
+}
+
+/// `deepchat_proxy_breaker_skips_total{provider}`: replies that skipped an open upstream.
+pub fn breaker_skip(provider: &'static str) {
+    counter!("deepchat_proxy_breaker_skips_total", "provider" => provider).increment(1);
 }
 
 /// Counts an open thing (connection, stream) while it lives: in its gauge, and in a plain
@@ -146,7 +162,12 @@ pub fn cancel_latency(transport: &'static str, latency: std::time::Duration) {
 /// What one finished reply adds to the metrics.
 pub struct ReplyMetrics {
     pub transport: &'static str,
+    /// The route's path: one of the configured ones.
+    pub route: String,
+    /// The upstream that answered (the primary when none did).
     pub provider: &'static str,
+    /// Its model: a configured `--model` or `--allow-model`, so the label stays bounded.
+    pub model: String,
     /// `ok`, `error` or `cancelled`.
     pub status: &'static str,
     pub total: std::time::Duration,
@@ -159,8 +180,15 @@ pub struct ReplyMetrics {
 /// Records a finished reply.
 pub fn record_reply(reply: &ReplyMetrics) {
     recent().record(reply.status, reply.first_token);
-    counter!("deepchat_proxy_requests_total", "transport" => reply.transport, "outcome" => reply.status)
-        .increment(1);
+    counter!(
+        "deepchat_proxy_requests_total",
+        "transport" => reply.transport,
+        "outcome" => reply.status,
+        "route" => reply.route.clone(),
+        "provider" => reply.provider,
+        "model" => reply.model.clone()
+    )
+    .increment(1);
     histogram!("deepchat_proxy_reply_duration_seconds", "transport" => reply.transport)
         .record(reply.total.as_secs_f64());
     if let Some(first) = reply.first_token {

@@ -1,15 +1,14 @@
 //! The record of a reply: the span every log line of it carries (request id, client IP, the
-//! provider's own request id), and when it ends its metrics and one line (without message
-//! content unless `--log-content`) at the level its outcome deserves: INFO when it went well
-//! or the client left, WARN when the client was at fault, ERROR when the upstream or the proxy
-//! was.
+//! provider's own request id), and when it ends its metrics and one line naming the route and
+//! the upstream that answered (without message content unless `--log-content`), at the level
+//! its outcome deserves: INFO when it went well or the client left, WARN when the client was
+//! at fault, ERROR when the upstream or the proxy was.
 
 use crate::error::{ProxyError, Source};
 use crate::ops::otel;
 use crate::ops::telemetry::{self, ReplyMetrics};
 use crate::reply::relay::Outcome;
 use crate::reply::scope::ReplyScope;
-use crate::App;
 use deepchat_adapters::{Conversation, Role};
 use std::time::Instant;
 
@@ -17,12 +16,7 @@ use std::time::Instant;
 /// final line) carries its ids.
 /// With `--otlp-endpoint` it is also the reply's trace span, named and attributed after the
 /// OpenTelemetry GenAI conventions (usage and finish reason are recorded when it ends).
-pub fn reply_span(
-    scope: &ReplyScope,
-    transport: &'static str,
-    provider: &'static str,
-    model: &str,
-) -> tracing::Span {
+pub fn reply_span(scope: &ReplyScope, transport: &'static str, model: &str) -> tracing::Span {
     let span = tracing::info_span!(
         "reply",
         otel.name = %format_args!("chat {model}"),
@@ -31,9 +25,11 @@ pub fn reply_span(
         transport,
         upstream_request_id = tracing::field::Empty,
         gen_ai.operation.name = "chat",
-        gen_ai.system = provider,
-        gen_ai.provider.name = provider,
+        // Who answered is known at the end (a fallback may have).
+        gen_ai.system = tracing::field::Empty,
+        gen_ai.provider.name = tracing::field::Empty,
         gen_ai.request.model = model,
+        gen_ai.response.model = tracing::field::Empty,
         gen_ai.usage.input_tokens = tracing::field::Empty,
         gen_ai.usage.output_tokens = tracing::field::Empty,
         gen_ai.response.finish_reasons = tracing::field::Empty,
@@ -73,28 +69,19 @@ pub fn refused(error: &ProxyError, scope: &ReplyScope) {
 /// Who served a reply, for its log line.
 pub struct ReplyContext<'a> {
     pub transport: &'static str,
+    /// The route's path.
+    pub route: &'a str,
+    /// The upstream that answered (the primary when none did).
     pub provider: &'static str,
     pub model: &'a str,
+    /// Which upstream that is, by adapter and host ("openai upstream at api.groq.com"): two
+    /// upstreams of one provider differ here.
+    pub upstream: &'a str,
+    /// `Some(n)` when the n-th fallback of the route's chain answered.
+    pub fallback: Option<usize>,
     pub started: Instant,
     /// The user's newest message, logged only with `--log-content`.
     pub question: Option<&'a str>,
-}
-
-/// The context of a reply on `transport` that started at `started`.
-pub fn context<'a>(
-    app: &'a App,
-    transport: &'static str,
-    started: Instant,
-    question: Option<&'a str>,
-) -> ReplyContext<'a> {
-    let (provider, model) = app.config.provider.name_and_model();
-    ReplyContext {
-        transport,
-        provider,
-        model,
-        started,
-        question,
-    }
 }
 
 /// The user's newest message, for `--log-content`.
@@ -124,7 +111,9 @@ pub fn finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool
     let output_tokens = outcome.usage.and_then(|u| u.output_tokens);
     telemetry::record_reply(&ReplyMetrics {
         transport: context.transport,
+        route: context.route.to_owned(),
         provider: context.provider,
+        model: context.model.to_owned(),
         status,
         total,
         first_token,
@@ -136,6 +125,9 @@ pub fn finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool
         telemetry::reply_failed(error);
     }
     let span = tracing::Span::current();
+    span.record("gen_ai.system", context.provider);
+    span.record("gen_ai.provider.name", context.provider);
+    span.record("gen_ai.response.model", context.model);
     // As i64: OpenTelemetry's integer type (a u64 would be exported as text).
     let as_int = |tokens: u64| i64::try_from(tokens).unwrap_or(i64::MAX);
     if let Some(tokens) = input_tokens {
@@ -154,8 +146,11 @@ pub fn finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool
             tracing::event!(
                 $level,
                 transport = context.transport,
+                route = context.route,
                 provider = context.provider,
                 model = context.model,
+                upstream = context.upstream,
+                fallback = context.fallback,
                 status,
                 first_token_ms = first_token.map(|d| d.as_millis() as u64),
                 total_ms = total.as_millis() as u64,

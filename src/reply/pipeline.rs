@@ -5,6 +5,7 @@
 //! tell that its client left; refusals come back as one [`ProxyError`] it serializes.
 
 use crate::access::ratelimit::ClientKey;
+use crate::config::{ProviderConfig, Route};
 use crate::error::{ProxyError, RequestError};
 use crate::ops::{chunk_gaps, telemetry};
 use crate::reply::budget::Budget;
@@ -12,10 +13,12 @@ use crate::reply::frame::ReplyFrame;
 use crate::reply::relay::{self, Outcome, RelayLimits};
 pub use crate::reply::scope::ReplyScope;
 use crate::reply::{log, start};
+use crate::upstream::Answered;
 use crate::App;
 use deepchat_adapters::{Conversation, Turn};
 use futures_util::Sink;
 use std::future::Future;
+use std::sync::Arc;
 use tracing::Instrument;
 
 /// The first gate, before the request is even read: the client's rate limit.
@@ -25,10 +28,10 @@ pub fn admit_client(app: &App, client: &ClientKey) -> Result<(), ProxyError> {
         .map_err(|wait| RequestError::RateLimited(wait.as_secs().max(1)).into())
 }
 
-/// The parsed request's gate: at most `--max-messages`, and a newest message that fits the
-/// conversation budget on its own.
-pub fn admit_turns(app: &App, turns: Vec<Turn>) -> Result<Vec<Turn>, ProxyError> {
-    let limits = &app.config.limits;
+/// The parsed request's gate: at most the route's `--max-messages`, and a newest message that
+/// fits its conversation budget on its own.
+pub fn admit_turns(route: &Route, turns: Vec<Turn>) -> Result<Vec<Turn>, ProxyError> {
+    let limits = &route.limits;
     if turns.len() > limits.max_messages {
         return Err(RequestError::TooManyMessages(limits.max_messages).into());
     }
@@ -43,16 +46,29 @@ pub struct Prepared {
     pub conversation: Conversation,
     /// Where its events come from.
     source: start::Source,
+    /// The route it runs on: its upstreams, for the log line and the metrics.
+    route: Arc<Route>,
+    /// The model the client chose (`--allow-model`); `None` = the primary's `--model`.
+    model: Option<String>,
     scope: ReplyScope,
 }
 
-/// The conversation for `turns` (the dialogue, newest last) and the provider's request for it.
-pub fn prepare(app: &App, turns: Vec<Turn>, scope: &ReplyScope) -> Result<Prepared, ProxyError> {
-    let conversation = start::conversation(app, turns);
-    let source = start::request(app, &conversation, &scope.request_id)?;
+/// The conversation for `turns` (the dialogue, newest last) on `route` and the requests for
+/// it, the primary's with the model the request chose (`model` in its body), if allowed.
+pub fn prepare(
+    route: &Arc<Route>,
+    turns: Vec<Turn>,
+    requested_model: Option<&str>,
+    scope: &ReplyScope,
+) -> Result<Prepared, ProxyError> {
+    let model = start::model(route, requested_model)?;
+    let conversation = start::conversation(route, turns);
+    let source = start::request(route, &conversation, model.as_deref(), &scope.request_id)?;
     Ok(Prepared {
         conversation,
         source,
+        route: route.clone(),
+        model,
         scope: scope.clone(),
     })
 }
@@ -83,13 +99,20 @@ where
     let Prepared {
         conversation,
         source,
+        route,
+        model,
         scope,
     } = prepared;
-    let (provider, model) = app.config.provider.name_and_model();
-    let span = log::reply_span(&scope, transport, provider, model);
-    async {
-        let events = chunk_gaps::counted(start::events(app, &conversation, source), transport);
-        let interrupt = start::interruption(app);
+    let requested_model = match (&model, route.primary()) {
+        (Some(chosen), _) => chosen.as_str(),
+        (None, ProviderConfig::Http(http)) => http.generation.model.as_str(),
+        (None, ProviderConfig::Demo(_)) => "demo",
+    };
+    let span = log::reply_span(&scope, transport, requested_model);
+    let answered = Answered::default();
+    let outcome = async {
+        let events = start::events(app, &conversation, source, answered.clone());
+        let events = chunk_gaps::counted(events, transport);
         // When the client's leaving was seen; the relay drops the upstream stream (closing
         // its connection) before it returns.
         let gone_at = std::sync::OnceLock::new();
@@ -97,6 +120,7 @@ where
             client_gone.await;
             let _ = gone_at.set(std::time::Instant::now());
         };
+        let interrupt = start::interruption(app);
         let outcome = relay::relay(
             events,
             sink,
@@ -109,10 +133,32 @@ where
         if let Some(gone_at) = gone_at.get() {
             telemetry::cancel_latency(transport, gone_at.elapsed());
         }
-        let context = log::context(app, transport, started, log::newest_text(&conversation));
-        log::finished(&context, &outcome, app.config.log_content);
         outcome
     }
-    .instrument(span)
-    .await
+    .instrument(span.clone())
+    .await;
+    // Who answered: the upstream that did, else the primary (whose failure the client saw).
+    let position = answered.get();
+    let (provider, upstream_model, upstream) = match route.chain.get(position.unwrap_or(0)) {
+        Some(ProviderConfig::Http(http)) => {
+            let model = match (position.unwrap_or(0), &model) {
+                (0, Some(chosen)) => chosen.as_str(),
+                _ => http.generation.model.as_str(),
+            };
+            (http.adapter.name(), model, http.label.as_str())
+        }
+        Some(ProviderConfig::Demo(_)) | None => ("demo", "demo", "demo"),
+    };
+    let context = log::ReplyContext {
+        transport,
+        route: &route.path,
+        provider,
+        model: upstream_model,
+        upstream,
+        fallback: position.filter(|&p| p > 0),
+        started,
+        question: log::newest_text(&conversation),
+    };
+    span.in_scope(|| log::finished(&context, &outcome, app.config.log_content));
+    outcome
 }

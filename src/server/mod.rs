@@ -1,5 +1,5 @@
-//! The accept loop and routing: the origin check first, then Deep Chat on `--path` (WebSocket
-//! upgrade, HTTP POST, CORS preflight), the page on `/` and its local Deep Chat bundle. On
+//! The accept loop and routing: the origin check first, then Deep Chat on each route's path
+//! (`--path` and every `--route PATH`: WebSocket upgrade, HTTP POST, CORS preflight), the page on `/` and its local Deep Chat bundle. On
 //! shutdown: stop accepting, let sessions finish within the drain timeout.
 
 pub mod idle;
@@ -237,7 +237,13 @@ async fn route(
         telemetry::rejected(&error);
         return error.response(&scope.request_id);
     }
-    let mut response = if request.uri().path() == app.config.path {
+    let route = app
+        .config
+        .routes
+        .iter()
+        .find(|route| route.path == request.uri().path())
+        .cloned();
+    let mut response = if let Some(route) = route {
         let mut client = ClientKey {
             ip: scope.client_ip.clone(),
             identity: None,
@@ -257,7 +263,7 @@ async fn route(
         }
         match *request.method() {
             Method::GET if ws::is_upgrade(request.headers()) => {
-                ws::upgrade(request, app, client, permit)
+                ws::upgrade(request, app, route, client, permit)
             }
             Method::GET => response::plain(
                 StatusCode::UPGRADE_REQUIRED,
@@ -265,7 +271,7 @@ async fn route(
             ),
             Method::POST => {
                 let request_id = scope.request_id.clone();
-                let mut response = http::handle(request, app, client, scope).await;
+                let mut response = http::handle(request, app, route, client, scope).await;
                 response
                     .headers_mut()
                     .insert(request_id::HEADER, request_id.header_value());

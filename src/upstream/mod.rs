@@ -1,9 +1,12 @@
 //! Upstream I/O: one shared, pooled HTTP client; sending an adapter's request with timeouts
-//! and retries; turning the response body into the adapter's normalized events. Dropping the
-//! returned stream drops the response, which closes the upstream connection (cancellation).
+//! and retries, along a route's fallback chain (skipping upstreams whose breaker is open);
+//! turning the response body into the adapter's normalized events. Dropping the returned
+//! stream drops the response, which closes the upstream connection (cancellation).
 
+pub mod breaker;
 pub mod client;
 pub mod demo;
+pub mod models;
 pub mod pool;
 pub mod redact;
 pub mod settings;
@@ -18,6 +21,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use settings::{HttpUpstream, ProviderConfig, UpstreamPolicy};
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -39,14 +43,25 @@ struct Failure {
 
 /// The adapter's request for `conversation`, with the key: the reply pipeline builds it before
 /// starting a reply, so a conversation the provider cannot take is the client's error.
+/// `model` replaces the upstream's `--model` (a model the client chose with `--allow-model`).
 pub fn build(
     upstream: &HttpUpstream,
     conversation: &Conversation,
+    model: Option<&str>,
 ) -> Result<UpstreamRequest, deepchat_adapters::AdapterError> {
     let key = upstream.api_key.as_ref().map(|k| k.expose());
-    upstream
-        .adapter
-        .build_request(conversation, &upstream.generation, key)
+    match model {
+        Some(model) => {
+            let mut generation = upstream.generation.clone();
+            generation.model = model.to_owned();
+            upstream
+                .adapter
+                .build_request(conversation, &generation, key)
+        }
+        None => upstream
+            .adapter
+            .build_request(conversation, &upstream.generation, key),
+    }
 }
 
 /// Sends the reply's request id upstream as `X-Request-Id`, so the provider's logs (or the
@@ -78,23 +93,43 @@ fn record_upstream_request_id(headers: &reqwest::header::HeaderMap) {
     }
 }
 
-/// Starts one streamed reply, from a request built with [`build`]. Never fails: every failure becomes a final [`Event::Error`].
-/// Failures before the response starts (connect errors, 429, 5xx, first-byte timeout) are
-/// retried, since nothing has reached the browser yet. Nothing is sent until the stream is
-/// first polled, so every wait (connect, headers, error body, retry sleeps) happens inside the
-/// reply's relay, under its deadlines and its cancellation: dropping the stream at any point
-/// abandons the upstream request.
+/// Which upstream of a route's chain answered a reply (0 = the first), shared between the
+/// reply's stream and its log line; unset while none has.
+#[derive(Debug, Clone, Default)]
+pub struct Answered(Arc<AtomicUsize>);
+
+impl Answered {
+    /// The position of the upstream that answered, if one did.
+    pub fn get(&self) -> Option<usize> {
+        self.0.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    fn set(&self, position: usize) {
+        self.0.store(position + 1, Ordering::Relaxed);
+    }
+}
+
+/// Starts one streamed reply from a route's chain of upstreams, each with the request built
+/// for it by [`build`] (in order; the first is the primary). Never fails: every failure
+/// becomes a final [`Event::Error`].
+/// Failures before anything reached the client (connect errors, 429, 5xx, first-byte
+/// timeout, a stream that opens with an error or ends empty) move on at once to the next
+/// upstream of the chain; the last one is retried up to `--retries` times, as a route with a
+/// single upstream is. An upstream whose breaker is open is skipped unless it is the last.
+/// Nothing is sent until the stream is first polled, so every wait (connect, headers, error
+/// body, retry sleeps) happens inside the reply's relay, under its deadlines and its
+/// cancellation: dropping the stream at any point abandons the upstream request.
 pub fn open(
     pool: &Arc<UpstreamPool>,
-    upstream: &HttpUpstream,
-    request: UpstreamRequest,
+    chain: Vec<(HttpUpstream, UpstreamRequest)>,
     policy: &UpstreamPolicy,
+    answered: Answered,
 ) -> EventStream {
     let attempts = Attempts {
         pool: pool.clone(),
-        upstream: upstream.clone(),
-        request,
+        chain,
         policy: *policy,
+        answered,
     };
     stream::once(attempts.run()).flatten().boxed()
 }
@@ -102,116 +137,182 @@ pub fn open(
 /// Everything one reply's attempts need, owned so the stream can start lazily.
 struct Attempts {
     pool: Arc<UpstreamPool>,
-    upstream: HttpUpstream,
-    request: UpstreamRequest,
+    chain: Vec<(HttpUpstream, UpstreamRequest)>,
     policy: UpstreamPolicy,
+    answered: Answered,
+}
+
+/// How one upstream of the chain did.
+enum Tried {
+    /// It answered with content: the reply is committed to it.
+    Answered(EventStream),
+    /// It failed before anything reached the client; the stream is what the client gets if
+    /// no other upstream is tried. `fall_back` says whether another upstream may help.
+    Failed {
+        fall_back: bool,
+        events: EventStream,
+    },
 }
 
 impl Attempts {
     async fn run(self) -> EventStream {
         let Attempts {
             pool,
-            upstream,
-            request,
+            chain,
             policy,
+            answered,
         } = self;
-        let name = upstream.adapter.name();
         // Held by the reply's stream: its connection counts it until the stream is dropped.
         let lease = pool.lease();
-        let mut attempt = 0;
-        loop {
-            let deadline = tokio::time::Instant::now() + policy.first_byte_timeout;
-            let attempt_span = tracing::info_span!(
-                "upstream attempt",
-                otel.kind = "client",
-                attempt,
-                gen_ai.system = name,
-                upstream = %upstream.label,
-                http.response.status_code = tracing::field::Empty,
-            );
-            let sent = tokio::time::timeout_at(deadline, send(lease.client(), &request))
-                .instrument(attempt_span.clone())
-                .await;
-            if let Ok(Ok(response)) = &sent {
-                attempt_span.record(
-                    "http.response.status_code",
-                    i64::from(response.status().as_u16()),
-                );
+        let count = chain.len();
+        // A lone upstream is always tried: there is nothing to fall back to.
+        let chained = count > 1;
+        let mut last_failure = single_error("internal error: no upstream is configured".into());
+        for (position, (upstream, request)) in chain.into_iter().enumerate() {
+            let last = position + 1 == count;
+            if !last && !upstream.breaker.admit() {
+                telemetry::breaker_skip(upstream.adapter.name());
+                tracing::debug!(upstream = %upstream.label, "breaker open: skipping to the fallback");
+                continue;
             }
-            let failure = match sent {
-                Err(_) => Failure {
-                    kind: "timeout".into(),
-                    message: format!(
-                        "the {} did not answer within {} s",
-                        upstream.label,
-                        policy.first_byte_timeout.as_secs()
-                    ),
-                    retryable: true,
-                    retry_after: None,
-                },
-                Ok(Err(err)) => Failure {
-                    kind: if err.is_timeout() {
-                        "timeout"
-                    } else {
-                        "connect"
+            let retries = if last { policy.retries } else { 0 };
+            match try_upstream(&pool, &lease, &upstream, &request, &policy, retries).await {
+                Tried::Answered(events) => {
+                    if chained {
+                        upstream.breaker.succeeded();
                     }
-                    .into(),
-                    message: format!(
-                        "could not reach the {}: {}",
-                        upstream.label,
-                        describe_reqwest_error(&err)
-                    ),
-                    retryable: err.is_connect() || err.is_timeout(),
-                    retry_after: None,
-                },
-                Ok(Ok(response)) if response.status().is_success() => {
-                    record_upstream_request_id(response.headers());
-                    pool.saw_version(response.version());
-                    let stream = events(response, &upstream, deadline, policy.chunk_timeout);
-                    match first_content(stream).await {
-                        Opened::Content(stream) => return with_lease(stream, lease),
-                        Opened::Failed(failure, stream) => {
-                            if attempt >= policy.retries {
-                                return with_lease(stream, lease);
-                            }
-                            failure
-                        }
+                    answered.set(position);
+                    return with_lease(events, lease);
+                }
+                Tried::Failed { fall_back, events } => {
+                    if chained && fall_back && upstream.breaker.failed() {
+                        telemetry::breaker_opened(upstream.adapter.name());
+                        tracing::warn!(upstream = %upstream.label, "breaker opened after repeated failures");
                     }
-                }
-                Ok(Ok(response)) if response.status().is_redirection() => {
-                    redirect_failure(&response, &upstream.label)
-                }
-                Ok(Ok(response)) => {
-                    record_upstream_request_id(response.headers());
-                    let status = response.status().as_u16();
-                    let retry_after = retry_after(response.headers());
-                    let body = read_limited(response, MAX_ERROR_BODY, deadline).await;
-                    let body = upstream.secrets.redact(&body);
-                    let message = describe_http_error(&upstream.label, status, &body);
-                    Failure {
-                        kind: status.to_string(),
-                        message: upstream.secrets.redact(&message),
-                        retryable: status == 429 || (500..=599).contains(&status) && status != 501,
-                        retry_after,
+                    if !fall_back || last {
+                        return with_lease(events, lease);
                     }
+                    telemetry::fallback(upstream.adapter.name());
+                    tracing::warn!(upstream = %upstream.label, "upstream failed; trying the fallback");
+                    last_failure = events;
                 }
-            };
-            telemetry::upstream_error(name, &failure.kind);
-            let wait = backoff(attempt, failure.retry_after);
-            if !failure.retryable || attempt >= policy.retries || wait > MAX_RETRY_WAIT {
-                return single_error(failure.message);
             }
-            attempt += 1;
-            telemetry::upstream_retry(name);
-            tracing::warn!(
-                provider = name,
-                attempt,
-                wait_ms = wait.as_millis() as u64,
-                error = %failure.message,
-                "retrying upstream request"
-            );
-            tokio::time::sleep(wait).await;
         }
+        // Reached only with an empty chain: the last upstream is never skipped.
+        with_lease(last_failure, lease)
+    }
+}
+
+/// One upstream's attempts: the first and up to `retries` more, while nothing reached the
+/// client.
+async fn try_upstream(
+    pool: &UpstreamPool,
+    lease: &Lease,
+    upstream: &HttpUpstream,
+    request: &UpstreamRequest,
+    policy: &UpstreamPolicy,
+    retries: u32,
+) -> Tried {
+    let name = upstream.adapter.name();
+    let mut attempt = 0;
+    loop {
+        let deadline = tokio::time::Instant::now() + policy.first_byte_timeout;
+        let attempt_span = tracing::info_span!(
+            "upstream attempt",
+            otel.kind = "client",
+            attempt,
+            gen_ai.system = name,
+            upstream = %upstream.label,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let sent = tokio::time::timeout_at(deadline, send(lease.client(), request))
+            .instrument(attempt_span.clone())
+            .await;
+        if let Ok(Ok(response)) = &sent {
+            attempt_span.record(
+                "http.response.status_code",
+                i64::from(response.status().as_u16()),
+            );
+        }
+        let failure = match sent {
+            Err(_) => Failure {
+                kind: "timeout".into(),
+                message: format!(
+                    "the {} did not answer within {} s",
+                    upstream.label,
+                    policy.first_byte_timeout.as_secs()
+                ),
+                retryable: true,
+                retry_after: None,
+            },
+            Ok(Err(err)) => Failure {
+                kind: if err.is_timeout() {
+                    "timeout"
+                } else {
+                    "connect"
+                }
+                .into(),
+                message: format!(
+                    "could not reach the {}: {}",
+                    upstream.label,
+                    describe_reqwest_error(&err)
+                ),
+                retryable: err.is_connect() || err.is_timeout(),
+                retry_after: None,
+            },
+            Ok(Ok(response)) if response.status().is_success() => {
+                record_upstream_request_id(response.headers());
+                pool.saw_version(response.version());
+                let stream = events(response, upstream, deadline, policy.chunk_timeout);
+                match first_content(stream).await {
+                    Opened::Content(stream) => return Tried::Answered(stream),
+                    Opened::Failed(failure, stream) => {
+                        if attempt >= retries {
+                            return Tried::Failed {
+                                fall_back: true,
+                                events: stream,
+                            };
+                        }
+                        failure
+                    }
+                }
+            }
+            Ok(Ok(response)) if response.status().is_redirection() => {
+                redirect_failure(&response, &upstream.label)
+            }
+            Ok(Ok(response)) => {
+                record_upstream_request_id(response.headers());
+                let status = response.status().as_u16();
+                let retry_after = retry_after(response.headers());
+                let body = read_limited(response, MAX_ERROR_BODY, deadline).await;
+                let body = upstream.secrets.redact(&body);
+                let message = describe_http_error(&upstream.label, status, &body);
+                Failure {
+                    kind: status.to_string(),
+                    message: upstream.secrets.redact(&message),
+                    retryable: status == 429 || (500..=599).contains(&status) && status != 501,
+                    retry_after,
+                }
+            }
+        };
+        telemetry::upstream_error(name, &failure.kind);
+        let wait = backoff(attempt, failure.retry_after);
+        if !failure.retryable || attempt >= retries || wait > MAX_RETRY_WAIT {
+            return Tried::Failed {
+                fall_back: failure.retryable,
+                events: single_error(failure.message),
+            };
+        }
+        attempt += 1;
+        telemetry::upstream_retry(name);
+        tracing::warn!(
+            provider = name,
+            attempt,
+            wait_ms = wait.as_millis() as u64,
+            error = %failure.message,
+            "retrying upstream request"
+        );
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -307,6 +408,11 @@ pub fn probe_target(provider: &ProviderConfig) -> Option<String> {
     let ProviderConfig::Http(http) = provider else {
         return None;
     };
+    probe_http(http)
+}
+
+/// [`probe_target`] of an HTTP upstream.
+pub fn probe_http(http: &HttpUpstream) -> Option<String> {
     let url = reqwest::Url::parse(&http.base_url).ok()?;
     Some(format!(
         "{}:{}",

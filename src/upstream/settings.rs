@@ -1,6 +1,7 @@
 //! What the upstream side is configured with: the provider to reply from, its key, and the
 //! timeouts and retries of its requests. Built and validated by `crate::config`.
 
+use crate::upstream::breaker::Breaker;
 use crate::upstream::redact::Secrets;
 use deepchat_adapters::providers::Provider;
 use deepchat_adapters::{Adapter, Generation};
@@ -40,6 +41,8 @@ pub struct HttpUpstream {
     /// Model, sampling, token limit and `--header`s: the same for every reply, so held here
     /// once and handed to the adapter with each conversation.
     pub generation: Generation,
+    /// Skips this upstream in a fallback chain after repeated failures (shared by clones).
+    pub breaker: Arc<Breaker>,
 }
 
 /// The built-in offline provider.

@@ -7,7 +7,6 @@
 pub mod binary;
 
 use bytes::Bytes;
-use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
@@ -37,8 +36,8 @@ impl Proxy {
     pub async fn start(args: &[&str]) -> Proxy {
         let mut argv = vec!["deepchat-proxy", "--listen", "127.0.0.1:0"];
         argv.extend_from_slice(args);
-        let cli = deepchat_proxy::cli::Cli::try_parse_from(argv).expect("valid flags");
-        Proxy::start_cli(cli).await
+        let parsed = deepchat_proxy::cli::parse_from(argv).expect("valid flags");
+        Proxy::start_cli(parsed.cli).await
     }
 
     /// As [`Proxy::start`], with the provider subcommands of `table` instead of the built-in one.
@@ -142,6 +141,47 @@ impl Reply {
             .map(|d| Step::Bytes(openai_chunk(d)))
             .collect();
         steps.push(Step::Bytes(b"data: [DONE]\n\n".to_vec()));
+        Reply::sse(steps)
+    }
+
+    /// An Anthropic Messages stream of these text deltas, ending with `message_stop`.
+    pub fn anthropic_text(deltas: &[&str]) -> Reply {
+        let event = |name: &str, data: serde_json::Value| {
+            Step::Bytes(format!("event: {name}\ndata: {data}\n\n").into_bytes())
+        };
+        let mut steps = vec![
+            event(
+                "message_start",
+                serde_json::json!({"type": "message_start", "message": {"id": "msg_test",
+                    "type": "message", "role": "assistant", "content": [], "model": "claude-test",
+                    "stop_reason": null, "usage": {"input_tokens": 3, "output_tokens": 1}}}),
+            ),
+            event(
+                "content_block_start",
+                serde_json::json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "text", "text": ""}}),
+            ),
+        ];
+        for delta in deltas {
+            steps.push(event(
+                "content_block_delta",
+                serde_json::json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "text_delta", "text": delta}}),
+            ));
+        }
+        steps.push(event(
+            "content_block_stop",
+            serde_json::json!({"type": "content_block_stop", "index": 0}),
+        ));
+        steps.push(event(
+            "message_delta",
+            serde_json::json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                "usage": {"output_tokens": deltas.len()}}),
+        ));
+        steps.push(event(
+            "message_stop",
+            serde_json::json!({"type": "message_stop"}),
+        ));
         Reply::sse(steps)
     }
 

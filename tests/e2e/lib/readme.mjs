@@ -55,11 +55,15 @@ export function readmeBlocks() {
 // The README's Deep Chat frontend snippets, by kind. Every html/js block that configures Deep
 // Chat must be one of these kinds (exactly one each), so a new or reshaped snippet makes the
 // specs fail until they cover it.
+const deepChatCount = (b) => (b.code.match(/<deep-chat\b/g) || []).length;
+
 export const SNIPPET_KINDS = {
   // Deep Chat 2.x, properties set from a module script after customElements.whenDefined.
   property: (b) => b.lang === 'html' && /<script type="module">/.test(b.code) && /\bchat\.connect\s*=/.test(b.code),
   // Deep Chat 2.x as attributes.
-  attributes: (b) => b.lang === 'html' && /<deep-chat[^>]*\sconnect='/s.test(b.code),
+  attributes: (b) => b.lang === 'html' && /<deep-chat[^>]*\sconnect='/s.test(b.code) && deepChatCount(b) === 1,
+  // Two Deep Chat 2.x elements on two routes of one proxy ("Several models, routes and fallbacks").
+  routes: (b) => b.lang === 'html' && deepChatCount(b) === 2,
   // Deep Chat 1.x: `request` and a top-level `stream` attribute.
   v1: (b) => b.lang === 'html' && /<deep-chat[^>]*\srequest='/s.test(b.code),
   // Plain HTTP, Server-Sent Events.
