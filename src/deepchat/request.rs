@@ -38,9 +38,11 @@ pub fn parse(body: &[u8]) -> Result<Vec<Turn>, RequestError> {
     require_user_turn(turns)
 }
 
-/// The turn for one message; `None` for a message with neither text nor images.
+/// The turn for one message; `None` for a message with neither text nor images, and for
+/// thinking the proxy showed (providers reject or charge for replayed thinking).
 pub fn to_turn(message: IncomingMessage) -> Result<Option<Turn>, RequestError> {
     let role = match message.role.as_deref() {
+        Some(crate::reply::frame::THINKING_ROLE) => return Ok(None),
         Some("ai") | Some("assistant") => Role::Assistant,
         // Deep Chat lets pages invent roles; anything else speaks for the user.
         _ => Role::User,
@@ -90,6 +92,23 @@ fn to_image(file: IncomingFile) -> Result<Image, RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thinking_sent_back_is_dropped() {
+        let turns = parse(
+            br#"{"messages":[{"role":"user","text":"hi"},{"role":"thinking","text":"hm"},
+                {"role":"ai","text":"hello"},{"role":"user","text":"again"}]}"#,
+        )
+        .expect("parse");
+        assert_eq!(
+            turns,
+            vec![
+                Turn::user("hi"),
+                Turn::assistant("hello"),
+                Turn::user("again")
+            ]
+        );
+    }
 
     #[test]
     fn maps_roles_and_skips_empty_messages() {

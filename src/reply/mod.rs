@@ -9,3 +9,4 @@ pub mod log;
 pub mod pipeline;
 pub mod relay;
 pub mod start;
+pub mod thinking;

@@ -79,7 +79,15 @@ where
         source,
     } = prepared;
     let events = start::events(app, &conversation, source);
-    let outcome = relay::relay(events, sink, limits, client_gone, start::interruption(app)).await;
+    let outcome = relay::relay(
+        events,
+        sink,
+        limits,
+        app.config.reasoning,
+        client_gone,
+        start::interruption(app),
+    )
+    .await;
     let context = log::context(app, transport, started, log::newest_text(&conversation));
     log::finished(&context, &outcome, app.config.log_content);
     outcome
