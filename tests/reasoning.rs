@@ -94,6 +94,28 @@ async fn show_streams_the_thinking_first_under_its_role_then_the_answer_exact() 
 }
 
 #[tokio::test]
+async fn thinking_shows_while_the_answer_has_not_started() {
+    for (mode, first) in [
+        ("show", json!({"text": THINKING[0], "role": "thinking"})),
+        ("status", json!({"text": "Thinking…"})),
+    ] {
+        let upstream = MockUpstream::start().await;
+        let proxy = Proxy::openai(&upstream, &["--reasoning", mode], &[]).await;
+        let mut ws = connect(&proxy.ws_url()).await;
+        upstream.push(Reply::sse(vec![
+            Step::Bytes(reasoning_chunk(THINKING[0])),
+            Step::HoldUntilClosed,
+        ]));
+        send_user(&mut ws, "2+2?").await;
+        let Message::Text(text) = next_message(&mut ws).await else {
+            panic!("{mode}: a text frame first");
+        };
+        let frame: Value = serde_json::from_str(text.as_str()).expect("json");
+        assert_eq!(frame, first, "{mode}");
+    }
+}
+
+#[tokio::test]
 async fn memory_keeps_only_the_answer_in_every_mode() {
     for mode in ["show", "hide", "status"] {
         let upstream = MockUpstream::start().await;
