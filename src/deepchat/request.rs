@@ -56,6 +56,11 @@ pub fn to_turn(message: IncomingMessage) -> Result<Option<Turn>, RequestError> {
     if text.is_empty() && images.is_empty() {
         return Ok(None);
     }
+    // A reply that failed before its answer leaves `--reasoning status`'s text as an AI
+    // message in the page's dialogue (nothing replaced it): the proxy's words, not the model's.
+    if role == Role::Assistant && images.is_empty() && text == crate::reply::frame::STATUS_TEXT {
+        return Ok(None);
+    }
     Ok(Some(Turn { role, text, images }))
 }
 
@@ -94,10 +99,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn thinking_sent_back_is_dropped() {
+    fn thinking_and_a_status_left_by_a_failed_reply_are_dropped() {
         let turns = parse(
-            br#"{"messages":[{"role":"user","text":"hi"},{"role":"thinking","text":"hm"},
-                {"role":"ai","text":"hello"},{"role":"user","text":"again"}]}"#,
+            r#"{"messages":[{"role":"user","text":"hi"},{"role":"thinking","text":"hm"},
+                {"role":"ai","text":"hello"},{"role":"user","text":"again"},
+                {"role":"ai","text":"Thinking…"},{"role":"user","text":"third"}]}"#
+                .as_bytes(),
         )
         .expect("parse");
         assert_eq!(
@@ -105,7 +112,8 @@ mod tests {
             vec![
                 Turn::user("hi"),
                 Turn::assistant("hello"),
-                Turn::user("again")
+                Turn::user("again"),
+                Turn::user("third")
             ]
         );
     }
