@@ -150,6 +150,32 @@ describe('reasoning models with Deep Chat 2.4.2', () => {
   }));
 });
 
+describe('reasoning models with the other WebSocket reply modes (Deep Chat 2.4.2, no stream)', () => {
+  const CASES = {
+    'whole, --reasoning show: the thinking as one message, then the answer': {
+      mode: 'whole', reasoning: 'show', bubbles: [['thinking', THINKING.join('')], ['ai', ANSWER.join('')]],
+    },
+    'overwrite, --reasoning status: the answer replaces "Thinking…"': {
+      mode: 'overwrite', reasoning: 'status', bubbles: [['ai', ANSWER.join('')]],
+    },
+  };
+  for (const [name, c] of Object.entries(CASES)) {
+    test(name, async (t) => suite.run(t, async (scope) => {
+      const { mock, startProxy, openChat } = scope;
+      const proxy = await startProxy({ provider: openaiProvider(mock), global: ['--reasoning', c.reasoning] });
+      const chat = await openChat(proxy, { connect: { url: proxy.wsUrl(`/chat?reply=${c.mode}`), websocket: true } });
+      const { gate, plan } = thinkingPlan(mock);
+      mock.enqueue(plan);
+      await chat.send('27 × 453?');
+      gate.open();
+      await waitForAnswer(chat, ANSWER.join(''));
+      const snap = await settleThenSnapshot(chat);
+      assertSettled(snap);
+      assert.deepEqual(aiBubbles(snap).map((b) => [b.role, visible(b.text)]), c.bubbles.map(([role, text]) => [role, visible(text)]), shown(snap));
+    }));
+  }
+});
+
 describe('reasoning models with Deep Chat 1.4.11', () => {
   test('--reasoning show over WebSocket: two messages, thinking first, the answer exact', async (t) => suite.run(t, async (scope) => {
     const { mock, startProxy } = scope;
