@@ -363,3 +363,50 @@ fn impossible_reasoning_flags_are_clear_config_errors() {
     ]);
     assert!(err.contains("openai takes no --thinking-budget"), "{err}");
 }
+
+/// A Gemini event with one part.
+fn gemini_event(part: Value, finish: bool) -> Step {
+    let mut candidate = json!({"content": {"parts": [part], "role": "model"}, "index": 0});
+    if finish {
+        candidate["finishReason"] = json!("STOP");
+    }
+    Step::Bytes(format!("data: {}\r\n\r\n", json!({"candidates": [candidate]})).into_bytes())
+}
+
+#[tokio::test]
+async fn gemini_is_asked_for_its_thoughts_only_when_they_are_shown() {
+    for (mode, asked) in [("show", true), ("status", true), ("hide", false)] {
+        let upstream = MockUpstream::start().await;
+        let base = format!("http://{}", upstream.addr);
+        let proxy = Proxy::start(&[
+            "--reasoning",
+            mode,
+            "--retries",
+            "0",
+            "gemini",
+            "--base-url",
+            &base,
+            "--model",
+            "gemini-2.5-flash",
+            "--api-key-env",
+            "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY",
+        ])
+        .await;
+        let mut ws = connect(&proxy.ws_url()).await;
+        upstream.push(Reply::sse(vec![
+            gemini_event(json!({"text": "Adding.", "thought": true}), false),
+            gemini_event(json!({"text": "4"}), true),
+        ]));
+        send_user(&mut ws, "2+2?").await;
+        let frames = read_frames(&mut ws).await;
+        let body = &upstream.received()[0].body;
+        let include = body.pointer("/generationConfig/thinkingConfig/includeThoughts");
+        assert_eq!(include, asked.then_some(&json!(true)), "{mode}: {body}");
+        let expected_first = match mode {
+            "show" => json!({"text": "Adding.", "role": "thinking"}),
+            "status" => json!({"text": "Thinking…"}),
+            _ => json!({"text": "4"}),
+        };
+        assert_eq!(frames[0], expected_first, "{mode}: {frames:?}");
+    }
+}
