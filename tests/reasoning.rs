@@ -410,3 +410,21 @@ async fn gemini_is_asked_for_its_thoughts_only_when_they_are_shown() {
         assert_eq!(frames[0], expected_first, "{mode}: {frames:?}");
     }
 }
+
+#[tokio::test]
+async fn the_first_thinking_has_its_own_histogram() {
+    let upstream = MockUpstream::start().await;
+    let proxy = Proxy::openai(&upstream, &[], &[]).await;
+    let mut ws = connect(&proxy.ws_url()).await;
+    upstream.push(thinking_reply());
+    send_user(&mut ws, "2+2?").await;
+    read_frames(&mut ws).await;
+    let metrics =
+        body_of(reqwest::Client::new().get(format!("http://{}/metrics", proxy.addr))).await;
+    for needle in [
+        r#"deepchat_proxy_first_thinking_seconds_bucket{transport="websocket""#,
+        r#"deepchat_proxy_first_token_seconds_bucket{transport="websocket""#,
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
+    }
+}
