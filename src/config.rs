@@ -4,8 +4,8 @@
 
 use crate::access::auth::{Auth, JwtRules};
 use crate::access::origins::{OriginError, OriginPolicy};
-pub use crate::cli::WsReply;
 use crate::cli::{Cli, DemoArgs, ProviderArgs, ProviderCommand, ProxyArgs, RouteArgs};
+pub use crate::cli::{ReasoningDisplay, WsReply};
 use crate::upstream::breaker::Breaker;
 pub use crate::upstream::models::AllowedModels;
 use crate::upstream::redact::Secrets;
@@ -32,6 +32,9 @@ pub enum ConfigError {
     Preset(String, String),
     #[error("--tokens-per-second must be between 0.1 and 10000")]
     TokensPerSecond,
+    /// A reasoning flag the provider cannot take, or a budget that cannot work.
+    #[error("{0}")]
+    Reasoning(String),
     #[error("environment variable {0} is set but is not valid Unicode")]
     KeyEncoding(String),
     #[error("cannot read {0}: {1}")]
@@ -182,6 +185,8 @@ pub struct Config {
     pub stop_key: String,
     /// How WebSocket replies are framed unless the connect URL says (`--ws-reply`).
     pub ws_reply: WsReply,
+    /// What the browser sees of a reasoning model's thinking (`--reasoning`).
+    pub reasoning: ReasoningDisplay,
     pub system_prompt: Option<String>,
     pub history_limit: usize,
     pub limits: Limits,
@@ -337,6 +342,7 @@ impl Config {
             path: cli.path,
             stop_key: cli.stop_key,
             ws_reply: cli.ws_reply,
+            reasoning: cli.reasoning,
             system_prompt: cli.system_prompt.filter(|p| !p.is_empty()),
             history_limit: cli.history_limit as usize,
             limits: Limits {
@@ -386,10 +392,16 @@ impl Config {
             description: main_description,
         };
         let mut config = config;
-        config.routes = std::iter::once(main)
+        let mut routes: Vec<Route> = std::iter::once(main)
             .chain(extra_routes.into_iter().map(|route| route.inherit(&config)))
-            .map(Arc::new)
             .collect();
+        // Providers that stream thinking only on request are asked when it is shown.
+        for upstream in routes.iter_mut().flat_map(|route| route.chain.iter_mut()) {
+            if let ProviderConfig::Http(http) = upstream {
+                http.generation.reasoning.stream_thoughts = cli.reasoning != ReasoningDisplay::Hide;
+            }
+        }
+        config.routes = routes.into_iter().map(Arc::new).collect();
         Ok(Checked {
             config,
             warnings,
@@ -631,12 +643,14 @@ fn http_upstream(
         errors.push(ConfigError::EmptyModel);
     }
     let extra_headers = keep(parse_headers(&generation.headers), &mut errors);
+    let reasoning = keep(reasoning_request(provider, generation), &mut errors);
     let api_key = match (&generation.api_key_file, key.name) {
         (Some(path), _) => keep(read_secret_file(path).map(ApiKey), &mut errors),
         (None, Some(variable)) => keep(read_key(variable), &mut errors).flatten(),
         (None, None) => None,
     };
-    let (Some((url, host)), Some(extra_headers), true) = (base, extra_headers, errors.is_empty())
+    let (Some((url, host)), Some(extra_headers), Some(reasoning), true) =
+        (base, extra_headers, reasoning, errors.is_empty())
     else {
         return Err(errors);
     };
@@ -683,11 +697,66 @@ fn http_upstream(
                 temperature: generation.temperature,
                 max_tokens: generation.max_tokens,
                 extra_headers,
+                reasoning,
             },
             breaker: Arc::new(Breaker::new(breaker.failures, breaker.cooldown)),
         }),
         description,
         missing_key,
+    })
+}
+
+/// Providers that take `--reasoning-effort` and `--thinking-budget`, by table name.
+const TAKE_EFFORT: &[&str] = &["openai", "openai-responses", "azure", "ollama"];
+const TAKE_BUDGET: &[&str] = &["anthropic", "gemini", "cohere"];
+/// Anthropic's smallest thinking budget.
+const ANTHROPIC_MIN_BUDGET: u32 = 1024;
+
+/// `--reasoning-effort` and `--thinking-budget` for `provider`: a flag it has no field for is
+/// an error (it would be silently dropped, or rejected by the provider on every message), as
+/// is an Anthropic budget that leaves no room for the answer.
+fn reasoning_request(
+    provider: &Provider,
+    generation: &crate::cli::GenerationArgs,
+) -> Result<deepchat_adapters::ReasoningRequest, ConfigError> {
+    let name = provider.name;
+    if generation.reasoning_effort.is_some() && !TAKE_EFFORT.contains(&name) {
+        return Err(ConfigError::Reasoning(format!(
+            "{name} takes no --reasoning-effort; use --thinking-budget TOKENS instead"
+        )));
+    }
+    if let Some(budget) = generation.thinking_budget {
+        if !TAKE_BUDGET.contains(&name) {
+            return Err(ConfigError::Reasoning(format!(
+                "{name} takes no --thinking-budget; use --reasoning-effort low|medium|high instead"
+            )));
+        }
+        if name == "anthropic" {
+            let max_tokens = generation
+                .max_tokens
+                .unwrap_or(deepchat_adapters::anthropic::DEFAULT_MAX_TOKENS);
+            if budget < ANTHROPIC_MIN_BUDGET {
+                return Err(ConfigError::Reasoning(format!(
+                    "--thinking-budget {budget} is below Anthropic's minimum of {ANTHROPIC_MIN_BUDGET} tokens"
+                )));
+            }
+            if max_tokens <= budget {
+                return Err(ConfigError::Reasoning(format!(
+                    "--thinking-budget {budget} leaves no room for the answer: anthropic counts the thinking within --max-tokens ({max_tokens}), so set --max-tokens above it, e.g. --max-tokens {}",
+                    budget.saturating_add(deepchat_adapters::anthropic::DEFAULT_MAX_TOKENS)
+                )));
+            }
+            if generation.temperature.is_some() {
+                return Err(ConfigError::Reasoning(
+                    "anthropic does not take --temperature while thinking (--thinking-budget): drop one of them".into(),
+                ));
+            }
+        }
+    }
+    Ok(deepchat_adapters::ReasoningRequest {
+        effort: generation.reasoning_effort.map(Into::into),
+        budget_tokens: generation.thinking_budget,
+        stream_thoughts: false,
     })
 }
 

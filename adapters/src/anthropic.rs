@@ -1,5 +1,6 @@
 //! Anthropic Messages API (`POST {base}/v1/messages`, `stream: true`): named SSE events from
-//! `message_start` to `message_stop`, text in `content_block_delta` events of type `text_delta`.
+//! `message_start` to `message_stop`, text in `content_block_delta` events of type `text_delta`,
+//! thinking (when `thinking` is enabled) in `thinking` blocks of `thinking_delta` events.
 
 use crate::{
     Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Generation, Image, Message,
@@ -168,6 +169,10 @@ impl Adapter for Anthropic {
         if let Some(t) = generation.temperature {
             body["temperature"] = json!(t);
         }
+        // The budget counts within `max_tokens`; the config checks it is below.
+        if let Some(budget) = generation.reasoning.budget_tokens {
+            body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
+        }
         let auth = api_key.map(|key| ("x-api-key", key.to_owned()));
         let headers =
             generation.request_headers(auth, &[("anthropic-version", self.version.as_str())]);
@@ -221,6 +226,13 @@ fn text_event(text: Option<&str>) -> Vec<Event> {
     }
 }
 
+fn thinking_event(text: Option<&str>) -> Vec<Event> {
+    match text {
+        Some(text) if !text.is_empty() => vec![Event::Reasoning(text.to_owned())],
+        _ => Vec::new(),
+    }
+}
+
 impl StreamDecoder for MessagesDecoder {
     fn decode(&mut self, message: &Message) -> Vec<Event> {
         if self.done {
@@ -255,19 +267,23 @@ impl StreamDecoder for MessagesDecoder {
             }
             "content_block_start" => {
                 let block = event.get("content_block");
-                if block.and_then(|b| b.get("type")).and_then(Value::as_str) == Some("text") {
-                    text_event(block.and_then(|b| b.get("text")).and_then(Value::as_str))
-                } else {
-                    Vec::new()
+                let field = |name: &str| block.and_then(|b| b.get(name)).and_then(Value::as_str);
+                match field("type") {
+                    Some("text") => text_event(field("text")),
+                    Some("thinking") => thinking_event(field("thinking")),
+                    // `redacted_thinking` is encrypted: nothing a person can read.
+                    _ => Vec::new(),
                 }
             }
             "content_block_delta" => {
-                // Thinking, signature, tool-input and citation deltas are not reply text.
+                // Signature, tool-input and citation deltas are neither answer nor thinking;
+                // the signature only matters when thinking is sent back, which it never is.
                 let delta = event.get("delta");
-                if delta.and_then(|d| d.get("type")).and_then(Value::as_str) == Some("text_delta") {
-                    text_event(delta.and_then(|d| d.get("text")).and_then(Value::as_str))
-                } else {
-                    Vec::new()
+                let field = |name: &str| delta.and_then(|d| d.get(name)).and_then(Value::as_str);
+                match field("type") {
+                    Some("text_delta") => text_event(field("text")),
+                    Some("thinking_delta") => thinking_event(field("thinking")),
+                    _ => Vec::new(),
                 }
             }
             "message_delta" => {
@@ -282,6 +298,8 @@ impl StreamDecoder for MessagesDecoder {
                     events.push(Event::Usage(Usage {
                         input_tokens: input_tokens(usage).or(self.input_tokens),
                         output_tokens: usage.get("output_tokens").and_then(Value::as_u64),
+                        // Anthropic counts thinking within `output_tokens`, not apart.
+                        reasoning_tokens: None,
                     }));
                 }
                 events

@@ -1,5 +1,6 @@
 //! Cohere Chat API v2 (`POST {base}/v2/chat`, `stream: true`): SSE events whose JSON `type`
-//! runs from `message-start` to `message-end`, text in `content-delta` events.
+//! runs from `message-start` to `message-end`, text in `content-delta` events (a reasoning
+//! model's thinking in the same events, as `thinking` content).
 
 use crate::{
     Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Generation, Message,
@@ -53,10 +54,18 @@ impl Adapter for Cohere {
         let headers = generation.request_headers(crate::generation::bearer(api_key), &[]);
         // v2's request is Chat Completions-shaped: same roles, string or part-list content,
         // `image_url` parts, `temperature` and `max_tokens`.
+        let mut body = crate::openai::chat_body(conversation, generation, true);
+        // Cohere takes a thinking budget, not OpenAI's effort words.
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("reasoning_effort");
+        }
+        if let Some(budget) = generation.reasoning.budget_tokens {
+            body["thinking"] = serde_json::json!({"type": "enabled", "token_budget": budget});
+        }
         Ok(UpstreamRequest {
             url: format!("{}/v2/chat", self.base_url.trim_end_matches('/')),
             headers,
-            body: crate::openai::chat_body(conversation, generation, true),
+            body,
         })
     }
 
@@ -93,6 +102,8 @@ fn usage_of(usage: &Value) -> Usage {
     Usage {
         input_tokens: pick("input_tokens"),
         output_tokens: pick("output_tokens"),
+        // Cohere reports no thinking count of its own.
+        reasoning_tokens: None,
     }
 }
 
@@ -163,15 +174,23 @@ impl StreamDecoder for ChatV2Decoder {
             .and_then(Value::as_str)
             .unwrap_or(message.event.as_str());
         match kind {
-            // Thinking content carries `thinking`, not `text`, so only the reply shows.
+            // Thinking content carries `thinking` where the answer carries `text`.
             "content-start" | "content-delta" => {
-                match event
-                    .pointer("/delta/message/content/text")
-                    .and_then(Value::as_str)
-                {
-                    Some(text) if !text.is_empty() => vec![Event::TextDelta(text.to_owned())],
-                    _ => Vec::new(),
+                let content = event.pointer("/delta/message/content");
+                let field = |name: &str| {
+                    content
+                        .and_then(|c| c.get(name))
+                        .and_then(Value::as_str)
+                        .filter(|text| !text.is_empty())
+                };
+                let mut events = Vec::new();
+                if let Some(thinking) = field("thinking") {
+                    events.push(Event::Reasoning(thinking.to_owned()));
                 }
+                if let Some(text) = field("text") {
+                    events.push(Event::TextDelta(text.to_owned()));
+                }
+                events
             }
             "message-end" => self.message_end(&event),
             // An untyped body in the stream is an error object (`{"message": …}`).

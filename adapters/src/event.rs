@@ -22,6 +22,8 @@ pub enum FinishReason {
 pub struct Usage {
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
+    /// Of the output, the tokens spent thinking, where the provider reports them apart.
+    pub reasoning_tokens: Option<u64>,
 }
 
 /// One normalized piece of an upstream reply.
@@ -29,6 +31,9 @@ pub struct Usage {
 pub enum Event {
     /// Text to append to the reply, exactly as the provider sent it.
     TextDelta(String),
+    /// The model's thinking (reasoning content or a summary of it), exactly as the provider
+    /// sent it: never part of the answer, shown or hidden by the operator's choice.
+    Reasoning(String),
     /// A file (usually an image) produced by the model.
     File {
         mime: String,

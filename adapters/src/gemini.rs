@@ -1,6 +1,7 @@
 //! Google Gemini API (`POST {base}/v1beta/models/{model}:streamGenerateContent?alt=sse`): every
 //! SSE event is a whole `GenerateContentResponse`, and the stream ends with no marker of its own,
-//! so a reply is complete only once a candidate reported its `finishReason`.
+//! so a reply is complete only once a candidate reported its `finishReason`. Thought summaries
+//! (asked for with `thinkingConfig.includeThoughts`) are parts marked `thought: true`.
 
 use crate::anthropic::{alternating_messages, Piece};
 use crate::{
@@ -138,6 +139,16 @@ impl Adapter for Gemini {
         if let Some(max) = generation.max_tokens {
             config.insert("maxOutputTokens".into(), json!(max));
         }
+        let mut thinking = serde_json::Map::new();
+        if generation.reasoning.stream_thoughts {
+            thinking.insert("includeThoughts".into(), json!(true));
+        }
+        if let Some(budget) = generation.reasoning.budget_tokens {
+            thinking.insert("thinkingBudget".into(), json!(budget));
+        }
+        if !thinking.is_empty() {
+            config.insert("thinkingConfig".into(), Value::Object(thinking));
+        }
         if !config.is_empty() {
             body["generationConfig"] = Value::Object(config);
         }
@@ -215,14 +226,19 @@ fn usage_of(metadata: &Value) -> Usage {
     Usage {
         input_tokens: metadata.get("promptTokenCount").and_then(Value::as_u64),
         output_tokens: metadata.get("candidatesTokenCount").and_then(Value::as_u64),
+        // Counted apart from `candidatesTokenCount`.
+        reasoning_tokens: metadata.get("thoughtsTokenCount").and_then(Value::as_u64),
     }
 }
 
-/// An output part: text (thought summaries are not reply text) or an inline file.
+/// An output part: text, a thought summary (never reply text) or an inline file.
 fn part_event(part: &Value) -> Option<Event> {
     if let Some(text) = part.get("text").and_then(Value::as_str) {
-        if text.is_empty() || part.get("thought").and_then(Value::as_bool) == Some(true) {
+        if text.is_empty() {
             return None;
+        }
+        if part.get("thought").and_then(Value::as_bool) == Some(true) {
+            return Some(Event::Reasoning(text.to_owned()));
         }
         return Some(Event::TextDelta(text.to_owned()));
     }

@@ -1,5 +1,5 @@
 //! The operator's generation settings for one upstream: the model, sampling temperature, token
-//! limit and extra headers. They are fixed for the whole process, so the binary holds them once
+//! limit, extra headers and what to ask of a reasoning model. They are fixed for the whole process, so the binary holds them once
 //! beside the adapter and hands them to [`crate::Adapter::build_request`], instead of copying
 //! them into every [`crate::Conversation`].
 
@@ -14,6 +14,40 @@ pub struct Generation {
     pub max_tokens: Option<u32>,
     /// Operator's extra upstream headers (`--header`), appended after the provider's own.
     pub extra_headers: Vec<(String, String)>,
+    /// What to ask of a reasoning model; the default asks nothing, so requests stay as they were.
+    pub reasoning: ReasoningRequest,
+}
+
+/// How hard a reasoning model should think (`--reasoning-effort`), in OpenAI's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    Low,
+    Medium,
+    High,
+}
+
+impl Effort {
+    /// The word every provider that takes an effort uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High => "high",
+        }
+    }
+}
+
+/// The reasoning options a request carries; each adapter sends the ones its provider takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReasoningRequest {
+    /// OpenAI Chat `reasoning_effort`, Responses `reasoning.effort`.
+    pub effort: Option<Effort>,
+    /// Anthropic `thinking.budget_tokens`, Gemini `thinkingConfig.thinkingBudget`, Cohere
+    /// `thinking.token_budget`.
+    pub budget_tokens: Option<u32>,
+    /// The thinking will be shown (or its status): ask providers that stream it only on
+    /// request for it (Gemini `includeThoughts`, a Responses summary, Ollama `think`).
+    pub stream_thoughts: bool,
 }
 
 impl Generation {

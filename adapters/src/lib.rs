@@ -25,7 +25,7 @@ pub mod providers;
 pub use conversation::{Conversation, Image, Role, Turn};
 pub use event::{Event, EventStream, FinishReason, Usage};
 pub use framing::{Framing, Message};
-pub use generation::Generation;
+pub use generation::{Effort, Generation, ReasoningRequest};
 
 use thiserror::Error;
 

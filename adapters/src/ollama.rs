@@ -1,7 +1,8 @@
 //! Ollama's native chat API (`POST {base}/api/chat`, `stream: true`). The reply is
 //! newline-delimited JSON: one `{"message":{…},"done":false}` object per chunk, then a final
 //! `"done":true` object with `done_reason` and token counts. An error after the stream started
-//! arrives as a `{"error":"…"}` line (the HTTP status is already 200).
+//! arrives as a `{"error":"…"}` line (the HTTP status is already 200). With `think` set, a
+//! thinking model streams its thinking in `message.thinking`, apart from `message.content`.
 //!
 //! Ollama also serves Chat Completions at `{base}/v1`; use [`crate::openai::OpenAiChat`] for that.
 
@@ -104,6 +105,13 @@ impl Adapter for Ollama {
         if !options.is_empty() {
             body["options"] = Value::Object(options);
         }
+        // A named effort is a level for models that take one (gpt-oss); others use their
+        // default. Plain `true` asks any thinking model to stream its thinking apart.
+        if let Some(effort) = generation.reasoning.effort {
+            body["think"] = json!(effort.as_str());
+        } else if generation.reasoning.stream_thoughts {
+            body["think"] = json!(true);
+        }
         Ok(UpstreamRequest {
             url: format!("{}/api/chat", self.base_url.trim_end_matches('/')),
             headers,
@@ -158,14 +166,18 @@ impl StreamDecoder for OllamaDecoder {
             return vec![Event::Error(format!("upstream error: {text}"))];
         }
         let mut events = Vec::new();
-        if let Some(text) = chunk
-            .get("message")
-            .and_then(|m| m.get("content"))
-            .and_then(Value::as_str)
-        {
-            if !text.is_empty() {
-                events.push(Event::TextDelta(text.to_owned()));
-            }
+        let field = |name: &str| {
+            chunk
+                .get("message")
+                .and_then(|m| m.get(name))
+                .and_then(Value::as_str)
+                .filter(|text| !text.is_empty())
+        };
+        if let Some(thinking) = field("thinking") {
+            events.push(Event::Reasoning(thinking.to_owned()));
+        }
+        if let Some(text) = field("content") {
+            events.push(Event::TextDelta(text.to_owned()));
         }
         if chunk.get("done").and_then(Value::as_bool) == Some(true) {
             self.done = true;
@@ -175,6 +187,8 @@ impl StreamDecoder for OllamaDecoder {
                 events.push(Event::Usage(Usage {
                     input_tokens: input,
                     output_tokens: output,
+                    // `eval_count` includes the thinking; Ollama reports no split.
+                    reasoning_tokens: None,
                 }));
             }
             let reason = chunk.get("done_reason").and_then(Value::as_str);

@@ -70,6 +70,9 @@ pub fn chat_body(
     if let Some(max) = generation.max_tokens {
         body["max_tokens"] = json!(max);
     }
+    if let Some(effort) = generation.reasoning.effort {
+        body["reasoning_effort"] = json!(effort.as_str());
+    }
     body
 }
 
@@ -127,6 +130,15 @@ impl ChatDecoder {
         let mut events = Vec::new();
         if let Some(choice) = chunk.choices.as_deref().and_then(<[TypedChoice]>::first) {
             if let Some(delta) = &choice.delta {
+                // Thinking comes first in a chunk's order of meaning; servers send one field.
+                for thinking in [&delta.reasoning_content, &delta.reasoning]
+                    .into_iter()
+                    .flatten()
+                {
+                    if !thinking.is_empty() {
+                        events.push(Event::Reasoning(thinking.clone().into_owned()));
+                    }
+                }
                 for text in [&delta.content, &delta.refusal].into_iter().flatten() {
                     if !text.is_empty() {
                         events.push(Event::TextDelta(text.clone().into_owned()));
@@ -144,6 +156,9 @@ impl ChatDecoder {
             events.push(Event::Usage(Usage {
                 input_tokens: usage.prompt_tokens,
                 output_tokens: usage.completion_tokens,
+                reasoning_tokens: usage
+                    .completion_tokens_details
+                    .and_then(|details| details.reasoning_tokens),
             }));
         }
         events
@@ -173,6 +188,13 @@ impl ChatDecoder {
             .and_then(|c| c.first())
         {
             let delta = choice.get("delta");
+            for field in ["reasoning_content", "reasoning"] {
+                if let Some(text) = delta.and_then(|d| d.get(field)).and_then(Value::as_str) {
+                    if !text.is_empty() {
+                        events.push(Event::Reasoning(text.to_owned()));
+                    }
+                }
+            }
             for field in ["content", "refusal"] {
                 if let Some(text) = delta.and_then(|d| d.get(field)).and_then(Value::as_str) {
                     if !text.is_empty() {
@@ -191,6 +213,9 @@ impl ChatDecoder {
             events.push(Event::Usage(Usage {
                 input_tokens: usage.get("prompt_tokens").and_then(Value::as_u64),
                 output_tokens: usage.get("completion_tokens").and_then(Value::as_u64),
+                reasoning_tokens: usage
+                    .pointer("/completion_tokens_details/reasoning_tokens")
+                    .and_then(Value::as_u64),
             }));
         }
         events
@@ -216,6 +241,12 @@ struct TypedChoice<'a> {
 
 #[derive(Deserialize)]
 struct TypedDelta<'a> {
+    /// DeepSeek, vLLM, llama.cpp, LiteLLM: the thinking, streamed before the answer.
+    #[serde(borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    /// OpenRouter (and newer vLLM) name the same thing `reasoning`.
+    #[serde(borrow)]
+    reasoning: Option<Cow<'a, str>>,
     #[serde(borrow)]
     content: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -226,6 +257,13 @@ struct TypedDelta<'a> {
 struct TypedUsage {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
+    completion_tokens_details: Option<TypedTokenDetails>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+struct TypedTokenDetails {
+    /// Of `completion_tokens`, the ones spent thinking.
+    reasoning_tokens: Option<u64>,
 }
 
 impl StreamDecoder for ChatDecoder {

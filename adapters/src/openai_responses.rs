@@ -1,7 +1,9 @@
 //! OpenAI Responses API (`POST {base}/responses`, `stream: true`): OpenAI's newer endpoint, also
 //! served by some compatible hosts. Its stream is typed SSE events (`response.output_text.delta`,
 //! …) that end with `response.completed`, `response.incomplete` or `response.failed`; there is no
-//! `[DONE]` sentinel.
+//! `[DONE]` sentinel. A reasoning model's thinking arrives, when a summary is asked for, as
+//! `response.reasoning_summary_text.delta` events (open-weight servers may stream the raw
+//! `response.reasoning_text.delta` instead).
 
 use crate::{
     Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Generation, Message, Role,
@@ -78,6 +80,18 @@ pub fn responses_body(conversation: &Conversation, generation: &Generation) -> V
     if let Some(max) = generation.max_tokens {
         body["max_output_tokens"] = json!(max);
     }
+    let wanted = generation.reasoning;
+    if wanted.effort.is_some() || wanted.stream_thoughts {
+        let mut reasoning = serde_json::Map::new();
+        if let Some(effort) = wanted.effort {
+            reasoning.insert("effort".into(), json!(effort.as_str()));
+        }
+        // OpenAI never streams the thinking itself, only a summary, and only when asked.
+        if wanted.stream_thoughts {
+            reasoning.insert("summary".into(), json!("auto"));
+        }
+        body["reasoning"] = Value::Object(reasoning);
+    }
     body
 }
 
@@ -117,6 +131,9 @@ impl Adapter for OpenAiResponses {
 pub struct ResponsesDecoder {
     /// Set by a terminal event or an error: later events are ignored and `end()` is satisfied.
     done: bool,
+    /// The reasoning part (item id, summary index) the last thinking delta belonged to, so
+    /// the next part starts on a new paragraph instead of running into the previous one.
+    thinking_part: Option<(String, u64)>,
 }
 
 fn usage_of(response: Option<&Value>) -> Option<Event> {
@@ -124,7 +141,44 @@ fn usage_of(response: Option<&Value>) -> Option<Event> {
     Some(Event::Usage(Usage {
         input_tokens: usage.get("input_tokens").and_then(Value::as_u64),
         output_tokens: usage.get("output_tokens").and_then(Value::as_u64),
+        reasoning_tokens: usage
+            .pointer("/output_tokens_details/reasoning_tokens")
+            .and_then(Value::as_u64),
     }))
+}
+
+impl ResponsesDecoder {
+    /// A thinking delta, after a paragraph break when it opens a new summary part.
+    fn thinking(&mut self, payload: &Value) -> Vec<Event> {
+        let Some(text) = payload
+            .get("delta")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        else {
+            return Vec::new();
+        };
+        let part = (
+            payload
+                .get("item_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            payload
+                .get("summary_index")
+                .or_else(|| payload.get("content_index"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+        );
+        let mut events = Vec::new();
+        match &self.thinking_part {
+            Some(previous) if *previous != part => {
+                events.push(Event::Reasoning(format!("\n\n{text}")));
+            }
+            _ => events.push(Event::Reasoning(text.to_owned())),
+        }
+        self.thinking_part = Some(part);
+        events
+    }
 }
 
 fn incomplete_reason(response: Option<&Value>) -> FinishReason {
@@ -174,6 +228,9 @@ impl StreamDecoder for ResponsesDecoder {
                     Some(text) if !text.is_empty() => vec![Event::TextDelta(text.to_owned())],
                     _ => Vec::new(),
                 }
+            }
+            "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
+                self.thinking(&payload)
             }
             "response.completed" => {
                 self.done = true;

@@ -36,23 +36,26 @@ fn normal_reply_with_usage() {
             Event::Finish(FinishReason::Stop),
             Event::Usage(Usage {
                 input_tokens: Some(25),
-                output_tokens: Some(15)
+                output_tokens: Some(15),
+                reasoning_tokens: None
             }),
         ]
     );
 }
 
 #[test]
-fn thinking_is_hidden_and_cached_prompt_tokens_count_as_input() {
+fn thinking_is_its_own_event_and_cached_prompt_tokens_count_as_input() {
     let events = decode_every_split(&adapter(), &fixture("anthropic", "thinking.sse"));
     assert_eq!(
         events,
         vec![
+            Event::Reasoning("The user wants 27 * 453. That is 12231.".into()),
             Event::TextDelta("27 × 453 = 12,231".into()),
             Event::Finish(FinishReason::Stop),
             Event::Usage(Usage {
                 input_tokens: Some(2140),
-                output_tokens: Some(58)
+                output_tokens: Some(58),
+                reasoning_tokens: None
             }),
         ]
     );
@@ -80,7 +83,8 @@ fn refusal_is_a_content_filter_finish() {
             Event::Finish(FinishReason::ContentFilter),
             Event::Usage(Usage {
                 input_tokens: Some(30),
-                output_tokens: Some(2)
+                output_tokens: Some(2),
+                reasoning_tokens: None
             }),
         ]
     );
@@ -173,6 +177,7 @@ fn request_merges_history_and_sends_system_images_and_options() {
         temperature: Some(0.5),
         max_tokens: Some(64),
         extra_headers: vec![("x-team".into(), "blue".into())],
+        ..Default::default()
     };
     let request = adapter()
         .build_request(&conversation, &generation, Some("sk-ant-test"))

@@ -167,6 +167,7 @@ fn request_uses_deployment_url_api_key_and_no_model_in_body() {
         temperature: Some(0.5),
         max_tokens: Some(64),
         extra_headers: vec![("x-team".into(), "blue".into())],
+        ..Default::default()
     };
     let request = adapter()
         .build_request(&conversation, &generation, Some("azure-key"))

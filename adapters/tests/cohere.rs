@@ -22,23 +22,26 @@ fn normal_reply_with_real_token_counts() {
             Event::Finish(FinishReason::Stop),
             Event::Usage(Usage {
                 input_tokens: Some(186),
-                output_tokens: Some(14)
+                output_tokens: Some(14),
+                reasoning_tokens: None
             }),
         ]
     );
 }
 
 #[test]
-fn thinking_is_hidden_billed_units_are_the_fallback_and_done_is_ignored() {
+fn thinking_is_its_own_event_billed_units_are_the_fallback_and_done_is_ignored() {
     let events = decode_every_split(&adapter(), &fixture("cohere", "thinking.sse"));
     assert_eq!(
         events,
         vec![
+            Event::Reasoning("27 times 453 is 12231.".into()),
             Event::TextDelta("27 × 453 = 12,231".into()),
             Event::Finish(FinishReason::Stop),
             Event::Usage(Usage {
                 input_tokens: Some(12),
-                output_tokens: Some(30)
+                output_tokens: Some(30),
+                reasoning_tokens: None
             }),
         ]
     );
@@ -81,7 +84,8 @@ fn max_tokens_is_a_length_finish() {
             Event::Finish(FinishReason::Length),
             Event::Usage(Usage {
                 input_tokens: Some(71),
-                output_tokens: Some(3)
+                output_tokens: Some(3),
+                reasoning_tokens: None
             }),
         ]
     );
@@ -182,7 +186,8 @@ fn garbage_data_is_an_error_not_a_panic() {
             Event::Finish(FinishReason::Stop),
             Event::Usage(Usage {
                 input_tokens: Some(4),
-                output_tokens: None
+                output_tokens: None,
+                reasoning_tokens: None
             })
         ]
     );
@@ -204,6 +209,7 @@ fn request_has_system_history_images_and_options() {
         temperature: Some(0.5),
         max_tokens: Some(64),
         extra_headers: vec![("x-client-name".into(), "deepchat-proxy".into())],
+        ..Default::default()
     };
     let request = adapter()
         .build_request(&conversation, &generation, Some("co-test"))

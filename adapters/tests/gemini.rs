@@ -54,7 +54,8 @@ fn normal_reply_with_usage_reported_once_after_the_finish() {
             Event::Finish(FinishReason::Stop),
             Event::Usage(Usage {
                 input_tokens: Some(8),
-                output_tokens: Some(14)
+                output_tokens: Some(14),
+                reasoning_tokens: None
             }),
         ]
     );
@@ -77,7 +78,8 @@ fn usage_repeated_after_the_finish_is_not_reported_twice() {
         events[4..],
         [Event::Usage(Usage {
             input_tokens: Some(8),
-            output_tokens: Some(15)
+            output_tokens: Some(15),
+            reasoning_tokens: None
         })]
     );
 }
@@ -95,11 +97,12 @@ fn lf_line_ends_decode_the_same() {
 }
 
 #[test]
-fn thoughts_are_hidden_and_images_become_files() {
+fn thoughts_are_their_own_events_and_images_become_files() {
     let events = decode_every_split(&adapter(), &fixture("gemini", "thinking_and_image.sse"));
     assert_eq!(
         events,
         vec![
+            Event::Reasoning("**Sketching a cat**\n\nI'll draw a small cat.".into()),
             Event::TextDelta("Here is your cat 🐱:".into()),
             Event::File {
                 mime: "image/png".into(),
@@ -108,7 +111,8 @@ fn thoughts_are_hidden_and_images_become_files() {
             Event::Finish(FinishReason::Stop),
             Event::Usage(Usage {
                 input_tokens: Some(11),
-                output_tokens: Some(1296)
+                output_tokens: Some(1296),
+                reasoning_tokens: Some(70)
             }),
         ]
     );
@@ -200,7 +204,8 @@ fn max_tokens_is_a_length_finish() {
             Event::Finish(FinishReason::Length),
             Event::Usage(Usage {
                 input_tokens: Some(6),
-                output_tokens: Some(3)
+                output_tokens: Some(3),
+                reasoning_tokens: None
             }),
         ]
     );
@@ -283,6 +288,7 @@ fn request_has_system_instruction_alternating_contents_images_and_config() {
         temperature: Some(0.5),
         max_tokens: Some(64),
         extra_headers: vec![("x-team".into(), "blue".into())],
+        ..Default::default()
     };
     let request = adapter()
         .build_request(&conversation, &generation, Some("AIza-test"))

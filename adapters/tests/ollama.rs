@@ -31,7 +31,8 @@ fn normal_reply_with_usage() {
         [
             Event::Usage(Usage {
                 input_tokens: Some(26),
-                output_tokens: Some(13)
+                output_tokens: Some(13),
+                reasoning_tokens: None
             }),
             Event::Finish(FinishReason::Stop),
         ]
@@ -159,6 +160,7 @@ fn request_has_system_history_images_and_options() {
         temperature: Some(0.5),
         max_tokens: Some(64),
         extra_headers: vec![("x-team".into(), "blue".into())],
+        ..Default::default()
     };
     let request = adapter()
         .build_request(&conversation, &generation, None)

@@ -22,7 +22,8 @@ fn normal_reply_with_usage() {
             Event::Finish(FinishReason::Stop),
             Event::Usage(Usage {
                 input_tokens: Some(9),
-                output_tokens: Some(4)
+                output_tokens: Some(4),
+                reasoning_tokens: None
             }),
         ]
     );
@@ -82,6 +83,7 @@ fn request_has_system_history_images_and_options() {
         temperature: Some(0.5),
         max_tokens: Some(64),
         extra_headers: vec![("x-team".into(), "blue".into())],
+        ..Default::default()
     };
     let request = adapter()
         .build_request(&conversation, &generation, Some("sk-test"))
@@ -146,6 +148,7 @@ data: [DONE]\n\n";
     );
     assert!(events.contains(&Event::Usage(Usage {
         input_tokens: None,
-        output_tokens: Some(2)
+        output_tokens: Some(2),
+        reasoning_tokens: None
     })));
 }

@@ -26,7 +26,8 @@ fn normal_reply_with_usage() {
             Event::TextDelta("\n".into()),
             Event::Usage(Usage {
                 input_tokens: Some(21),
-                output_tokens: Some(14)
+                output_tokens: Some(14),
+                reasoning_tokens: Some(0)
             }),
             Event::Finish(FinishReason::Stop),
         ]
@@ -78,7 +79,8 @@ fn max_output_tokens_is_a_length_finish() {
         [
             Event::Usage(Usage {
                 input_tokens: Some(12),
-                output_tokens: Some(16)
+                output_tokens: Some(16),
+                reasoning_tokens: Some(0)
             }),
             Event::Finish(FinishReason::Length),
         ]
@@ -184,6 +186,7 @@ fn request_has_instructions_history_images_and_options() {
         temperature: Some(0.5),
         max_tokens: Some(64),
         extra_headers: vec![("x-team".into(), "blue".into())],
+        ..Default::default()
     };
     let request = adapter()
         .build_request(&conversation, &generation, Some("sk-test"))

@@ -73,6 +73,19 @@ pub struct ProxyArgs {
     )]
     pub ws_reply: WsReply,
 
+    /// What a reasoning model's thinking shows: `hide` (nothing, the answer not delayed),
+    /// `show` (its own bubble before the answer) or `status` (a short "thinking…" the answer
+    /// replaces).
+    #[arg(
+        global = true,
+        long,
+        env = "DEEPCHAT_PROXY_REASONING",
+        value_enum,
+        default_value_t = ReasoningDisplay::Hide,
+        value_name = "MODE"
+    )]
+    pub reasoning: ReasoningDisplay,
+
     /// System prompt sent before every conversation.
     #[arg(global = true, long, env = "DEEPCHAT_PROXY_SYSTEM_PROMPT")]
     pub system_prompt: Option<String>,
@@ -504,6 +517,17 @@ impl WsReply {
     pub fn named(value: &str) -> Option<WsReply> {
         clap::ValueEnum::from_str(value, false).ok()
     }
+}
+
+/// `--reasoning`: what the browser sees of a reasoning model's thinking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReasoningDisplay {
+    /// Nothing: the thinking is dropped as it arrives.
+    Hide,
+    /// The thinking streams first, as its own message under the role `thinking`.
+    Show,
+    /// A short "thinking…" message while the model thinks, replaced by the answer.
+    Status,
 }
 
 /// `--log-format`.

@@ -8,6 +8,8 @@ use deepchat_adapters::presets;
 use deepchat_adapters::providers::{Provider, PROVIDERS};
 
 /// The upstream to relay to: a provider of the table, or a command that is not a provider.
+// Parsed once per process: the size of its largest variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ProviderCommand {
     /// An HTTP provider: one entry of the provider table and its options.
@@ -92,6 +94,24 @@ impl Subcommand for ProviderCommand {
     }
 }
 
+/// `--reasoning-effort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReasoningEffort {
+    Low,
+    Medium,
+    High,
+}
+
+impl From<ReasoningEffort> for deepchat_adapters::Effort {
+    fn from(effort: ReasoningEffort) -> Self {
+        match effort {
+            ReasoningEffort::Low => deepchat_adapters::Effort::Low,
+            ReasoningEffort::Medium => deepchat_adapters::Effort::Medium,
+            ReasoningEffort::High => deepchat_adapters::Effort::High,
+        }
+    }
+}
+
 /// Options every HTTP provider shares.
 #[derive(Debug, Args)]
 pub struct GenerationArgs {
@@ -106,6 +126,20 @@ pub struct GenerationArgs {
     /// Most tokens per reply.
     #[arg(long, env = "DEEPCHAT_PROXY_MAX_TOKENS")]
     pub max_tokens: Option<u32>,
+
+    /// How hard a reasoning model thinks (openai, openai-responses, azure, ollama).
+    #[arg(
+        long,
+        env = "DEEPCHAT_PROXY_REASONING_EFFORT",
+        value_enum,
+        value_name = "LEVEL"
+    )]
+    pub reasoning_effort: Option<ReasoningEffort>,
+
+    /// Most tokens a reasoning model may think (anthropic: turns thinking on, needs
+    /// --max-tokens above it; gemini; cohere).
+    #[arg(long, env = "DEEPCHAT_PROXY_THINKING_BUDGET", value_name = "TOKENS")]
+    pub thinking_budget: Option<u32>,
 
     /// Extra upstream header, `Name: value` (repeatable; one per line in the env var).
     #[arg(

@@ -1,7 +1,9 @@
 //! Deep Chat's wire form of a reply's frames: `{"text"}`, `{"error"}`, `{"files":[…]}` JSON,
-//! and on WebSocket the stop key that ends a reply (no text frame ever equals it).
+//! and on WebSocket the stop key that ends a reply (no text frame ever equals it). Thinking is
+//! text under its own role (`{"text":…,"role":"thinking"}`), which Deep Chat shows as a
+//! message of its own.
 
-use crate::reply::frame::{FileFrame, ReplyFrame};
+use crate::reply::frame::{FileFrame, ReplyFrame, THINKING_ROLE};
 use serde::Serialize;
 
 /// One Deep Chat response message, borrowed for serializing.
@@ -21,14 +23,53 @@ impl Frame<'_> {
     }
 }
 
-/// The JSON of a frame; `None` for [`ReplyFrame::End`], which HTTP says by ending the response.
+/// The JSON of a frame; `None` for [`ReplyFrame::End`], which HTTP says by ending the
+/// response, and for [`ReplyFrame::ThinkingDone`], which each transport says in its own way.
 pub fn to_json(frame: &ReplyFrame) -> Option<String> {
     match frame {
-        ReplyFrame::Text(text) => Some(Frame::Text(text).to_json()),
+        ReplyFrame::Text(text) | ReplyFrame::Status(text) => Some(Frame::Text(text).to_json()),
+        ReplyFrame::Thinking(text) => Some(thinking_json(text)),
         ReplyFrame::Error(error) => Some(Frame::Error(error).to_json()),
         ReplyFrame::File(file) => Some(Frame::Files(std::slice::from_ref(file)).to_json()),
-        ReplyFrame::End => None,
+        ReplyFrame::End | ReplyFrame::ThinkingDone => None,
     }
+}
+
+/// A message with a role, or a text that replaces the message shown.
+#[derive(Debug, Serialize)]
+struct Marked<'a> {
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    overwrite: bool,
+}
+
+impl Marked<'_> {
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| r#"{"error":"internal error"}"#.to_owned())
+    }
+}
+
+/// `{"text": …, "role": "thinking"}`: thinking, in its own message.
+pub fn thinking_json(text: &str) -> String {
+    Marked {
+        text,
+        role: Some(THINKING_ROLE),
+        overwrite: false,
+    }
+    .to_json()
+}
+
+/// `{"text": …, "role": "ai"}`: the answer's first text after thinking over SSE, where one
+/// response is one message unless a frame names a new role (Deep Chat 2.x).
+pub fn answer_after_thinking_json(text: &str) -> String {
+    Marked {
+        text,
+        role: Some("ai"),
+        overwrite: false,
+    }
+    .to_json()
 }
 
 /// A reply in one message (`--ws-reply whole`) or its text so far (`overwrite`): Deep Chat's
@@ -77,20 +118,49 @@ pub fn error_json(error: &str) -> String {
 
 /// The WebSocket text messages for a frame: the end is a text frame exactly equal to the stop
 /// key, so a text chunk equal to it goes out as two frames (the first character, the rest).
-pub fn websocket_texts(frame: &ReplyFrame, stop_key: &str) -> (String, Option<String>) {
-    match frame {
-        ReplyFrame::End => (Frame::Text(stop_key).to_json(), None),
-        ReplyFrame::Text(text) if text == stop_key => {
-            let cut = text.chars().next().map_or(0, char::len_utf8);
-            let (first, rest) = text.split_at(cut);
-            (
-                Frame::Text(first).to_json(),
-                (!rest.is_empty()).then(|| Frame::Text(rest).to_json()),
-            )
+/// Thinking is marked with its role, and so is the stop key that closes it
+/// ([`ReplyFrame::ThinkingDone`]): Deep Chat 1.4.11 and 2.4.2 (seen in Chromium) close the
+/// thinking message only on a stop key of its own role. `overwrite` marks the first text
+/// after a status, so the answer replaces it.
+pub fn websocket_texts(
+    frame: &ReplyFrame,
+    stop_key: &str,
+    overwrite: bool,
+) -> (String, Option<String>) {
+    let (text, role) = match frame {
+        ReplyFrame::End => return (Frame::Text(stop_key).to_json(), None),
+        ReplyFrame::ThinkingDone => {
+            let close = Marked {
+                text: stop_key,
+                role: Some(THINKING_ROLE),
+                overwrite: false,
+            };
+            return (close.to_json(), None);
         }
-        // `to_json` is `None` only for the end, handled above.
-        other => (to_json(other).unwrap_or_default(), None),
+        ReplyFrame::Text(text) | ReplyFrame::Status(text) => (text.as_str(), None),
+        ReplyFrame::Thinking(text) => (text.as_str(), Some(THINKING_ROLE)),
+        // `to_json` is `None` only for the two handled above.
+        other => return (to_json(other).unwrap_or_default(), None),
+    };
+    let marked = |text| Marked {
+        text,
+        role,
+        overwrite,
+    };
+    if text == stop_key {
+        let cut = text.chars().next().map_or(0, char::len_utf8);
+        let (first, rest) = text.split_at(cut);
+        let rest = (!rest.is_empty()).then(|| {
+            Marked {
+                text: rest,
+                role,
+                overwrite: false,
+            }
+            .to_json()
+        });
+        return (marked(first).to_json(), rest);
     }
+    (marked(text).to_json(), None)
 }
 
 #[cfg(test)]
@@ -120,7 +190,7 @@ mod tests {
     }
 
     fn ws(frame: ReplyFrame) -> Vec<serde_json::Value> {
-        let (first, second) = websocket_texts(&frame, "stop-key");
+        let (first, second) = websocket_texts(&frame, "stop-key", false);
         std::iter::once(first)
             .chain(second)
             .map(|f| serde_json::from_str(&f).expect("json frame"))
@@ -144,6 +214,41 @@ mod tests {
             r#"{"text":"a","files":[{"src":"data:image/png;base64,AA","type":"image"}]}"#
         );
         assert_eq!(overwrite_json("He"), r#"{"text":"He","overwrite":true}"#);
+    }
+
+    #[test]
+    fn thinking_has_its_role_and_is_closed_by_a_stop_key_of_its_role() {
+        assert_eq!(
+            ws(ReplyFrame::Thinking("hm \"x\"".into())),
+            vec![serde_json::json!({"text":"hm \"x\"","role":"thinking"})]
+        );
+        assert_eq!(
+            ws(ReplyFrame::Thinking("stop-key".into())),
+            vec![
+                serde_json::json!({"text":"s","role":"thinking"}),
+                serde_json::json!({"text":"top-key","role":"thinking"}),
+            ]
+        );
+        assert_eq!(
+            ws(ReplyFrame::ThinkingDone),
+            vec![serde_json::json!({"text":"stop-key","role":"thinking"})]
+        );
+        assert_eq!(
+            websocket_texts(&ReplyFrame::Text("stop-key".into()), "stop-key", true),
+            (
+                r#"{"text":"s","overwrite":true}"#.to_owned(),
+                Some(r#"{"text":"top-key"}"#.to_owned())
+            )
+        );
+        assert_eq!(
+            to_json(&ReplyFrame::Status("Thinking…".into())).as_deref(),
+            Some(r#"{"text":"Thinking…"}"#)
+        );
+        assert_eq!(to_json(&ReplyFrame::ThinkingDone), None);
+        assert_eq!(
+            answer_after_thinking_json("a"),
+            r#"{"text":"a","role":"ai"}"#
+        );
     }
 
     #[test]

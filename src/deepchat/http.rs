@@ -1,7 +1,9 @@
 //! Deep Chat over plain HTTP on `POST {path}`: Server-Sent Events when the client accepts
 //! `text/event-stream` (Deep Chat's `stream: true`), otherwise one JSON answer. Bodies are JSON
 //! or, for file uploads, `multipart/form-data`. There is no socket to remember the dialogue, so
-//! the frontend sends it (`requestBodyLimits: {maxMessages: 0}`).
+//! the frontend sends it (`requestBodyLimits: {maxMessages: 0}`). A JSON answer carries shown
+//! thinking in a field of its own, `thinking`, which Deep Chat does not display (a page's
+//! `responseInterceptor` may).
 
 use crate::access::ratelimit::ClientKey;
 use crate::config::{Limits, Route};
@@ -9,6 +11,7 @@ use crate::deepchat::request::{self, RequestError};
 use crate::deepchat::{multipart, sse};
 use crate::error::ProxyError;
 use crate::reply::budget::Budget;
+use crate::reply::frame::ReplyFrame;
 use crate::reply::history::History;
 use crate::reply::pipeline::{self, Prepared, ReplyScope};
 use crate::reply::relay::RelayLimits;
@@ -43,7 +46,9 @@ pub async fn handle(
     // The reply is buffered whole, up to its cap; if the client disconnects, hyper drops this
     // future and with it the upstream stream.
     let max_bytes = route.limits.max_json_reply_bytes;
-    let mut discard = futures_util::sink::drain();
+    // Only thinking is gathered here (the relay keeps the text); the relay's byte cap counts
+    // it, so it is bounded like the answer.
+    let mut gather = ThinkingGatherer::default();
     let limits = RelayLimits {
         keep_text: max_bytes,
         max_bytes,
@@ -51,22 +56,65 @@ pub async fn handle(
     let outcome = pipeline::run(
         &app,
         prepared,
-        &mut discard,
+        &mut gather,
         limits,
         std::future::pending(),
         "http-json",
     )
     .await;
-    match outcome.error {
+    let thinking = gather.thinking;
+    if let Some(error) = outcome.error {
         // Deep Chat shows an error instead of text when both are present, so say it plainly.
-        Some(error) => error.response(&scope.request_id),
-        None if outcome.files.is_empty() => {
-            response::json(StatusCode::OK, &json!({ "text": outcome.text }))
+        return error.response(&scope.request_id);
+    }
+    let mut answer = json!({ "text": outcome.text });
+    if !outcome.files.is_empty() {
+        answer["files"] = json!(outcome.files);
+    }
+    if !thinking.is_empty() {
+        answer["thinking"] = json!(thinking);
+    }
+    response::json(StatusCode::OK, &answer)
+}
+
+/// The JSON answer's sink: keeps the shown thinking, drops the rest (the relay keeps the text).
+#[derive(Default)]
+struct ThinkingGatherer {
+    thinking: String,
+}
+
+impl futures_util::Sink<ReplyFrame> for ThinkingGatherer {
+    type Error = std::convert::Infallible;
+
+    fn poll_ready(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn start_send(
+        mut self: std::pin::Pin<&mut Self>,
+        frame: ReplyFrame,
+    ) -> Result<(), Self::Error> {
+        if let ReplyFrame::Thinking(text) = frame {
+            self.thinking.push_str(&text);
         }
-        None => response::json(
-            StatusCode::OK,
-            &json!({ "text": outcome.text, "files": outcome.files }),
-        ),
+        Ok(())
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 

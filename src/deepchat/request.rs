@@ -61,9 +61,11 @@ pub fn parse_with_model(body: &[u8]) -> Result<Parsed, RequestError> {
     })
 }
 
-/// The turn for one message; `None` for a message with neither text nor images.
+/// The turn for one message; `None` for a message with neither text nor images, and for
+/// thinking the proxy showed (providers reject or charge for replayed thinking).
 pub fn to_turn(message: IncomingMessage) -> Result<Option<Turn>, RequestError> {
     let role = match message.role.as_deref() {
+        Some(crate::reply::frame::THINKING_ROLE) => return Ok(None),
         Some("ai") | Some("assistant") => Role::Assistant,
         // Deep Chat lets pages invent roles; anything else speaks for the user.
         _ => Role::User,
@@ -75,6 +77,11 @@ pub fn to_turn(message: IncomingMessage) -> Result<Option<Turn>, RequestError> {
         .collect::<Result<Vec<_>, _>>()?;
     let text = message.text.unwrap_or_default();
     if text.is_empty() && images.is_empty() {
+        return Ok(None);
+    }
+    // A reply that failed before its answer leaves `--reasoning status`'s text as an AI
+    // message in the page's dialogue (nothing replaced it): the proxy's words, not the model's.
+    if role == Role::Assistant && images.is_empty() && text == crate::reply::frame::STATUS_TEXT {
         return Ok(None);
     }
     Ok(Some(Turn { role, text, images }))
@@ -113,6 +120,26 @@ fn to_image(file: IncomingFile) -> Result<Image, RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thinking_and_a_status_left_by_a_failed_reply_are_dropped() {
+        let turns = parse(
+            r#"{"messages":[{"role":"user","text":"hi"},{"role":"thinking","text":"hm"},
+                {"role":"ai","text":"hello"},{"role":"user","text":"again"},
+                {"role":"ai","text":"Thinking…"},{"role":"user","text":"third"}]}"#
+                .as_bytes(),
+        )
+        .expect("parse");
+        assert_eq!(
+            turns,
+            vec![
+                Turn::user("hi"),
+                Turn::assistant("hello"),
+                Turn::user("again"),
+                Turn::user("third")
+            ]
+        );
+    }
 
     #[test]
     fn maps_roles_and_skips_empty_messages() {

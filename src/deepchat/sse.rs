@@ -2,6 +2,8 @@
 //! reply ends when the response ends. Frames flow through a small bounded channel, so a slow
 //! reader slows the upstream read instead of growing memory, and a closed connection (tab
 //! closed, stop button) drops the receiver, which cancels the relay and the upstream request.
+//! Shown thinking is text under its own role; the answer's first text then names its role
+//! (`ai`) or, after a status, overwrites it.
 
 use crate::config::Route;
 use crate::deepchat::frames;
@@ -28,13 +30,28 @@ pub fn respond(app: Arc<App>, route: &Route, prepared: Prepared) -> Response<Bod
     let watcher = sender.clone();
     let sessions = app.sessions.clone();
     sessions.spawn(async move {
-        let sink = futures_util::sink::unfold(sender, |sender, frame: ReplyFrame| async move {
-            match frames::to_json(&frame) {
-                Some(json) => sender.send(event(&json)).await.map(|_| sender),
-                // The end: the response ends when the relay drops the sender.
-                None => Ok(sender),
-            }
-        });
+        let state = (sender, Opening::Plain);
+        let sink =
+            futures_util::sink::unfold(state, |(sender, opening), frame: ReplyFrame| async move {
+                let (json, opening) = match (&frame, opening) {
+                    (ReplyFrame::Status(_), _) => (frames::to_json(&frame), Opening::Overwrite),
+                    (ReplyFrame::Text(text), Opening::NewRole) => (
+                        Some(frames::answer_after_thinking_json(text)),
+                        Opening::Plain,
+                    ),
+                    (ReplyFrame::Text(text), Opening::Overwrite) => {
+                        (Some(frames::overwrite_json(text)), Opening::Plain)
+                    }
+                    (ReplyFrame::Thinking(_), _) => (frames::to_json(&frame), Opening::NewRole),
+                    // The end and `ThinkingDone` (`None`): the response ends when the relay drops
+                    // the sender; the thinking's end is said by the answer's first text.
+                    (_, opening) => (frames::to_json(&frame), opening),
+                };
+                match json {
+                    Some(json) => sender.send(event(&json)).await.map(|_| (sender, opening)),
+                    None => Ok((sender, opening)),
+                }
+            });
         let mut sink = std::pin::pin!(sink);
         // HTTP has no conversation memory: the text is kept only to be logged.
         let keep_text = if app.config.log_content {
@@ -65,6 +82,19 @@ pub fn respond(app: Arc<App>, route: &Route, prepared: Prepared) -> Response<Bod
     // Tells nginx not to buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+/// What the answer's first text must carry after thinking, over SSE, where one response is
+/// one Deep Chat message unless a frame says otherwise (seen in Chromium).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// Nothing: no thinking was shown.
+    Plain,
+    /// `role: "ai"`: Deep Chat 2.x then starts the answer's own message after the thinking
+    /// one (1.4.11 keeps one message).
+    NewRole,
+    /// `overwrite: true`: the answer replaces the status.
+    Overwrite,
 }
 
 /// One SSE event carrying a JSON frame (JSON never contains a raw newline).

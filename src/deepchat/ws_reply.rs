@@ -1,6 +1,9 @@
 //! The three ways a WebSocket reply reaches Deep Chat (`--ws-reply`, `?reply=`): which text
 //! messages each typed frame becomes. Stop-key streams as it comes; whole gathers the reply into
-//! one message; overwrite resends the text so far, at a bounded rate.
+//! one message; overwrite resends the text so far, at a bounded rate. A reasoning model's
+//! thinking streams live as its own message in stop-key mode; whole and overwrite send it as
+//! one message when it is complete. A status is replaced by the answer where Deep Chat's
+//! `overwrite` can do it (stop-key, overwrite); whole mode shows none.
 
 use crate::config::WsReply;
 use crate::deepchat::frames;
@@ -50,6 +53,10 @@ pub struct Shaper {
     /// (1.4.11 and 2.4.2, seen in Chromium) overwrites the last AI message even when the user's
     /// question follows it, so a reply that starts with `overwrite: true` replaces the previous.
     opened: bool,
+    /// Whole and overwrite: the thinking so far, sent as one message when it is done.
+    thinking: String,
+    /// Stop-key: a status is shown, so the answer's first text replaces it.
+    replace_status: bool,
 }
 
 impl Shaper {
@@ -63,6 +70,16 @@ impl Shaper {
             unsent: false,
             next_overwrite_at: None,
             opened: false,
+            thinking: String::new(),
+            replace_status: false,
+        }
+    }
+
+    /// Whole and overwrite: the thinking gathered, as one message of its role, now.
+    fn flush_thinking(&mut self, out: &mut VecDeque<String>) {
+        if !self.thinking.is_empty() {
+            out.push_back(frames::thinking_json(&self.thinking));
+            self.thinking = String::new();
         }
     }
 
@@ -81,12 +98,24 @@ impl Shaper {
     pub fn shape(&mut self, frame: ReplyFrame, out: &mut VecDeque<String>) {
         match self.mode {
             WsReply::StopKey => {
-                let (first, second) = frames::websocket_texts(&frame, &self.stop_key);
+                let overwrite = self.replace_status && matches!(frame, ReplyFrame::Text(_));
+                match frame {
+                    ReplyFrame::Status(_) => self.replace_status = true,
+                    // After a status, the close is the next text's `overwrite`, not a frame.
+                    ReplyFrame::ThinkingDone if self.replace_status => return,
+                    ReplyFrame::Text(_) | ReplyFrame::End => self.replace_status = false,
+                    _ => {}
+                }
+                let (first, second) = frames::websocket_texts(&frame, &self.stop_key, overwrite);
                 out.push_back(first);
                 out.extend(second);
             }
             WsReply::Whole => match frame {
                 ReplyFrame::Text(text) => self.text.push_str(&text),
+                ReplyFrame::Thinking(text) => self.thinking.push_str(&text),
+                ReplyFrame::ThinkingDone => self.flush_thinking(out),
+                // One message per reply leaves nothing for an answer to replace a status with.
+                ReplyFrame::Status(_) => {}
                 ReplyFrame::File(file) => self.files.push(file),
                 ReplyFrame::Error(error) => {
                     // The error alone, the partial text dropped: Deep Chat 2.4.2 with
@@ -111,6 +140,13 @@ impl Shaper {
                 ReplyFrame::Text(text) => {
                     self.text.push_str(&text);
                     self.unsent = true;
+                }
+                ReplyFrame::Thinking(text) => self.thinking.push_str(&text),
+                ReplyFrame::ThinkingDone => self.flush_thinking(out),
+                ReplyFrame::Status(status) => {
+                    // The reply's opener: the answer's text so far overwrites it.
+                    out.push_back(frames::whole_json(&status, &[]));
+                    self.opened = true;
                 }
                 other => {
                     // Anything but text goes at once, after the text it follows.
@@ -260,5 +296,89 @@ mod tests {
             ]
         );
         assert_eq!(shaper.overwrite_due(), None);
+    }
+
+    fn thinking_reply() -> Vec<ReplyFrame> {
+        vec![
+            ReplyFrame::Thinking("Hm, ".into()),
+            ReplyFrame::Thinking("2+2.".into()),
+            ReplyFrame::ThinkingDone,
+            text("4"),
+            ReplyFrame::End,
+        ]
+    }
+
+    fn status_reply() -> Vec<ReplyFrame> {
+        vec![
+            ReplyFrame::Status("Thinking…".into()),
+            ReplyFrame::ThinkingDone,
+            text("4"),
+            text("!"),
+            ReplyFrame::End,
+        ]
+    }
+
+    #[test]
+    fn stop_key_streams_thinking_under_its_role_and_closes_it_first() {
+        assert_eq!(
+            shaped(WsReply::StopKey, thinking_reply()),
+            vec![
+                r#"{"text":"Hm, ","role":"thinking"}"#,
+                r#"{"text":"2+2.","role":"thinking"}"#,
+                r#"{"text":"stop-key","role":"thinking"}"#,
+                r#"{"text":"4"}"#,
+                r#"{"text":"stop-key"}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn stop_key_answer_overwrites_the_status_once() {
+        let mut frames = status_reply();
+        frames.extend([text("next"), ReplyFrame::End]);
+        assert_eq!(
+            shaped(WsReply::StopKey, frames),
+            vec![
+                r#"{"text":"Thinking…"}"#,
+                r#"{"text":"4","overwrite":true}"#,
+                r#"{"text":"!"}"#,
+                r#"{"text":"stop-key"}"#,
+                r#"{"text":"next"}"#,
+                r#"{"text":"stop-key"}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn whole_sends_the_thinking_as_one_message_and_no_status() {
+        assert_eq!(
+            shaped(WsReply::Whole, thinking_reply()),
+            vec![
+                r#"{"text":"Hm, 2+2.","role":"thinking"}"#,
+                r#"{"text":"4"}"#
+            ]
+        );
+        assert_eq!(
+            shaped(WsReply::Whole, status_reply()),
+            vec![r#"{"text":"4!"}"#]
+        );
+    }
+
+    #[test]
+    fn overwrite_sends_the_thinking_whole_and_overwrites_the_status() {
+        assert_eq!(
+            shaped(WsReply::Overwrite, thinking_reply()),
+            vec![
+                r#"{"text":"Hm, 2+2.","role":"thinking"}"#,
+                r#"{"text":"4"}"#
+            ]
+        );
+        assert_eq!(
+            shaped(WsReply::Overwrite, status_reply()),
+            vec![
+                r#"{"text":"Thinking…"}"#,
+                r#"{"text":"4!","overwrite":true}"#
+            ]
+        );
     }
 }

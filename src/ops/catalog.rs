@@ -63,6 +63,11 @@ pub const METRICS: &[Metric] = &[
         "Time from a reply's start to its first text reaching the client's socket, by transport.",
     ),
     metric(
+        "deepchat_proxy_first_thinking_seconds",
+        Kind::Histogram,
+        "Time from a reply's start to a reasoning model's first thinking, shown or not, by transport.",
+    ),
+    metric(
         "deepchat_proxy_chunk_gap_seconds",
         Kind::Histogram,
         "Time between a reply's consecutive text chunks from the upstream, by transport.",

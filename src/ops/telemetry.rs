@@ -171,7 +171,10 @@ pub struct ReplyMetrics {
     /// `ok`, `error` or `cancelled`.
     pub status: &'static str,
     pub total: std::time::Duration,
+    /// Until the first answer text reached the client (never the thinking).
     pub first_token: Option<std::time::Duration>,
+    /// Until a reasoning model's first thinking arrived, shown or not.
+    pub first_thinking: Option<std::time::Duration>,
     pub relayed_bytes: usize,
     pub text_frames: usize,
     pub output_tokens: Option<u64>,
@@ -193,6 +196,10 @@ pub fn record_reply(reply: &ReplyMetrics) {
         .record(reply.total.as_secs_f64());
     if let Some(first) = reply.first_token {
         histogram!("deepchat_proxy_first_token_seconds", "transport" => reply.transport)
+            .record(first.as_secs_f64());
+    }
+    if let Some(first) = reply.first_thinking {
+        histogram!("deepchat_proxy_first_thinking_seconds", "transport" => reply.transport)
             .record(first.as_secs_f64());
     }
     counter!("deepchat_proxy_relayed_bytes_total").increment(reply.relayed_bytes as u64);

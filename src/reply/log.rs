@@ -107,8 +107,12 @@ pub fn finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool
     let first_token = outcome
         .first_text_at
         .map(|t| t.duration_since(context.started));
+    let first_thinking = outcome
+        .first_thinking_at
+        .map(|t| t.duration_since(context.started));
     let input_tokens = outcome.usage.and_then(|u| u.input_tokens);
     let output_tokens = outcome.usage.and_then(|u| u.output_tokens);
+    let reasoning_tokens = outcome.usage.and_then(|u| u.reasoning_tokens);
     telemetry::record_reply(&ReplyMetrics {
         transport: context.transport,
         route: context.route.to_owned(),
@@ -117,6 +121,7 @@ pub fn finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool
         status,
         total,
         first_token,
+        first_thinking,
         relayed_bytes: outcome.relayed_bytes,
         text_frames: outcome.text_frames,
         output_tokens,
@@ -153,9 +158,11 @@ pub fn finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool
                 fallback = context.fallback,
                 status,
                 first_token_ms = first_token.map(|d| d.as_millis() as u64),
+                first_thinking_ms = first_thinking.map(|d| d.as_millis() as u64),
                 total_ms = total.as_millis() as u64,
                 input_tokens,
                 output_tokens,
+                reasoning_tokens,
                 bytes = outcome.relayed_bytes,
                 frames = outcome.text_frames,
                 error_kind = outcome.error.as_ref().map(|e| e.label()),

@@ -10,3 +10,4 @@ pub mod pipeline;
 pub mod relay;
 pub mod scope;
 pub mod start;
+pub mod thinking;

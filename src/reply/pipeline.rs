@@ -125,6 +125,7 @@ where
             events,
             sink,
             limits,
+            app.config.reasoning,
             client_gone,
             interrupt,
             &scope.request_id,

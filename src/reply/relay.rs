@@ -1,10 +1,13 @@
 //! One reply, transport-agnostic: adapter events in, typed [`ReplyFrame`]s out. Owns the
 //! policy: re-chunking (merge only what is already queued), turning finish reasons and errors
-//! into one clear error frame, always ending with [`ReplyFrame::End`], and stopping at once when
-//! the client leaves. How a frame looks on the wire (the stop key, SSE lines) is the sink's.
+//! into one clear error frame, always ending with [`ReplyFrame::End`], stopping at once when
+//! the client leaves, and a reasoning model's thinking as `--reasoning` says
+//! ([`ThinkingShaper`]: never in the answer text). How a frame looks on the wire (the stop key, SSE lines) is the sink's.
 
+use crate::config::ReasoningDisplay;
 use crate::error::ProxyError;
 use crate::reply::frame::{file_kind, FileFrame, ReplyFrame};
+use crate::reply::thinking::ThinkingShaper;
 use crate::request_id::RequestId;
 use deepchat_adapters::{Event, EventStream, FinishReason, Usage};
 use futures_util::{FutureExt, Sink, SinkExt, StreamExt};
@@ -32,8 +35,11 @@ pub struct Outcome {
     pub files: Vec<FileFrame>,
     /// Text frames sent (after merging).
     pub text_frames: usize,
-    /// When the first text reached the client's socket buffer (time to first token).
+    /// When the first text reached the client's socket buffer (time to first token): the
+    /// answer's, never the thinking's.
     pub first_text_at: Option<std::time::Instant>,
+    /// When the first thinking arrived from the upstream, shown or not.
+    pub first_thinking_at: Option<std::time::Instant>,
 }
 
 /// How much of a reply the relay keeps and lets through.
@@ -58,11 +64,13 @@ impl RelayLimits {
 
 /// Relays `events` to `sink` until the upstream ends, fails, `interrupt` resolves (the reply
 /// timeout, a forced stop: its error ends the reply) or `client_gone` resolves (nothing more is
-/// sent). Dropping `events` on return closes the upstream connection.
+/// sent). Thinking is shown as `reasoning` says. Dropping `events` on return closes the
+/// upstream connection.
 pub async fn relay<S, G, I>(
     mut events: EventStream,
     sink: &mut S,
     limits: RelayLimits,
+    reasoning: ReasoningDisplay,
     client_gone: G,
     interrupt: I,
     request_id: &RequestId,
@@ -80,8 +88,9 @@ where
     let mut stashed: Option<Option<Event>> = None;
     // The client's socket did not take the last frame at once: it is behind.
     let mut behind = false;
-    // Bytes of text and files the upstream produced, against `limits.max_bytes`.
+    // Bytes of text, shown thinking and files the upstream produced, against `limits.max_bytes`.
     let mut produced = 0usize;
+    let mut thinking = ThinkingShaper::new(reasoning);
 
     loop {
         let event = match stashed.take() {
@@ -123,6 +132,12 @@ where
                     outcome.error = Some(ProxyError::ReplyTooLong(limits.max_bytes));
                     break;
                 }
+                if let Some(done) = thinking.before_answer() {
+                    if send(sink, done, client_gone.as_mut()).await.is_err() {
+                        outcome.cancelled = true;
+                        return outcome;
+                    }
+                }
                 let length = text.len();
                 keep_prefix(&mut outcome.text, &text, limits.keep_text);
                 let Ok(waited) = send(sink, ReplyFrame::Text(text), client_gone.as_mut()).await
@@ -138,11 +153,49 @@ where
                 outcome.relayed_bytes += length;
                 continue;
             }
+            Event::Reasoning(mut text) => {
+                outcome
+                    .first_thinking_at
+                    .get_or_insert_with(std::time::Instant::now);
+                // Merged like text when the client is behind, and only when it is shown.
+                while behind && thinking.shows_thinking() && text.len() < MAX_MERGED_BYTES {
+                    match events.next().now_or_never() {
+                        Some(Some(Event::Reasoning(more))) => text.push_str(&more),
+                        Some(other) => {
+                            stashed = Some(other);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                let Some(frame) = thinking.thinking(text) else {
+                    continue;
+                };
+                if let ReplyFrame::Thinking(shown) = &frame {
+                    produced = produced.saturating_add(shown.len());
+                    if produced > limits.max_bytes {
+                        outcome.error = Some(ProxyError::ReplyTooLong(limits.max_bytes));
+                        break;
+                    }
+                }
+                let Ok(waited) = send(sink, frame, client_gone.as_mut()).await else {
+                    outcome.cancelled = true;
+                    return outcome;
+                };
+                behind = waited;
+                continue;
+            }
             Event::File { mime, src } => {
                 produced = produced.saturating_add(src.len());
                 if produced > limits.max_bytes {
                     outcome.error = Some(ProxyError::ReplyTooLong(limits.max_bytes));
                     break;
+                }
+                if let Some(done) = thinking.before_answer() {
+                    if send(sink, done, client_gone.as_mut()).await.is_err() {
+                        outcome.cancelled = true;
+                        return outcome;
+                    }
                 }
                 let file = FileFrame {
                     src,
@@ -176,6 +229,13 @@ where
             Some(FinishReason::ContentFilter) => Some(ProxyError::ContentFilter),
             _ => None,
         };
+    }
+    // The thinking shown is closed before the error or the end, as before an answer.
+    if let Some(done) = thinking.before_answer() {
+        if send(sink, done, client_gone.as_mut()).await.is_err() {
+            outcome.cancelled = true;
+            return outcome;
+        }
     }
     if let Some(error) = &outcome.error {
         if send(
@@ -258,6 +318,7 @@ mod tests {
             stream::iter(events).boxed(),
             &mut sink,
             RelayLimits::keeping(keep),
+            ReasoningDisplay::Hide,
             std::future::pending(),
             std::future::pending(),
             &RequestId::new(),
@@ -337,6 +398,7 @@ mod tests {
             stream::iter(events).boxed(),
             &mut sink,
             RelayLimits::keeping(usize::MAX),
+            ReasoningDisplay::Hide,
             std::future::pending(),
             std::future::pending(),
             &RequestId::new(),
@@ -419,6 +481,7 @@ mod tests {
                 keep_text: usize::MAX,
                 max_bytes: 4,
             },
+            ReasoningDisplay::Hide,
             std::future::pending(),
             std::future::pending(),
             &RequestId::new(),
@@ -438,6 +501,7 @@ mod tests {
             stream::pending().boxed(),
             &mut sink,
             RelayLimits::keeping(usize::MAX),
+            ReasoningDisplay::Hide,
             std::future::pending(),
             std::future::ready(ProxyError::Timeout(3)),
             &id,
@@ -462,6 +526,7 @@ mod tests {
             stream::pending().boxed(),
             &mut sink,
             RelayLimits::keeping(usize::MAX),
+            ReasoningDisplay::Hide,
             std::future::ready(()),
             std::future::pending(),
             &RequestId::new(),
@@ -469,5 +534,111 @@ mod tests {
         .await;
         assert!(outcome.cancelled);
         assert!(sink.is_empty());
+    }
+
+    async fn run_showing(
+        events: Vec<Event>,
+        reasoning: ReasoningDisplay,
+    ) -> (Outcome, Vec<ReplyFrame>) {
+        let mut sink: Vec<ReplyFrame> = Vec::new();
+        let outcome = relay(
+            stream::iter(events).boxed(),
+            &mut sink,
+            RelayLimits::keeping(usize::MAX),
+            reasoning,
+            std::future::pending(),
+            std::future::pending(),
+            &RequestId::new(),
+        )
+        .await;
+        (outcome, sink)
+    }
+
+    fn thinking_then_answer() -> Vec<Event> {
+        vec![
+            Event::Reasoning("Let me ".into()),
+            Event::Reasoning("think.".into()),
+            Event::TextDelta("Answer".into()),
+            Event::Finish(FinishReason::Stop),
+        ]
+    }
+
+    #[tokio::test]
+    async fn hidden_thinking_sends_nothing_and_is_never_the_answer() {
+        let (outcome, frames) = run_showing(thinking_then_answer(), ReasoningDisplay::Hide).await;
+        assert_eq!(frames, vec![text("Answer"), ReplyFrame::End]);
+        assert_eq!(outcome.text, "Answer");
+        assert!(outcome.first_thinking_at.is_some());
+        assert!(outcome.first_thinking_at <= outcome.first_text_at);
+    }
+
+    #[tokio::test]
+    async fn shown_thinking_comes_first_and_is_closed_before_the_answer() {
+        let (outcome, frames) = run_showing(thinking_then_answer(), ReasoningDisplay::Show).await;
+        assert_eq!(
+            frames,
+            vec![
+                ReplyFrame::Thinking("Let me ".into()),
+                ReplyFrame::Thinking("think.".into()),
+                ReplyFrame::ThinkingDone,
+                text("Answer"),
+                ReplyFrame::End
+            ]
+        );
+        assert_eq!(outcome.text, "Answer", "only the answer is remembered");
+        assert_eq!(outcome.text_frames, 1);
+    }
+
+    #[tokio::test]
+    async fn status_is_one_frame_and_thinking_that_fails_is_closed_before_the_error() {
+        let (_, frames) = run_showing(thinking_then_answer(), ReasoningDisplay::Status).await;
+        assert_eq!(
+            frames,
+            vec![
+                ReplyFrame::Status(crate::reply::frame::STATUS_TEXT.into()),
+                ReplyFrame::ThinkingDone,
+                text("Answer"),
+                ReplyFrame::End
+            ]
+        );
+        let (outcome, frames) = run_showing(
+            vec![Event::Reasoning("hm".into()), Event::Error("boom".into())],
+            ReasoningDisplay::Show,
+        )
+        .await;
+        assert_eq!(frames.len(), 4, "{frames:?}");
+        assert_eq!(
+            frames[..2],
+            [ReplyFrame::Thinking("hm".into()), ReplyFrame::ThinkingDone]
+        );
+        assert!(
+            matches!(&frames[2], ReplyFrame::Error(e) if e.starts_with("boom (request id ")),
+            "{frames:?}"
+        );
+        assert_eq!(frames[3], ReplyFrame::End);
+        assert!(outcome.text.is_empty());
+        assert!(
+            outcome.first_text_at.is_none(),
+            "thinking is no first token"
+        );
+    }
+
+    #[tokio::test]
+    async fn shown_thinking_counts_against_the_reply_cap() {
+        let mut sink: Vec<ReplyFrame> = Vec::new();
+        let outcome = relay(
+            stream::iter(vec![Event::Reasoning("abcdef".into())]).boxed(),
+            &mut sink,
+            RelayLimits {
+                keep_text: usize::MAX,
+                max_bytes: 4,
+            },
+            ReasoningDisplay::Show,
+            std::future::pending(),
+            std::future::pending(),
+            &RequestId::new(),
+        )
+        .await;
+        assert_eq!(outcome.error, Some(ProxyError::ReplyTooLong(4)));
     }
 }

@@ -318,7 +318,7 @@ async fn try_upstream(
 
 /// How a 2xx stream began.
 enum Opened {
-    /// Text or a file came before any error: the reply is committed to this attempt.
+    /// Text, thinking or a file came before any error: the reply is committed to this attempt.
     Content(EventStream),
     /// It opened with an error, or ended with no content. Nothing has reached the client, so
     /// another attempt is still invisible to the user; the stream replays what came, for when
@@ -326,13 +326,15 @@ enum Opened {
     Failed(Failure, EventStream),
 }
 
-/// Reads a fresh stream up to its first content (text or file), the last moment a retry is
-/// invisible to the user. Events before it (usage, finish) are replayed in order.
+/// Reads a fresh stream up to its first content (text, thinking or a file), the last moment a
+/// retry is invisible to the user. Events before it (usage, finish) are replayed in order.
+/// Thinking counts: shown, it must not wait for the answer, and hidden, holding it back here
+/// would buffer a long thinking whole.
 async fn first_content(mut stream: EventStream) -> Opened {
     let mut seen = Vec::new();
     loop {
         match stream.next().await {
-            Some(event @ (Event::TextDelta(_) | Event::File { .. })) => {
+            Some(event @ (Event::TextDelta(_) | Event::Reasoning(_) | Event::File { .. })) => {
                 seen.push(event);
                 return Opened::Content(stream::iter(seen).chain(stream).boxed());
             }

@@ -8,6 +8,8 @@
 // where an Event is one of
 //   'text'                  -> data: {"choices":[{"delta":{"content":"text"}}]}
 //   { content: 'text' }     -> same
+//   { reasoning: 'text' }   -> data: {"choices":[{"delta":{"content":null,"reasoning_content":"text"}}]}
+//                              (a reasoning model's thinking, as DeepSeek, vLLM and llama.cpp send it)
 //   { content, splitInside: 'é' } -> same, but the SSE event is written in two TCP writes
 //                              split after the first byte of that (multi-byte) character
 //   { raw: 'data: ...' }    -> written verbatim (a trailing blank line is added if missing)
@@ -24,6 +26,7 @@
 // are written as Gemini `GenerateContentResponse` SSE events:
 //   'text' or { content: 'text' } -> data: {"candidates":[{"content":{"parts":[{"text":"text"}],"role":"model"},"index":0}]}
 //   { inlineData: { mimeType, data } } -> the same with an inline file part (an image the model made)
+//   { reasoning: 'text' } -> a thought-summary part: {"text":"text","thought":true}
 //   { raw }, { delay }, { wait }, { drop } as above
 // There is no role chunk and no [DONE]: the last event carries `"finishReason": plan.finishReason`
 // (default "STOP") and usage metadata, unless `done: false`.
@@ -155,6 +158,10 @@ export async function startMockUpstream({ log = () => {} } = {}) {
       if (!alive()) return;
       if (gemini && ev.inlineData !== undefined) {
         write(geminiLine([{ inlineData: ev.inlineData }]));
+      } else if (ev.reasoning !== undefined) {
+        write(gemini
+          ? geminiLine([{ text: ev.reasoning, thought: true }])
+          : chunkLine(id, { content: null, reasoning_content: ev.reasoning }));
       } else if (typeof ev === 'string' || ev.content !== undefined) {
         const line = textLine(typeof ev === 'string' ? ev : ev.content);
         if (ev.splitInside === undefined) {
