@@ -61,6 +61,8 @@ pub enum ConfigError {
         variable: String,
         provider: &'static str,
     },
+    #[error("--store {0:?}: {1}")]
+    Store(String, String),
     #[error("--deep-chat-script {0}: {1} (give an http(s):// URL, or the path of a local deepChat.bundle.js)")]
     Script(String, String),
 }
@@ -155,6 +157,10 @@ pub struct Config {
     pub provider: ProviderConfig,
     /// The Deep Chat page at `/`; `None` when it is off.
     pub page: Option<Page>,
+    /// `--store`: where conversations named by an id are kept.
+    pub store: crate::store::StoreSpec,
+    /// `--history-ttl`: how long a conversation is kept after its last turn.
+    pub history_ttl: Duration,
 }
 
 impl Config {
@@ -198,6 +204,18 @@ impl Config {
             ),
             None => None,
         };
+        let store = keep(
+            crate::store::StoreSpec::parse(&cli.store).map_err(|why| {
+                // A Redis URL may carry a password: never echo one.
+                let shown = if cli.store.contains('@') {
+                    "redis://…@…".to_owned()
+                } else {
+                    cli.store.clone()
+                };
+                ConfigError::Store(shown, why)
+            }),
+            &mut errors,
+        );
         let is_demo = matches!(command, ProviderCommand::Demo(_));
         let provider = match &command {
             ProviderCommand::Provider(args) => http_upstream(args),
@@ -245,7 +263,9 @@ impl Config {
         } else {
             None
         };
-        let (Some(origins), Some(provider), true) = (origins, provider, errors.is_empty()) else {
+        let (Some(origins), Some(provider), Some(store), true) =
+            (origins, provider, store, errors.is_empty())
+        else {
             return Err(errors);
         };
         let summary = summary(&cli, &provider.description, &origins, page.as_ref());
@@ -291,6 +311,8 @@ impl Config {
             log_content: cli.log_content,
             provider: provider.config,
             page,
+            store,
+            history_ttl: secs(cli.history_ttl.max(1)),
         };
         Ok(Checked {
             config,
@@ -545,9 +567,12 @@ fn summary(cli: &ProxyArgs, provider: &str, origins: &OriginPolicy, page: Option
         ),
     };
     format!(
-        "provider {provider}; path {}; origins: {}; auth: {auth}; metrics: {metrics}; page: {page}",
+        "provider {provider}; path {}; origins: {}; auth: {auth}; metrics: {metrics}; page: {page}; store: {}",
         cli.path,
-        origins.describe()
+        origins.describe(),
+        crate::store::StoreSpec::parse(&cli.store)
+            .map(|spec| spec.describe())
+            .unwrap_or_default()
     )
 }
 

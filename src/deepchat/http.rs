@@ -9,10 +9,13 @@ use crate::deepchat::request::{self, RequestError};
 use crate::deepchat::{multipart, sse};
 use crate::error::ProxyError;
 use crate::reply::budget::Budget;
+use crate::reply::conversation::{self, Kept};
+use crate::reply::frame::ReplyFrame;
 use crate::reply::history::History;
 use crate::reply::pipeline::{self, Prepared};
 use crate::reply::relay::RelayLimits;
 use crate::response::{self, Body};
+use crate::store::id::ConversationId;
 use crate::App;
 use http_body_util::{BodyExt, Limited};
 use hyper::header::{ACCEPT, CONTENT_TYPE};
@@ -27,15 +30,15 @@ pub async fn handle(
     client: ClientKey,
 ) -> Response<Body> {
     let wants_events = header(&request, ACCEPT).contains("text/event-stream");
-    let prepared = match admit(request, &app, &client).await {
-        Ok(prepared) => prepared,
+    let (prepared, kept) = match admit(request, &app, &client).await {
+        Ok(admitted) => admitted,
         Err(err) => {
             pipeline::refused(&err);
             return err.response();
         }
     };
     if wants_events {
-        return sse::respond(app, prepared);
+        return sse::respond(app, prepared, kept);
     }
 
     // The reply is buffered whole, up to its cap; if the client disconnects, hyper drops this
@@ -46,7 +49,7 @@ pub async fn handle(
         keep_text: max_bytes,
         max_bytes,
     };
-    let outcome = pipeline::run(
+    let mut outcome = pipeline::run(
         &app,
         prepared,
         &mut discard,
@@ -55,6 +58,16 @@ pub async fn handle(
         "http-json",
     )
     .await;
+    if let Some(kept) = kept {
+        // Deep Chat shows the error alone: a failed reply is not remembered.
+        let shown = match outcome.error {
+            Some(_) => String::new(),
+            None => outcome.text.clone(),
+        };
+        if let Some(ReplyFrame::Text(note)) = kept.finish(shown).await {
+            outcome.text.push_str(&note);
+        }
+    }
     match outcome.error {
         // Deep Chat shows an error instead of text when both are present, so say it plainly.
         Some(error) => error.response(),
@@ -69,20 +82,33 @@ pub async fn handle(
 }
 
 /// The pipeline's admission for one HTTP request: the rate limit, the body read and parsed,
-/// the count and budget checks, then the conversation and the provider's request.
+/// the count and budget checks, then the conversation (read from the store when the request
+/// names one) and the provider's request.
 async fn admit(
     request: Request<hyper::body::Incoming>,
     app: &App,
     client: &ClientKey,
-) -> Result<Prepared, ProxyError> {
-    pipeline::admit_client(app, client)?;
+) -> Result<(Prepared, Option<Kept>), ProxyError> {
+    pipeline::admit_client(app, client).await?;
+    let url_id = ConversationId::from_query(request.uri().query())
+        .map_err(|_| RequestError::ConversationId)?;
     let content_type = header(&request, CONTENT_TYPE);
     let limits = &app.config.limits;
-    let turns = read_turns(request, &content_type, limits).await?;
+    let (turns, body_id) = read_turns(request, &content_type, limits).await?;
     let turns = pipeline::admit_turns(app, turns)?;
-    // The client's list is the whole dialogue; the history limit still bounds it.
-    let turns = History::new(app.config.history_limit, Budget::of(limits)).begin(turns);
-    pipeline::prepare(app, turns)
+    let id = conversation::pick_id(body_id, url_id.as_ref())?;
+    // Without an id the client's list is the whole dialogue; the history limit still bounds it.
+    let mut history = History::new(app.config.history_limit, Budget::of(limits));
+    let lease = match &id {
+        Some(id) => {
+            let lease = conversation::open(app, client, id).await?;
+            conversation::adopt(&mut history, &lease);
+            Some(lease)
+        }
+        None => None,
+    };
+    let prepared = pipeline::prepare(app, history.begin(turns))?;
+    Ok((prepared, lease.map(|lease| Kept::new(lease, history))))
 }
 
 fn header(request: &Request<hyper::body::Incoming>, name: hyper::header::HeaderName) -> String {
@@ -100,7 +126,7 @@ async fn read_turns(
     request: Request<hyper::body::Incoming>,
     content_type: &str,
     limits: &Limits,
-) -> Result<Vec<deepchat_adapters::Turn>, RequestError> {
+) -> Result<(Vec<deepchat_adapters::Turn>, Option<String>), RequestError> {
     let limit = limits.max_request_bytes;
     let collected = Limited::new(request.into_body(), limit).collect();
     let Ok(collected) = tokio::time::timeout(limits.request_timeout, collected).await else {
@@ -121,8 +147,10 @@ async fn read_turns(
         .to_ascii_lowercase()
         .starts_with("multipart/form-data")
     {
-        multipart::parse(body, content_type).await
+        // Form fields other than messages and files are not read: name the conversation
+        // in the URL.
+        Ok((multipart::parse(body, content_type).await?, None))
     } else {
-        request::parse(&body)
+        request::parse_with_conversation(&body)
     }
 }

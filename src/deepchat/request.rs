@@ -8,6 +8,9 @@ pub use crate::error::RequestError;
 #[derive(Deserialize)]
 struct Body {
     messages: Option<Vec<IncomingMessage>>,
+    /// The page's conversation id (Deep Chat `additionalBodyProps: {conversationId}`).
+    #[serde(rename = "conversationId")]
+    conversation_id: Option<String>,
 }
 
 /// One Deep Chat message as sent (`{"role","text","files"}`).
@@ -29,13 +32,19 @@ struct IncomingFile {
 
 /// Parses one JSON request. Other top-level fields (`additionalBodyProps`) are ignored here.
 pub fn parse(body: &[u8]) -> Result<Vec<Turn>, RequestError> {
+    parse_with_conversation(body).map(|(turns, _)| turns)
+}
+
+/// [`parse`], and the body's `conversationId` when it has one (validated by the caller).
+pub fn parse_with_conversation(body: &[u8]) -> Result<(Vec<Turn>, Option<String>), RequestError> {
     let body: Body = serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
+    let conversation = body.conversation_id;
     let messages = body.messages.ok_or(RequestError::NoMessages)?;
     let mut turns = Vec::with_capacity(messages.len());
     for message in messages {
         turns.extend(to_turn(message)?);
     }
-    require_user_turn(turns)
+    Ok((require_user_turn(turns)?, conversation))
 }
 
 /// The turn for one message; `None` for a message with neither text nor images.

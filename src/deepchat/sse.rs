@@ -4,6 +4,7 @@
 //! closed, stop button) drops the receiver, which cancels the relay and the upstream request.
 
 use crate::deepchat::frames;
+use crate::reply::conversation::Kept;
 use crate::reply::frame::ReplyFrame;
 use crate::reply::pipeline::{self, Prepared};
 use crate::reply::relay::RelayLimits;
@@ -20,10 +21,12 @@ use tokio::sync::mpsc;
 /// Frames buffered between the relay and the socket.
 const CHANNEL_FRAMES: usize = 8;
 
-/// Starts the prepared reply and returns its streaming response.
-pub fn respond(app: Arc<App>, prepared: Prepared) -> Response<Body> {
+/// Starts the prepared reply and returns its streaming response; a named conversation's turn
+/// (`kept`) is saved before the response ends.
+pub fn respond(app: Arc<App>, prepared: Prepared, kept: Option<Kept>) -> Response<Body> {
     let (sender, receiver) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
     let watcher = sender.clone();
+    let after = sender.clone();
     let sessions = app.sessions.clone();
     sessions.spawn(async move {
         let sink = futures_util::sink::unfold(sender, |sender, frame: ReplyFrame| async move {
@@ -34,13 +37,13 @@ pub fn respond(app: Arc<App>, prepared: Prepared) -> Response<Body> {
             }
         });
         let mut sink = std::pin::pin!(sink);
-        // HTTP has no conversation memory: the text is kept only to be logged.
-        let keep_text = if app.config.log_content {
+        // Without a named conversation the text is kept only to be logged.
+        let keep_text = if app.config.log_content || kept.is_some() {
             app.config.limits.reply_memory_bytes()
         } else {
             0
         };
-        pipeline::run(
+        let outcome = pipeline::run(
             &app,
             prepared,
             &mut sink,
@@ -49,6 +52,16 @@ pub fn respond(app: Arc<App>, prepared: Prepared) -> Response<Body> {
             "http-sse",
         )
         .await;
+        if let (Some(kept), false) = (kept, outcome.cancelled) {
+            if let Some(note) = kept
+                .finish(outcome.text)
+                .await
+                .as_ref()
+                .and_then(frames::to_json)
+            {
+                let _ = after.send(event(&note)).await;
+            }
+        }
     });
     let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver

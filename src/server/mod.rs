@@ -8,7 +8,7 @@ use crate::access::connections::ConnectionSlot;
 use crate::access::ip_slots::IpSlot;
 use crate::access::ratelimit::ClientKey;
 use crate::config::{PageScript, BUNDLE_PATH};
-use crate::deepchat::{http, page, ws};
+use crate::deepchat::{history_api, http, page, ws};
 use crate::error::{ProxyError, RequestError};
 use crate::ops::health;
 use crate::ops::telemetry;
@@ -230,7 +230,9 @@ async fn route(
         telemetry::rejected(&error);
         return error.response();
     }
-    let mut response = if request.uri().path() == app.config.path {
+    let path = request.uri().path();
+    let on_history = path.strip_prefix(app.config.path.trim_end_matches('/')) == Some("/history");
+    let mut response = if path == app.config.path || on_history {
         let mut client = ClientKey {
             ip: client_ip(&request, peer, app.config.limits.client_ip_header.as_ref()),
             identity: None,
@@ -249,6 +251,8 @@ async fn route(
             }
         }
         match *request.method() {
+            Method::OPTIONS if on_history => preflight(&request, "GET, DELETE, OPTIONS"),
+            _ if on_history => history_api::handle(&request, &app, &client).await,
             Method::GET if ws::is_upgrade(request.headers()) => {
                 ws::upgrade(request, app, client, permit)
             }
@@ -257,7 +261,7 @@ async fn route(
                 "this is a Deep Chat endpoint: connect with websocket: true, or POST",
             ),
             Method::POST => http::handle(request, app, client).await,
-            Method::OPTIONS => preflight(&request),
+            Method::OPTIONS => preflight(&request, "POST, OPTIONS"),
             _ => response::plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         }
     } else if let Some(response) = page_route(&request, &app) {
@@ -294,14 +298,14 @@ fn allow_origin(response: &mut Response<Body>, origin: Option<&str>) {
     }
 }
 
-/// CORS preflight for the HTTP modes: POST with the headers the page asks for.
-fn preflight(request: &Request<hyper::body::Incoming>) -> Response<Body> {
+/// CORS preflight for the HTTP routes: `methods` with the headers the page asks for.
+fn preflight(request: &Request<hyper::body::Incoming>, methods: &'static str) -> Response<Body> {
     let mut response = Response::new(response::empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
     let headers = response.headers_mut();
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, OPTIONS"),
+        HeaderValue::from_static(methods),
     );
     let requested = request
         .headers()
