@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod services;
+
 use bytes::Bytes;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
