@@ -54,7 +54,7 @@ FIXTURE_KEYS = {name: "sk-fixture-for-deploy-check" for name in (
     "DEEPSEEK_API_KEY", "TOGETHER_API_KEY", "FIREWORKS_API_KEY")}
 
 # Flags of other programs that deploy/ names (docker, cargo, useradd, kubectl, systemctl, install,
-# docker compose). A `--flag` in deploy/ must be the proxy's, pending, or one of these.
+# docker compose, redis-server). A `--flag` in deploy/ must be the proxy's, pending, or one of these.
 FOREIGN_FLAGS = {
     # Dockerfile / docker
     "--mount", "--chmod", "--from", "--interval", "--timeout", "--start-period", "--retries",
@@ -65,6 +65,8 @@ FOREIGN_FLAGS = {
     "--system", "--uid", "--gid", "--no-create-home", "--home-dir", "--shell",
     # kubectl / systemctl
     "--from-literal", "--now",
+    # redis-server (kubernetes/redis.yaml)
+    "--save", "--appendonly", "--maxmemory", "--maxmemory-policy",
 }
 
 results = {"ok": 0, "pending": 0, "FAIL": 0}
