@@ -4,11 +4,15 @@
 // question reaching the model with the first two turns. The proxy keeps conversations in a
 // SQLite file in a temporary directory.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DEEP_CHAT_BUNDLE, DEEP_CHAT_CDN_URL, createSuite, openaiProvider, visible } from '../lib/harness.mjs';
+import {
+  DEEP_CHAT_BUNDLE, DEEP_CHAT_CDN_URL, T, createSuite, freePort, openaiProvider, visible, withTimeout,
+} from '../lib/harness.mjs';
 import { deepChatSnippets, documentFor, withProxyAddress, wrapJs } from '../lib/readme.mjs';
 
 const suite = createSuite();
@@ -82,5 +86,55 @@ describe('conversations across a page reload (README "Conversations")', () => {
       { role: 'assistant', content: 'You like tea.' },
       { role: 'user', content: 'Remind me: name and drink?' },
     ], 'the third question reached the model with the first two turns');
+  }));
+});
+
+// A real redis-server on a free loopback port, in memory only; resolves once it accepts TCP.
+async function startRedis() {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' });
+  const failed = new Promise((_, reject) => child.once('error', (e) => reject(new Error(`redis-server is needed (apt-get install redis-server): ${e.message}`))));
+  const up = (async () => {
+    for (;;) {
+      const ok = await new Promise((r) => {
+        const s = net.connect({ host: '127.0.0.1', port });
+        s.once('connect', () => { s.destroy(); r(true); });
+        s.once('error', () => { s.destroy(); r(false); });
+      });
+      if (ok) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  await withTimeout(Promise.race([up, failed]), T.ready, 'redis-server accepting connections');
+  return { url: `redis://127.0.0.1:${port}`, kill: () => child.kill('SIGKILL') };
+}
+
+describe('a conversation store that goes down', () => {
+  test('the reply is still shown whole, with one note that the turn was not saved', async (t) => suite.run(t, async (scope) => {
+    const { mock, startProxy, openChat } = scope;
+    const redis = await startRedis();
+    t.after(() => redis.kill());
+    const proxy = await startProxy({ provider: openaiProvider(mock), global: ['--retries', '0', '--store', redis.url] });
+    const chat = await openChat(proxy, {
+      connect: { url: proxy.wsUrl('/chat?conversation=e2e-outage-conversation-01'), websocket: true, stream: { simulation: proxy.stopKey } },
+    });
+    mock.enqueue({ events: ['Saved ', 'fine.'] });
+    await chat.send('Turn one');
+    await shown(chat, 2, 'reply 1');
+    redis.kill();
+    mock.enqueue({ events: ['Still ', 'answered ', 'whole.'] });
+    await chat.send('Turn two');
+    const done = await chat.waitFor(
+      (s) => s.bubbles.filter((b) => b.kind === 'ai').length === 2 && /not saved/.test(s.bubbles.at(-1).text)
+        && !s.bubbles.some((b) => b.streaming) && s,
+      null,
+      { what: 'reply 2 with the note', timeout: 20_000 },
+    );
+    const text = visible(done.bubbles.filter((b) => b.kind === 'ai').at(-1).text);
+    assert.ok(text.startsWith('Still answered whole.'), text);
+    assert.equal(text.match(/This turn was not saved/g)?.length, 1, `the note, once: ${text}`);
+    assert.equal(done.bubbles.filter((b) => b.kind === 'error').length, 0, 'no error bubble');
+    assert.deepEqual(talkOf(done).slice(0, 3), [['user', 'Turn one'], ['ai', 'Saved fine.'], ['user', 'Turn two']]);
   }));
 });
