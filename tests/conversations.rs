@@ -451,6 +451,36 @@ async fn a_redis_outage_costs_only_a_note_and_the_reply_arrives_whole() {
         latency.contains("deepchat_proxy_store_seconds"),
         "latency histogram"
     );
+
+    // Over HTTP too: the JSON answer and the SSE stream carry the whole reply and the note.
+    upstream.push(Reply::openai_text(&["json ", "reply"]));
+    let (status, answer) = post(
+        proxy.addr,
+        &format!("conversation={ID}"),
+        user("third"),
+        None,
+    )
+    .await;
+    let text = answer["text"].as_str().unwrap_or_default();
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        text.starts_with("json reply") && text.matches(NOTE).count() == 1,
+        "{text}"
+    );
+    upstream.push(Reply::openai_text(&["sse ", "reply"]));
+    let events = reqwest::Client::new()
+        .post(format!("http://{}/chat?conversation={ID}", proxy.addr))
+        .header("accept", "text/event-stream")
+        .body(user("fourth").to_string())
+        .timeout(PATIENCE)
+        .send()
+        .await
+        .expect("sse")
+        .text()
+        .await
+        .expect("sse body");
+    assert!(events.contains(r#"data: {"text":"sse "}"#), "{events}");
+    assert_eq!(events.matches(NOTE).count(), 1, "{events}");
 }
 
 #[tokio::test]

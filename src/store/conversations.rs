@@ -85,6 +85,7 @@ impl Conversations {
             remote: None,
             loaded: Err(()),
         };
+        let mut reachable = true;
         if let Some(shared) = self.store.shared() {
             let token = lock_token();
             loop {
@@ -100,12 +101,18 @@ impl Conversations {
                         tokio::time::sleep(LOCK_RETRY).await;
                     }
                     Ok(false) => return Err(Busy),
-                    // Counted; this replica's lock still serializes its own turns.
-                    Err(_) => break,
+                    // Counted; this replica's lock still serializes its own turns, and the
+                    // read is not tried (the store just failed): the turn starts sooner.
+                    Err(_) => {
+                        reachable = false;
+                        break;
+                    }
                 }
             }
         }
-        lease.loaded = self.read(&lease.key).await.map_err(|_| ());
+        if reachable {
+            lease.loaded = self.read(&lease.key).await.map_err(|_| ());
+        }
         Ok(lease)
     }
 
