@@ -983,7 +983,10 @@ def runnable_args(inv, helps, pending, fixtures):
         local = Path(fixtures, mount.strip("/"))
         local.mkdir(parents=True, exist_ok=True)
         for name in names:
-            (local / name).write_text("sk-fixture-for-deploy-check\n")
+            # Written once: rewriting it (truncate, write) while an earlier invocation's
+            # process reads the same mounted file would let that one read it empty.
+            if not (local / name).exists():
+                (local / name).write_text("sk-fixture-for-deploy-check\n")
         args = [str(local) + a[len(mount):] if a == mount or a.startswith(mount.rstrip("/") + "/") else a
                 for a in args]
     while i < len(args):
