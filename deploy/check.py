@@ -54,7 +54,7 @@ FIXTURE_KEYS = {name: "sk-fixture-for-deploy-check" for name in (
     "DEEPSEEK_API_KEY", "TOGETHER_API_KEY", "FIREWORKS_API_KEY")}
 
 # Flags of other programs that deploy/ names (docker, cargo, useradd, kubectl, systemctl, install,
-# docker compose). A `--flag` in deploy/ must be the proxy's, pending, or one of these.
+# docker compose, redis-server). A `--flag` in deploy/ must be the proxy's, pending, or one of these.
 FOREIGN_FLAGS = {
     # Dockerfile / docker
     "--mount", "--chmod", "--from", "--interval", "--timeout", "--start-period", "--retries",
@@ -65,6 +65,8 @@ FOREIGN_FLAGS = {
     "--system", "--uid", "--gid", "--no-create-home", "--home-dir", "--shell",
     # kubectl / systemctl
     "--from-literal", "--now",
+    # redis-server (kubernetes/redis.yaml)
+    "--save", "--appendonly", "--maxmemory", "--maxmemory-policy",
 }
 
 results = {"ok": 0, "pending": 0, "FAIL": 0}
@@ -981,7 +983,10 @@ def runnable_args(inv, helps, pending, fixtures):
         local = Path(fixtures, mount.strip("/"))
         local.mkdir(parents=True, exist_ok=True)
         for name in names:
-            (local / name).write_text("sk-fixture-for-deploy-check\n")
+            # Written once: rewriting it (truncate, write) while an earlier invocation's
+            # process reads the same mounted file would let that one read it empty.
+            if not (local / name).exists():
+                (local / name).write_text("sk-fixture-for-deploy-check\n")
         args = [str(local) + a[len(mount):] if a == mount or a.startswith(mount.rstrip("/") + "/") else a
                 for a in args]
     while i < len(args):

@@ -7,6 +7,8 @@ use crate::config::Config;
 use crate::ops::catalog::RouteLabels;
 use crate::ops::health::{Ops, Readiness};
 use crate::ops::telemetry;
+use crate::store::conversations::Conversations;
+use crate::store::{self, Store, StoreError};
 use crate::upstream;
 use crate::upstream::pool::UpstreamPool;
 use std::sync::Arc;
@@ -32,12 +34,26 @@ pub struct App {
     pub limiter: RateLimiter,
     /// Readiness and metrics, for `/readyz` and `/metrics` (also on their own listener).
     pub ops: Arc<Ops>,
+    /// Conversations named by an id (`--store`), kept across sockets and replicas.
+    pub conversations: Conversations,
 }
 
 impl App {
-    pub fn new(config: Config) -> Self {
+    /// The state for `config`, opening its `--store` (a SQLite file may fail to open).
+    pub fn open(config: Config) -> Result<Self, StoreError> {
+        let store = store::open(&config.store)?;
+        Ok(App::with_store(config, store))
+    }
+
+    /// The state for `config` with conversations in `store`.
+    pub fn with_store(config: Config, store: Arc<dyn Store>) -> Self {
         telemetry::start_at_zero(&route_labels(&config));
         App {
+            conversations: Conversations::new(
+                store,
+                config.history_ttl,
+                config.upstream.reply_timeout,
+            ),
             upstream: Arc::new(UpstreamPool::new(config.upstream)),
             sessions: TaskTracker::new(),
             shutdown: CancellationToken::new(),

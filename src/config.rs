@@ -66,6 +66,8 @@ pub enum ConfigError {
         variable: String,
         provider: &'static str,
     },
+    #[error("--store {0:?}: {1}")]
+    Store(String, String),
     #[error("--deep-chat-script {0}: {1} (give an http(s):// URL, or the path of a local deepChat.bundle.js)")]
     Script(String, String),
     #[error("{0}")]
@@ -201,6 +203,10 @@ pub struct Config {
     pub routes: Vec<Arc<Route>>,
     /// The Deep Chat page at `/`; `None` when it is off.
     pub page: Option<Page>,
+    /// `--store`: where conversations named by an id are kept.
+    pub store: crate::store::StoreSpec,
+    /// `--history-ttl`: how long a conversation is kept after its last turn.
+    pub history_ttl: Duration,
 }
 
 impl Config {
@@ -250,6 +256,18 @@ impl Config {
             ),
             None => None,
         };
+        let store = keep(
+            crate::store::StoreSpec::parse(&cli.store).map_err(|why| {
+                // A Redis URL may carry a password: never echo one.
+                let shown = if cli.store.contains('@') {
+                    "redis://…@…".to_owned()
+                } else {
+                    cli.store.clone()
+                };
+                ConfigError::Store(shown, why)
+            }),
+            &mut errors,
+        );
         let is_demo = matches!(command, ProviderCommand::Demo(_));
         let chain = build_chain(&command, &fallbacks, breaker)
             .map_err(|problems| errors.extend(problems))
@@ -323,8 +341,8 @@ impl Config {
                 Err(problems) => errors.extend(problems.into_iter().map(in_section)),
             }
         }
-        let (Some(origins), Some(provider), Some(main_models), true) =
-            (origins, provider, main_models, errors.is_empty())
+        let (Some(origins), Some(provider), Some(main_models), Some(store), true) =
+            (origins, provider, main_models, store, errors.is_empty())
         else {
             return Err(errors);
         };
@@ -380,6 +398,8 @@ impl Config {
             log_content: cli.log_content,
             routes: Vec::new(),
             page,
+            store,
+            history_ttl: secs(cli.history_ttl.max(1)),
         };
         let main = Route {
             path: config.path.clone(),
@@ -876,9 +896,12 @@ fn summary(cli: &ProxyArgs, provider: &str, origins: &OriginPolicy, page: Option
         ),
     };
     format!(
-        "provider {provider}; path {}; origins: {}; auth: {auth}; metrics: {metrics}; page: {page}",
+        "provider {provider}; path {}; origins: {}; auth: {auth}; metrics: {metrics}; page: {page}; store: {}",
         cli.path,
-        origins.describe()
+        origins.describe(),
+        crate::store::StoreSpec::parse(&cli.store)
+            .map(|spec| spec.describe())
+            .unwrap_or_default()
     )
 }
 

@@ -59,6 +59,9 @@ pub enum RequestError {
     SlowBody(u64),
     #[error(transparent)]
     OverBudget(#[from] OverBudget),
+    /// `conversation=` / `conversationId` is not a valid id (see `store::id`).
+    #[error("the conversation id must be 16 to 128 characters of A-Z, a-z, 0-9, '_' and '-'")]
+    ConversationId,
 }
 
 /// Why a newest message cannot be sent at all (the conversation budget); shown to the user.
@@ -113,6 +116,9 @@ pub enum ProxyError {
     /// The drain timeout passed during a shutdown.
     #[error("the server is shutting down; please send your message again")]
     ShuttingDown,
+    /// Another turn of the same conversation held it for longer than a reply may take.
+    #[error("this conversation is busy with another reply; try again when it is done")]
+    ConversationBusy,
 }
 
 impl ProxyError {
@@ -143,7 +149,8 @@ impl ProxyError {
             ProxyError::Request(_)
             | ProxyError::Unsupported(_)
             | ProxyError::Unauthorized(_)
-            | ProxyError::Origin => Source::Client,
+            | ProxyError::Origin
+            | ProxyError::ConversationBusy => Source::Client,
             ProxyError::Upstream(_)
             | ProxyError::Timeout(_)
             | ProxyError::TokenLimit
@@ -167,6 +174,7 @@ impl ProxyError {
             ProxyError::Unsupported(_) => StatusCode::BAD_REQUEST,
             ProxyError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ProxyError::Origin => StatusCode::FORBIDDEN,
+            ProxyError::ConversationBusy => StatusCode::CONFLICT,
             ProxyError::Overloaded { .. } | ProxyError::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -192,7 +200,8 @@ impl ProxyError {
                 | RequestError::NoMessages
                 | RequestError::Empty
                 | RequestError::UnsupportedFile(_)
-                | RequestError::Multipart(_) => "bad_request",
+                | RequestError::Multipart(_)
+                | RequestError::ConversationId => "bad_request",
             },
             ProxyError::Unsupported(_) => "unsupported",
             ProxyError::Unauthorized(_) => "auth",
@@ -205,6 +214,7 @@ impl ProxyError {
             ProxyError::ContentFilter => "content_filter",
             ProxyError::ReplyTooLong(_) => "reply_too_long",
             ProxyError::ShuttingDown => "shutting_down",
+            ProxyError::ConversationBusy => "conversation_busy",
         }
     }
 
@@ -255,6 +265,8 @@ mod tests {
             ProxyError::ContentFilter,
             ProxyError::ReplyTooLong(10),
             ProxyError::ShuttingDown,
+            ProxyError::ConversationBusy,
+            ProxyError::Request(RequestError::ConversationId),
         ];
         for error in cases {
             let status = error.status();

@@ -17,6 +17,7 @@ pub mod reply;
 pub mod request_id;
 pub mod response;
 pub mod server;
+pub mod store;
 pub mod upstream;
 
 pub use app::App;
@@ -42,5 +43,7 @@ pub async fn run_with_ops(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    server::serve(listener, ops_listener, Arc::new(App::new(config)), shutdown).await
+    let app = App::open(config)
+        .map_err(|err| std::io::Error::other(format!("cannot open --store: {err}")))?;
+    server::serve(listener, ops_listener, Arc::new(app), shutdown).await
 }

@@ -82,11 +82,13 @@ impl Auth {
             .map(|key| (key, Validation::new(Algorithm::ES256)))
     }
 
-    /// Checks the request's credentials; returns a stable identity for rate limiting.
+    /// Checks the request's credentials; returns a stable identity (the principal) for rate
+    /// limiting and conversation ownership: `token-` and a hash of the token (never the token,
+    /// and stable when the list is reordered), or `jwt-` and the JWT's `sub`.
     pub fn verify(&self, headers: &HeaderMap) -> Result<String, AuthError> {
         let token = bearer_token(headers).ok_or(AuthError::Missing)?;
-        if let Some(index) = self.tokens.iter().position(|t| constant_time_eq(t, &token)) {
-            return Ok(format!("token-{index}"));
+        if self.tokens.iter().any(|t| constant_time_eq(t, &token)) {
+            return Ok(format!("token-{}", fingerprint(&token)));
         }
         if let Some((key, validation)) = &self.jwt {
             if let Ok(data) = jsonwebtoken::decode::<serde_json::Value>(&token, key, validation) {
@@ -129,6 +131,15 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
                 .strip_prefix(BEARER_PROTOCOL_PREFIX)
                 .map(str::to_owned)
         })
+}
+
+/// The first 128 bits of the token's SHA-256, in hex: names a token without revealing it.
+fn fingerprint(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Compares without an early exit, so response timing does not reveal a token's prefix.
@@ -188,9 +199,14 @@ mod tests {
     fn shared_tokens_and_hs256_jwts() {
         let (key, validation) = Auth::hs256(b"secret");
         let auth = Auth::new(vec!["t1".into(), "t2".into()], Some((key, validation)));
-        assert_eq!(
-            auth.verify(&headers("authorization", "Bearer t2")),
-            Ok("token-1".into())
+        let t2 = auth
+            .verify(&headers("authorization", "Bearer t2"))
+            .expect("t2");
+        assert_eq!(t2, format!("token-{}", fingerprint("t2")));
+        assert!(!t2.contains("t2"), "the identity never holds the token");
+        assert_ne!(
+            auth.verify(&headers("authorization", "Bearer t1")),
+            Ok(t2.clone())
         );
         assert_eq!(
             auth.verify(&headers("authorization", "Bearer t3")),

@@ -490,6 +490,25 @@ pub struct ProxyArgs {
     )]
     pub deep_chat_script: String,
 
+    /// Where conversations named by `?conversation=ID` are kept: `memory` (this process,
+    /// bounded), `sqlite:PATH` (a file that survives restarts) or `redis://HOST:PORT` (Redis or
+    /// Valkey, shared by replicas, which then also share --rate-limit).
+    #[arg(
+        global = true,
+        long,
+        env = "DEEPCHAT_PROXY_STORE",
+        default_value = "memory",
+        value_name = "STORE",
+        help_heading = "Conversations"
+    )]
+    pub store: String,
+
+    /// Seconds a conversation is kept after its last turn, in every store.
+    #[arg(global = true, long, env = "DEEPCHAT_PROXY_HISTORY_TTL", default_value_t = 86_400,
+          value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..),
+          help_heading = "Conversations")]
+    pub history_ttl: u64,
+
     /// Seconds running replies may take to finish after SIGTERM/SIGINT; then they end with an
     /// error frame and sockets close with code 1001.
     #[arg(

@@ -11,11 +11,13 @@ use crate::deepchat::request::{self, RequestError};
 use crate::deepchat::{multipart, sse};
 use crate::error::ProxyError;
 use crate::reply::budget::Budget;
+use crate::reply::conversation::{self, Kept};
 use crate::reply::frame::ReplyFrame;
 use crate::reply::history::History;
 use crate::reply::pipeline::{self, Prepared, ReplyScope};
 use crate::reply::relay::RelayLimits;
 use crate::response::{self, Body};
+use crate::store::id::ConversationId;
 use crate::App;
 use http_body_util::{BodyExt, Limited};
 use hyper::header::{ACCEPT, CONTENT_TYPE};
@@ -32,15 +34,15 @@ pub async fn handle(
     scope: ReplyScope,
 ) -> Response<Body> {
     let wants_events = header(&request, ACCEPT).contains("text/event-stream");
-    let prepared = match admit(request, &app, &route, &client, &scope).await {
-        Ok(prepared) => prepared,
+    let (prepared, kept) = match admit(request, &app, &route, &client, &scope).await {
+        Ok(admitted) => admitted,
         Err(err) => {
             pipeline::refused(&err, &scope);
             return err.response(&scope.request_id);
         }
     };
     if wants_events {
-        return sse::respond(app, &route, prepared);
+        return sse::respond(app, &route, prepared, kept);
     }
 
     // The reply is buffered whole, up to its cap; if the client disconnects, hyper drops this
@@ -53,7 +55,7 @@ pub async fn handle(
         keep_text: max_bytes,
         max_bytes,
     };
-    let outcome = pipeline::run(
+    let mut outcome = pipeline::run(
         &app,
         prepared,
         &mut gather,
@@ -63,6 +65,16 @@ pub async fn handle(
     )
     .await;
     let thinking = gather.thinking;
+    if let Some(kept) = kept {
+        // Deep Chat shows the error alone: a failed reply is not remembered.
+        let shown = match outcome.error {
+            Some(_) => String::new(),
+            None => outcome.text.clone(),
+        };
+        if let Some(ReplyFrame::Text(note)) = kept.finish(shown).await {
+            outcome.text.push_str(&note);
+        }
+    }
     if let Some(error) = outcome.error {
         // Deep Chat shows an error instead of text when both are present, so say it plainly.
         return error.response(&scope.request_id);
@@ -119,22 +131,35 @@ impl futures_util::Sink<ReplyFrame> for ThinkingGatherer {
 }
 
 /// The pipeline's admission for one HTTP request: the rate limit, the body read and parsed,
-/// the count and budget checks, then the conversation and the provider's request.
+/// the count and budget checks, then the conversation (read from the store when the request
+/// names one) and the provider's request.
 async fn admit(
     request: Request<hyper::body::Incoming>,
     app: &App,
     route: &Arc<Route>,
     client: &ClientKey,
     scope: &ReplyScope,
-) -> Result<Prepared, ProxyError> {
-    pipeline::admit_client(app, client)?;
+) -> Result<(Prepared, Option<Kept>), ProxyError> {
+    pipeline::admit_client(app, client).await?;
+    let url_id = ConversationId::from_query(request.uri().query())
+        .map_err(|_| RequestError::ConversationId)?;
     let content_type = header(&request, CONTENT_TYPE);
     let limits = &route.limits;
     let parsed = read_turns(request, &content_type, limits).await?;
     let turns = pipeline::admit_turns(route, parsed.turns)?;
-    // The client's list is the whole dialogue; the history limit still bounds it.
-    let turns = History::new(route.history_limit, Budget::of(limits)).begin(turns);
-    pipeline::prepare(route, turns, parsed.model.as_deref(), scope)
+    let id = conversation::pick_id(parsed.conversation_id, url_id.as_ref())?;
+    // Without an id the client's list is the whole dialogue; the history limit still bounds it.
+    let mut history = History::new(route.history_limit, Budget::of(limits));
+    let lease = match &id {
+        Some(id) => {
+            let lease = conversation::open(app, client, id).await?;
+            conversation::adopt(&mut history, &lease);
+            Some(lease)
+        }
+        None => None,
+    };
+    let prepared = pipeline::prepare(route, history.begin(turns), parsed.model.as_deref(), scope)?;
+    Ok((prepared, lease.map(|lease| Kept::new(lease, history))))
 }
 
 fn header(request: &Request<hyper::body::Incoming>, name: hyper::header::HeaderName) -> String {
@@ -173,6 +198,8 @@ async fn read_turns(
         .to_ascii_lowercase()
         .starts_with("multipart/form-data")
     {
+        // Form fields other than messages, files and model are not read: name the
+        // conversation in the URL.
         multipart::parse_with_model(body, content_type).await
     } else {
         request::parse_with_model(&body)

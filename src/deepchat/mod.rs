@@ -3,6 +3,7 @@
 
 pub mod closing;
 pub mod frames;
+pub mod history_api;
 pub mod http;
 pub mod keepalive;
 pub mod multipart;

@@ -85,6 +85,8 @@ pub async fn parse_with_model(
     Ok(request::Parsed {
         turns: request::require_user_turn(turns)?,
         model,
+        // A form names its conversation in the URL.
+        conversation_id: None,
     })
 }
 

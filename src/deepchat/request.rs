@@ -10,15 +10,20 @@ struct Body {
     messages: Option<Vec<IncomingMessage>>,
     /// Deep Chat `additionalBodyProps: {model}`: used only where `--allow-model` offers models.
     model: Option<serde_json::Value>,
+    /// The page's conversation id (Deep Chat `additionalBodyProps: {conversationId}`).
+    #[serde(rename = "conversationId")]
+    conversation_id: Option<String>,
 }
 
-/// A parsed request: its turns and the model it asked for.
+/// A parsed request: its turns, the model it asked for and the conversation it names.
 #[derive(Debug, PartialEq)]
 pub struct Parsed {
     pub turns: Vec<Turn>,
     /// `model` from the body; a non-string value is kept as its JSON text, so a route with
     /// `--allow-model` refuses it by name instead of silently using its default.
     pub model: Option<String>,
+    /// `conversationId` from the body, validated by the caller.
+    pub conversation_id: Option<String>,
 }
 
 /// One Deep Chat message as sent (`{"role","text","files"}`).
@@ -43,9 +48,10 @@ pub fn parse(body: &[u8]) -> Result<Vec<Turn>, RequestError> {
     parse_with_model(body).map(|parsed| parsed.turns)
 }
 
-/// As [`parse`], with the `model` the request names.
+/// As [`parse`], with the `model` and the `conversationId` the request names.
 pub fn parse_with_model(body: &[u8]) -> Result<Parsed, RequestError> {
     let body: Body = serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
+    let conversation = body.conversation_id;
     let messages = body.messages.ok_or(RequestError::NoMessages)?;
     let mut turns = Vec::with_capacity(messages.len());
     for message in messages {
@@ -58,6 +64,7 @@ pub fn parse_with_model(body: &[u8]) -> Result<Parsed, RequestError> {
     Ok(Parsed {
         turns: require_user_turn(turns)?,
         model,
+        conversation_id: conversation,
     })
 }
 

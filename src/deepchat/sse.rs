@@ -7,6 +7,7 @@
 
 use crate::config::Route;
 use crate::deepchat::frames;
+use crate::reply::conversation::Kept;
 use crate::reply::frame::ReplyFrame;
 use crate::reply::pipeline::{self, Prepared};
 use crate::reply::relay::RelayLimits;
@@ -23,11 +24,18 @@ use tokio::sync::mpsc;
 /// Frames buffered between the relay and the socket.
 const CHANNEL_FRAMES: usize = 8;
 
-/// Starts the prepared reply on `route` and returns its streaming response.
-pub fn respond(app: Arc<App>, route: &Route, prepared: Prepared) -> Response<Body> {
+/// Starts the prepared reply on `route` and returns its streaming response; a named
+/// conversation's turn (`kept`) is saved before the response ends.
+pub fn respond(
+    app: Arc<App>,
+    route: &Route,
+    prepared: Prepared,
+    kept: Option<Kept>,
+) -> Response<Body> {
     let memory_bytes = route.limits.reply_memory_bytes();
     let (sender, receiver) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
     let watcher = sender.clone();
+    let after = sender.clone();
     let sessions = app.sessions.clone();
     sessions.spawn(async move {
         let state = (sender, Opening::Plain);
@@ -53,13 +61,13 @@ pub fn respond(app: Arc<App>, route: &Route, prepared: Prepared) -> Response<Bod
                 }
             });
         let mut sink = std::pin::pin!(sink);
-        // HTTP has no conversation memory: the text is kept only to be logged.
-        let keep_text = if app.config.log_content {
+        // Without a named conversation the text is kept only to be logged.
+        let keep_text = if app.config.log_content || kept.is_some() {
             memory_bytes
         } else {
             0
         };
-        pipeline::run(
+        let outcome = pipeline::run(
             &app,
             prepared,
             &mut sink,
@@ -68,6 +76,16 @@ pub fn respond(app: Arc<App>, route: &Route, prepared: Prepared) -> Response<Bod
             "http-sse",
         )
         .await;
+        if let (Some(kept), false) = (kept, outcome.cancelled) {
+            if let Some(note) = kept
+                .finish(outcome.text)
+                .await
+                .as_ref()
+                .and_then(frames::to_json)
+            {
+                let _ = after.send(event(&note)).await;
+            }
+        }
     });
     let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver

@@ -11,12 +11,14 @@ use crate::deepchat::request::{self, RequestError};
 use crate::deepchat::ws_reply::{self, Shaper};
 use crate::error::ProxyError;
 use crate::reply::budget::Budget;
+use crate::reply::conversation;
 use crate::reply::frame::ReplyFrame;
 use crate::reply::history::History;
 use crate::reply::pipeline::{self, ReplyScope};
 use crate::reply::relay::RelayLimits;
 use crate::request_id::RequestId;
 use crate::response::{self, Body};
+use crate::store::id::ConversationId;
 use crate::App;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{Sink, SinkExt, StreamExt};
@@ -130,6 +132,10 @@ pub fn upgrade(
         Ok(mode) => mode,
         Err(why) => return response::plain(StatusCode::BAD_REQUEST, &why),
     };
+    let conversation = match ConversationId::from_query(request.uri().query()) {
+        Ok(id) => id,
+        Err(why) => return response::plain(StatusCode::BAD_REQUEST, &why.to_string()),
+    };
     let response = accept(request.headers());
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return response;
@@ -152,7 +158,9 @@ pub fn upgrade(
                     Some(config),
                 )
                 .await;
-                Handler::new(socket, app, route, client, mode).run().await;
+                Handler::new(socket, app, route, client, mode, conversation)
+                    .run()
+                    .await;
                 drop(connection_slot);
             }
             Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
@@ -186,6 +194,9 @@ struct Handler {
     history: History,
     /// Requests that arrived during a reply, answered in their turn.
     queued: Queue,
+    /// The conversation the connect URL names (`?conversation=ID`): kept in the store, so it
+    /// outlives this socket.
+    conversation: Option<ConversationId>,
 }
 
 impl Handler {
@@ -195,6 +206,7 @@ impl Handler {
         route: Arc<Route>,
         client: ClientKey,
         mode: WsReply,
+        conversation: Option<ConversationId>,
     ) -> Handler {
         let (sink, incoming) = socket.split();
         let limits = &route.limits;
@@ -209,6 +221,7 @@ impl Handler {
             incoming,
             history: History::new(route.history_limit, Budget::of(limits)),
             queued: Queue::new(limits.max_streams_per_connection, limits.max_request_bytes),
+            conversation,
             client,
             app,
             route,
@@ -254,17 +267,37 @@ impl Handler {
         }
     }
 
-    /// Answers one request through the reply pipeline.
+    /// Answers one request through the reply pipeline; a named conversation is read before
+    /// and saved after it.
     async fn answer(&mut self, text: &str) -> Step {
-        let app = &*self.app;
+        let app = self.app.clone();
+        let app = &*app;
         let scope = self.new_scope();
         let route = self.route.clone();
-        let parsed = pipeline::admit_client(app, &self.client)
+        let admitted = pipeline::admit_client(app, &self.client)
+            .await
             .and_then(|()| Ok(request::parse_with_model(text.as_bytes())?))
-            .and_then(|parsed| Ok((pipeline::admit_turns(&route, parsed.turns)?, parsed.model)));
-        let (turns, model) = match parsed {
-            Ok(parsed) => parsed,
+            .and_then(|parsed| {
+                let id = conversation::pick_id(parsed.conversation_id, self.conversation.as_ref())?;
+                Ok((
+                    pipeline::admit_turns(&route, parsed.turns)?,
+                    parsed.model,
+                    id,
+                ))
+            });
+        let (turns, model, id) = match admitted {
+            Ok(admitted) => admitted,
             Err(err) => return self.refuse(&err, &scope).await,
+        };
+        let lease = match &id {
+            Some(id) => match conversation::open(app, &self.client, id).await {
+                Ok(lease) => {
+                    conversation::adopt(&mut self.history, &lease);
+                    Some(lease)
+                }
+                Err(err) => return self.refuse(&err, &scope).await,
+            },
+            None => None,
         };
         let prepared =
             match pipeline::prepare(&route, self.history.begin(turns), model.as_deref(), &scope) {
@@ -296,10 +329,15 @@ impl Handler {
         } else {
             usize::MAX
         };
+        // The end is held back until the turn is saved, so a "not saved" note joins the reply.
+        let mut held = HoldEnd {
+            inner: &mut self.sink,
+            ended: false,
+        };
         let outcome = pipeline::run(
             app,
             prepared,
-            &mut self.sink,
+            &mut held,
             RelayLimits {
                 keep_text: limits.reply_memory_bytes(),
                 max_bytes,
@@ -308,6 +346,7 @@ impl Handler {
             "websocket",
         )
         .await;
+        let ended = held.ended;
         self.sink.keepalive = None;
         if outcome.cancelled {
             return match close_with {
@@ -323,6 +362,15 @@ impl Handler {
             outcome.text
         };
         self.history.finish(shown);
+        let note = match lease {
+            Some(lease) => conversation::keep(lease, &mut self.history).await,
+            None => None,
+        };
+        for frame in note.into_iter().chain(ended.then_some(ReplyFrame::End)) {
+            if self.sink.send(frame).await.is_err() {
+                return Step::Gone;
+            }
+        }
         Step::Continue
     }
 
@@ -490,6 +538,37 @@ impl FrameSink {
 }
 
 type WsError = tokio_tungstenite::tungstenite::Error;
+
+/// A reply's sink that passes every frame but the end, noting that it came: the session sends
+/// it after the turn is saved.
+struct HoldEnd<'a> {
+    inner: &'a mut FrameSink,
+    ended: bool,
+}
+
+impl Sink<ReplyFrame> for HoldEnd<'_> {
+    type Error = WsError;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready_unpin(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, frame: ReplyFrame) -> Result<(), Self::Error> {
+        if frame == ReplyFrame::End {
+            self.ended = true;
+            return Ok(());
+        }
+        self.inner.start_send_unpin(frame)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_flush_unpin(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_close_unpin(cx)
+    }
+}
 
 impl Sink<ReplyFrame> for FrameSink {
     type Error = WsError;

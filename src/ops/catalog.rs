@@ -133,6 +133,16 @@ pub const METRICS: &[Metric] = &[
         "Replies that skipped an upstream whose breaker was open, by provider.",
     ),
     metric(
+        "deepchat_proxy_store_seconds",
+        Kind::Histogram,
+        "Conversation-store call latency, by store and operation.",
+    ),
+    metric(
+        "deepchat_proxy_store_errors_total",
+        Kind::Counter,
+        "Conversation-store calls that failed or passed their deadline, by store and operation.",
+    ),
+    metric(
         "process_cpu_seconds_total",
         Kind::Counter,
         "CPU time the proxy process used, user and system.",

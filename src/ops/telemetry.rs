@@ -213,3 +213,13 @@ pub fn record_reply(reply: &ReplyMetrics) {
             .increment(1);
     }
 }
+
+/// One conversation-store call: `deepchat_proxy_store_seconds{store, op}` and, when it failed
+/// (an error or past its deadline), `deepchat_proxy_store_errors_total{store, op}`.
+pub fn store_call(store: &'static str, op: &'static str, took: std::time::Duration, ok: bool) {
+    histogram!("deepchat_proxy_store_seconds", "store" => store, "op" => op)
+        .record(took.as_secs_f64());
+    if !ok {
+        counter!("deepchat_proxy_store_errors_total", "store" => store, "op" => op).increment(1);
+    }
+}

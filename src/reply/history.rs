@@ -50,6 +50,17 @@ impl History {
         self.turns.iter().cloned().collect()
     }
 
+    /// Takes a stored dialogue as the memory (a conversation continued on another socket).
+    pub fn replace(&mut self, turns: &[Turn]) {
+        self.turns = turns.iter().cloned().collect();
+        self.trim();
+    }
+
+    /// The remembered dialogue, oldest first (what a conversation store keeps).
+    pub fn turns(&mut self) -> &[Turn] {
+        self.turns.make_contiguous()
+    }
+
     /// Records the reply. A failed reply with no text forgets its question, so a retry does not
     /// send the question twice; partial text is kept because the user saw it.
     pub fn finish(&mut self, reply: String) {

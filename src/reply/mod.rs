@@ -3,6 +3,7 @@
 //! frames (re-chunking, errors, the end, cancellation).
 
 pub mod budget;
+pub mod conversation;
 pub mod frame;
 pub mod history;
 pub mod log;

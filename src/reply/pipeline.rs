@@ -21,10 +21,18 @@ use std::future::Future;
 use std::sync::Arc;
 use tracing::Instrument;
 
-/// The first gate, before the request is even read: the client's rate limit.
-pub fn admit_client(app: &App, client: &ClientKey) -> Result<(), ProxyError> {
-    app.limiter
-        .check(&client.keys())
+/// The first gate, before the request is even read: the client's rate limit. With a store
+/// replicas share, it counts there, so replicas together allow `--rate-limit`; if that store
+/// fails, each replica limits on its own (fail-open to the local limit, never to none).
+pub async fn admit_client(app: &App, client: &ClientKey) -> Result<(), ProxyError> {
+    let keys = client.keys();
+    let per_minute = app.config.limits.rate_limit;
+    let shared = match per_minute {
+        0 => None,
+        _ => app.conversations.count_request(&keys, per_minute).await,
+    };
+    shared
+        .unwrap_or_else(|| app.limiter.check(&keys))
         .map_err(|wait| RequestError::RateLimited(wait.as_secs().max(1)).into())
 }
 

@@ -8,7 +8,7 @@ use crate::access::connections::ConnectionSlot;
 use crate::access::ip_slots::IpSlot;
 use crate::access::ratelimit::ClientKey;
 use crate::config::{PageScript, BUNDLE_PATH};
-use crate::deepchat::{http, page, ws};
+use crate::deepchat::{history_api, http, page, ws};
 use crate::error::{ProxyError, RequestError};
 use crate::ops::telemetry;
 use crate::ops::{health, otel};
@@ -237,13 +237,18 @@ async fn route(
         telemetry::rejected(&error);
         return error.response(&scope.request_id);
     }
-    let route = app
-        .config
-        .routes
-        .iter()
-        .find(|route| route.path == request.uri().path())
-        .cloned();
-    let mut response = if let Some(route) = route {
+    let path = request.uri().path();
+    // A route's own path, or its `{path}/history` (Deep Chat's loadHistory).
+    let found = app.config.routes.iter().find_map(|route| {
+        if path == route.path {
+            Some((route.clone(), false))
+        } else if path.strip_prefix(route.path.trim_end_matches('/')) == Some("/history") {
+            Some((route.clone(), true))
+        } else {
+            None
+        }
+    });
+    let mut response = if let Some((route, on_history)) = found {
         let mut client = ClientKey {
             ip: scope.client_ip.clone(),
             identity: None,
@@ -262,6 +267,8 @@ async fn route(
             }
         }
         match *request.method() {
+            Method::OPTIONS if on_history => preflight(&request, "GET, DELETE, OPTIONS"),
+            _ if on_history => history_api::handle(&request, &app, &client, &scope).await,
             Method::GET if ws::is_upgrade(request.headers()) => {
                 ws::upgrade(request, app, route, client, permit)
             }
@@ -277,7 +284,7 @@ async fn route(
                     .insert(request_id::HEADER, request_id.header_value());
                 response
             }
-            Method::OPTIONS => preflight(&request),
+            Method::OPTIONS => preflight(&request, "POST, OPTIONS"),
             _ => response::plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         }
     } else if let Some(response) = page_route(&request, &app) {
@@ -327,14 +334,14 @@ fn allow_origin(response: &mut Response<Body>, origin: Option<&str>) {
     }
 }
 
-/// CORS preflight for the HTTP modes: POST with the headers the page asks for.
-fn preflight(request: &Request<hyper::body::Incoming>) -> Response<Body> {
+/// CORS preflight for the HTTP routes: `methods` with the headers the page asks for.
+fn preflight(request: &Request<hyper::body::Incoming>, methods: &'static str) -> Response<Body> {
     let mut response = Response::new(response::empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
     let headers = response.headers_mut();
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, OPTIONS"),
+        HeaderValue::from_static(methods),
     );
     let requested = request
         .headers()

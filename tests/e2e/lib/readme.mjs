@@ -74,6 +74,9 @@ export const SNIPPET_KINDS = {
   wsWhole: (b) => b.lang === 'js' && /url:\s*"ws:\/\/127\.0\.0\.1:8080\/chat\?reply=whole"/.test(b.code),
   // WebSocket, overwrite frames (`?reply=overwrite`).
   wsOverwrite: (b) => b.lang === 'js' && /url:\s*"ws:\/\/127\.0\.0\.1:8080\/chat\?reply=overwrite"/.test(b.code),
+  // A named conversation: the id from localStorage on the connect URL, and loadHistory
+  // ("Conversations").
+  conversation: (b) => b.lang === 'js' && /\bchat\.loadHistory\s*=/.test(b.code),
   // WebSocket with a bearer token ("Securing it").
   auth: (b) => b.lang === 'js' && /websocket:\s*\["bearer\."/.test(b.code),
 };

@@ -131,7 +131,7 @@ async function roundTrip(chat, mock, proxy, { question, parts, rest, streamed, w
 describe('README.md Deep Chat snippets, as written', () => {
   test('README.md has the expected Deep Chat snippets', () => {
     // deepChatSnippets() threw already if a snippet is missing, doubled or of an unknown kind.
-    assert.deepEqual(Object.keys(snippets).sort(), ['attributes', 'auth', 'httpJson', 'httpSse', 'property', 'routes', 'v1', 'wsOverwrite', 'wsWhole']);
+    assert.deepEqual(Object.keys(snippets).sort(), ['attributes', 'auth', 'conversation', 'httpJson', 'httpSse', 'property', 'routes', 'v1', 'wsOverwrite', 'wsWhole']);
     assert.match(property.code, /await customElements\.whenDefined\("deep-chat"\)/);
     assert.match(snippets.httpSse.intro, /Server-Sent Events/);
     assert.match(snippets.httpJson.intro, /one JSON answer/);
