@@ -178,6 +178,8 @@ impl Route {
 /// Everything the server needs, validated.
 #[derive(Clone)]
 pub struct Config {
+    /// The first section's path, stop key, prompt, history limit and limits: the page at `/`
+    /// and connection-wide limits read them; a reply reads its [`Route`]'s own copy.
     pub path: String,
     pub stop_key: String,
     /// How WebSocket replies are framed unless the connect URL says (`--ws-reply`).
