@@ -218,9 +218,10 @@ impl Config {
             fallbacks,
             routes: route_sections,
         } = cli;
-        let breaker = BreakerSettings {
+        let breaker = &BreakerSettings {
             failures: cli.breaker_failures,
             cooldown: Duration::from_secs(cli.breaker_cooldown.max(1)),
+            built: Default::default(),
         };
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
@@ -413,11 +414,26 @@ fn same_socket(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
-/// `--breaker-failures` and `--breaker-cooldown`: each upstream gets a breaker built from them.
-#[derive(Debug, Clone, Copy)]
+/// `--breaker-failures` and `--breaker-cooldown`, and the breakers built from them: one per
+/// upstream target (provider and base URL), shared by every route and chain that names it, so
+/// a provider found dead by one route is skipped by the others too.
 struct BreakerSettings {
     failures: u32,
     cooldown: Duration,
+    built: std::cell::RefCell<Vec<(String, Arc<Breaker>)>>,
+}
+
+impl BreakerSettings {
+    /// The breaker of the target `key`, made on first use.
+    fn for_target(&self, key: String) -> Arc<Breaker> {
+        let mut built = self.built.borrow_mut();
+        if let Some((_, breaker)) = built.iter().find(|(known, _)| *known == key) {
+            return breaker.clone();
+        }
+        let breaker = Arc::new(Breaker::new(self.failures, self.cooldown));
+        built.push((key, breaker.clone()));
+        breaker
+    }
 }
 
 /// A section's chain: its provider, then its `--fallback`s, each validated (problems of a
@@ -425,7 +441,7 @@ struct BreakerSettings {
 fn build_chain(
     primary: &ProviderCommand,
     fallbacks: &[ProviderCommand],
-    breaker: BreakerSettings,
+    breaker: &BreakerSettings,
 ) -> Result<Vec<BuiltProvider>, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut chain = Vec::new();
@@ -531,7 +547,7 @@ impl PendingRoute {
 /// and its warnings (unset keys).
 fn route_section(
     section: RouteArgs,
-    breaker: BreakerSettings,
+    breaker: &BreakerSettings,
     page_paths: &[&str],
 ) -> Result<(PendingRoute, Vec<ConfigError>), Vec<ConfigError>> {
     let mut errors = Vec::new();
@@ -596,7 +612,7 @@ struct KeyVariable<'a> {
 /// own defaults.
 fn http_upstream(
     args: &ProviderArgs,
-    breaker: BreakerSettings,
+    breaker: &BreakerSettings,
 ) -> Result<BuiltProvider, Vec<ConfigError>> {
     let provider = args.provider;
     let generation = &args.generation;
@@ -672,6 +688,7 @@ fn http_upstream(
         api_version: args.api_version.clone(),
     });
     let label = format!("{} upstream at {host}", adapter.name());
+    let breaker = breaker.for_target(format!("{} {url}", provider.name));
     Ok(BuiltProvider {
         config: ProviderConfig::Http(HttpUpstream {
             provider,
@@ -686,7 +703,7 @@ fn http_upstream(
                 max_tokens: generation.max_tokens,
                 extra_headers,
             },
-            breaker: Arc::new(Breaker::new(breaker.failures, breaker.cooldown)),
+            breaker,
         }),
         description,
         missing_key,
