@@ -183,6 +183,8 @@ impl Route {
 /// Everything the server needs, validated.
 #[derive(Clone)]
 pub struct Config {
+    /// The first section's path, stop key, prompt, history limit and limits: the page at `/`
+    /// and connection-wide limits read them; a reply reads its [`Route`]'s own copy.
     pub path: String,
     pub stop_key: String,
     /// How WebSocket replies are framed unless the connect URL says (`--ws-reply`).
@@ -227,9 +229,10 @@ impl Config {
             fallbacks,
             routes: route_sections,
         } = cli;
-        let breaker = BreakerSettings {
+        let breaker = &BreakerSettings {
             failures: cli.breaker_failures,
             cooldown: Duration::from_secs(cli.breaker_cooldown.max(1)),
+            built: Default::default(),
         };
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
@@ -443,11 +446,26 @@ fn same_socket(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
-/// `--breaker-failures` and `--breaker-cooldown`: each upstream gets a breaker built from them.
-#[derive(Debug, Clone, Copy)]
+/// `--breaker-failures` and `--breaker-cooldown`, and the breakers built from them: one per
+/// upstream target (provider and base URL), shared by every route and chain that names it, so
+/// a provider found dead by one route is skipped by the others too.
 struct BreakerSettings {
     failures: u32,
     cooldown: Duration,
+    built: std::cell::RefCell<Vec<(String, Arc<Breaker>)>>,
+}
+
+impl BreakerSettings {
+    /// The breaker of the target `key`, made on first use.
+    fn for_target(&self, key: String) -> Arc<Breaker> {
+        let mut built = self.built.borrow_mut();
+        if let Some((_, breaker)) = built.iter().find(|(known, _)| *known == key) {
+            return breaker.clone();
+        }
+        let breaker = Arc::new(Breaker::new(self.failures, self.cooldown));
+        built.push((key, breaker.clone()));
+        breaker
+    }
 }
 
 /// A section's chain: its provider, then its `--fallback`s, each validated (problems of a
@@ -455,7 +473,7 @@ struct BreakerSettings {
 fn build_chain(
     primary: &ProviderCommand,
     fallbacks: &[ProviderCommand],
-    breaker: BreakerSettings,
+    breaker: &BreakerSettings,
 ) -> Result<Vec<BuiltProvider>, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut chain = Vec::new();
@@ -561,7 +579,7 @@ impl PendingRoute {
 /// and its warnings (unset keys).
 fn route_section(
     section: RouteArgs,
-    breaker: BreakerSettings,
+    breaker: &BreakerSettings,
     page_paths: &[&str],
 ) -> Result<(PendingRoute, Vec<ConfigError>), Vec<ConfigError>> {
     let mut errors = Vec::new();
@@ -626,7 +644,7 @@ struct KeyVariable<'a> {
 /// own defaults.
 fn http_upstream(
     args: &ProviderArgs,
-    breaker: BreakerSettings,
+    breaker: &BreakerSettings,
 ) -> Result<BuiltProvider, Vec<ConfigError>> {
     let provider = args.provider;
     let generation = &args.generation;
@@ -704,6 +722,7 @@ fn http_upstream(
         api_version: args.api_version.clone(),
     });
     let label = format!("{} upstream at {host}", adapter.name());
+    let breaker = breaker.for_target(format!("{} {url}", provider.name));
     Ok(BuiltProvider {
         config: ProviderConfig::Http(HttpUpstream {
             provider,
@@ -719,7 +738,7 @@ fn http_upstream(
                 extra_headers,
                 reasoning,
             },
-            breaker: Arc::new(Breaker::new(breaker.failures, breaker.cooldown)),
+            breaker,
         }),
         description,
         missing_key,

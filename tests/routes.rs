@@ -411,3 +411,56 @@ async fn the_breaker_skips_a_failing_primary_then_tries_it_again() {
     assert_eq!(primary.received().len(), 4);
     assert_eq!(fallback.received().len(), 3, "closed: no more fallbacks");
 }
+
+#[tokio::test]
+async fn routes_that_name_the_same_upstream_share_its_breaker() {
+    let primary = MockUpstream::start().await;
+    let fallback = MockUpstream::start().await;
+    let (primary_url, fallback_url) = (base(&primary), base(&fallback));
+    let chain = |model: &'static str| {
+        vec![
+            "openai".to_owned(),
+            "--base-url".to_owned(),
+            primary_url.clone(),
+            "--model".to_owned(),
+            model.to_owned(),
+            "--api-key-env".to_owned(),
+            NO_KEY.to_owned(),
+            "--fallback".to_owned(),
+            "openai".to_owned(),
+            "--base-url".to_owned(),
+            fallback_url.clone(),
+            "--model".to_owned(),
+            "gpt-fallback".to_owned(),
+            "--api-key-env".to_owned(),
+            NO_KEY.to_owned(),
+        ]
+    };
+    let mut args = vec![
+        "--breaker-failures".to_owned(),
+        "2".to_owned(),
+        "--breaker-cooldown".to_owned(),
+        "600".to_owned(),
+    ];
+    args.extend(chain("gpt-a"));
+    args.extend(["--route".to_owned(), "/other".to_owned()]);
+    args.extend(chain("gpt-b"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let proxy = start(&args).await;
+    // Two failures of the shared primary on /chat open its breaker...
+    for _ in 0..2 {
+        fallback.push(Reply::openai_text(&["fallback"]));
+        let frames = ask(&proxy, "/chat", user("hi"), STOP).await;
+        assert_eq!(reply_text(&frames), "fallback", "{frames:?}");
+    }
+    // ...so /other skips it at once.
+    fallback.push(Reply::openai_text(&["fallback"]));
+    let frames = ask(&proxy, "/other", user("hi"), STOP).await;
+    assert_eq!(reply_text(&frames), "fallback", "{frames:?}");
+    assert_eq!(
+        primary.received().len(),
+        2,
+        "the other route skipped the dead primary"
+    );
+    assert_eq!(fallback.received().len(), 3);
+}
