@@ -157,7 +157,7 @@ fn cancel_table(md: &mut String, results: &[&ScenarioResult]) {
 fn churn_table(md: &mut String, results: &[&ScenarioResult]) {
     md.push_str("### Connection churn: a new connection per conversation\n\n");
     md.push_str("New connections at a fixed rate (open loop), each asking one short question and leaving: through the proxy a Deep Chat WebSocket (handshake, message, reply, close) or SSE `POST`; direct, an SSE request to the mock on a new connection. \"Whole conversation\" runs from the due time to the socket closed.\n\n");
-    md.push_str("| scenario | load | conversations ok (direct / proxy) | connect p50 / p99 (direct / proxy) | first token p50 / p99 (direct / proxy) | whole conversation via proxy p50 / p99 / p99.9 | added p50 / p99 / p99.9 | **proxy CPU µs per conversation** | other processes' CPU (proxy phase) |\n");
+    md.push_str("| scenario | load | conversations ok (direct / proxy) | connect p50 / p99: direct; via proxy | first token p50 / p99: direct; via proxy | whole conversation via proxy p50 / p99 / p99.9 | added p50 / p99 / p99.9 | **proxy CPU µs per conversation** | other processes' CPU (proxy phase) |\n");
     md.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for result in results {
         let Outcome::Rate { direct, proxy } = &result.outcome else {
@@ -166,7 +166,7 @@ fn churn_table(md: &mut String, results: &[&ScenarioResult]) {
         let pair = |p: &Pct| format!("{} / {}", us(p.p50), us(p.p99));
         let _ = writeln!(
             md,
-            "| {} | {} | {}/{} / {}/{} | {} / {} | {} / {} | {} | {} | **{}** | {:.2} CPUs |",
+            "| {} | {} | {}/{} / {}/{} | {}; {} | {}; {} | {} | {} | **{}** | {:.2} CPUs |",
             result.scenario.name,
             describe(result),
             direct.ok,
