@@ -382,11 +382,17 @@ async fn run_scenario(
             Outcome::Cold(Box::new(cold))
         }
     };
+    // The cold-start scenario stops this proxy itself.
+    let proxy_exited = match scenario.kind {
+        Kind::Cold { .. } => None,
+        _ => proxy.exited(),
+    };
     proxy.stop().await;
     drop(mock);
     Ok(ScenarioResult {
         scenario: scenario.clone(),
         outcome,
+        proxy_exited,
     })
 }
 

@@ -130,6 +130,17 @@ impl Proxy {
         }
     }
 
+    /// Whether the proxy has exited by itself (crashed, or killed by something else than the
+    /// driver), and how: a run where it did is not a measurement of it.
+    pub fn exited(&mut self) -> Option<String> {
+        match self.wrapper.try_wait() {
+            Ok(Some(status)) => Some(format!(
+                "the proxy exited during the scenario ({status}; see its log)"
+            )),
+            _ => None,
+        }
+    }
+
     pub async fn stop(&mut self) {
         signal(self.pid, "KILL");
         let _ = timeout(Duration::from_secs(5), self.wrapper.wait()).await;

@@ -135,20 +135,23 @@ pub enum Outcome {
 pub struct ScenarioResult {
     pub scenario: Scenario,
     pub outcome: Outcome,
+    /// Set when the proxy under test exited by itself before the scenario ended.
+    pub proxy_exited: Option<String>,
 }
 
 impl ScenarioResult {
     /// Replies that were not complete and correct (for stalled clients: failed checks).
     pub fn incomplete(&self) -> usize {
-        match &self.outcome {
-            Outcome::Idle(idle) => idle.sockets - idle.opened,
-            Outcome::Stalled(stalled) => stalled.failures.len(),
-            Outcome::Streams { direct, proxy } => {
-                (direct.streams - direct.complete) + (proxy.streams - proxy.complete)
+        usize::from(self.proxy_exited.is_some())
+            + match &self.outcome {
+                Outcome::Idle(idle) => idle.sockets - idle.opened,
+                Outcome::Stalled(stalled) => stalled.failures.len(),
+                Outcome::Streams { direct, proxy } => {
+                    (direct.streams - direct.complete) + (proxy.streams - proxy.complete)
+                }
+                Outcome::Rate { direct, proxy } => direct.lost() + proxy.lost(),
+                Outcome::Cancel(cancel) => cancel.failed(),
+                Outcome::Cold(cold) => cold.failures.len(),
             }
-            Outcome::Rate { direct, proxy } => direct.lost() + proxy.lost(),
-            Outcome::Cancel(cancel) => cancel.failed(),
-            Outcome::Cold(cold) => cold.failures.len(),
-        }
     }
 }

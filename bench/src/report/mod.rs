@@ -95,6 +95,14 @@ fn describe(result: &ScenarioResult) -> String {
 
 /// One console line per scenario.
 pub fn one_line(result: &ScenarioResult) -> String {
+    let line = outcome_line(result);
+    match &result.proxy_exited {
+        Some(why) => format!("{line}\n   FAILED: {why}"),
+        None => line,
+    }
+}
+
+fn outcome_line(result: &ScenarioResult) -> String {
     if let Some(line) = gateway::one_line(result) {
         return line;
     }
@@ -174,6 +182,11 @@ pub fn markdown(machine: &str, mode: Mode, label: &str, results: &[ScenarioResul
         let _ = writeln!(md, "Proxy: {label}.");
     }
     md.push('\n');
+    for result in results {
+        if let Some(why) = &result.proxy_exited {
+            let _ = writeln!(md, "**{}: {why}.**\n", result.scenario.name);
+        }
+    }
 
     let streams: Vec<&ScenarioResult> = results
         .iter()
