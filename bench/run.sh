@@ -3,10 +3,12 @@
 #
 #   bench/run.sh smoke   a few streams of each kind, seconds; exits non-zero if any reply is
 #                        incomplete or wrong, or if 20 clients that never read do not stall the
-#                        upstream and get it closed when they leave. Never asserts on timings or
+#                        upstream and get it closed when they leave, or if a client that leaves
+#                        mid-reply does not get its upstream closed. Never asserts on timings or
 #                        memory (CI runs this).
-#   bench/run.sh full    the matrix published in BENCHMARKS.md (1 to 10,000 streams, and 1,000
-#                        clients that never read), minutes.
+#   bench/run.sh full    the matrix published in BENCHMARKS.md (1 to 10,000 streams, 1,000
+#                        clients that never read, JSON mode at fixed rates, cancel latency,
+#                        connection churn, cold starts), minutes.
 #
 # Extra arguments go to the driver, e.g. `bench/run.sh full --only steady-1000 --perf`.
 # Results land in target/bench/<mode>/ (report.md, results.json, the processes' logs).

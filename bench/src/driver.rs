@@ -6,8 +6,12 @@
 //! whole run `--max-seconds`; the mock exits when the driver's pipe to it closes, and the proxy
 //! runs under `timeout -s KILL` so it dies even if the driver is killed outright.
 
+use crate::cancel::{self, CancelResult, CancelTarget};
+use crate::churn::{self, ChurnTarget};
 use crate::client::{self, StreamResult, LIMITS};
+use crate::coldstart;
 use crate::idle::run_idle;
+use crate::openloop::{self, JsonTarget};
 use crate::overwrite;
 use crate::processes::{Mock, Perf, Proxy};
 use crate::procfs::{self, Cpu};
@@ -185,6 +189,7 @@ async fn run_scenario(
         _ => Vec::new(),
     };
     let mock = Mock::start(&args.out, &scenario.name, lifetime, &mock_args).await?;
+
     let proxy_flags: &[&str] = if scenario.upstream_http2 {
         &["--upstream-http2"]
     } else {
@@ -260,12 +265,134 @@ async fn run_scenario(
                 proxy: Box::new(via),
             }
         }
+        Kind::Json { rate, seconds } => {
+            let seconds = f64::from(seconds);
+            let span = 2 * (u64::from(rate) * seconds as u64 + 1_000);
+            let first = *next_id;
+            *next_id += span;
+            let direct = openloop::run_phase(
+                JsonTarget::Mock(mock.addr),
+                rate,
+                seconds,
+                first,
+                mock.pid,
+                None,
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let first = *next_id;
+            *next_id += span;
+            let via = openloop::run_phase(
+                JsonTarget::Proxy(proxy.addr),
+                rate,
+                seconds,
+                first,
+                mock.pid,
+                Some(proxy.pid),
+            )
+            .await;
+            Outcome::Rate {
+                direct: Box::new(direct),
+                proxy: Box::new(via),
+            }
+        }
+        Kind::Churn {
+            transport,
+            rate,
+            seconds,
+        } => {
+            let seconds = f64::from(seconds);
+            let span = u64::from(rate) * seconds as u64 + 100;
+            let first = *next_id;
+            *next_id += span;
+            let direct = churn::run_phase(
+                ChurnTarget::Direct(mock.addr),
+                rate,
+                seconds,
+                first,
+                mock.pid,
+                None,
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let first = *next_id;
+            *next_id += span;
+            let via = churn::run_phase(
+                ChurnTarget::Proxy(proxy.addr, transport),
+                rate,
+                seconds,
+                first,
+                mock.pid,
+                Some(proxy.pid),
+            )
+            .await;
+            Outcome::Rate {
+                direct: Box::new(direct),
+                proxy: Box::new(via),
+            }
+        }
+        Kind::Cancel {
+            streams,
+            close,
+            ramp_ms,
+        } => {
+            let ramp = Duration::from_millis(ramp_ms);
+            let first = *next_id;
+            *next_id += streams as u64;
+            let direct = cancel::run_phase(
+                CancelTarget::Mock(mock.addr),
+                mock.addr,
+                streams,
+                ramp,
+                first,
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let first = *next_id;
+            *next_id += streams as u64;
+            let via = cancel::run_phase(
+                CancelTarget::Proxy(proxy.addr, close),
+                mock.addr,
+                streams,
+                ramp,
+                first,
+            )
+            .await;
+            Outcome::Cancel(Box::new(CancelResult {
+                close,
+                streams,
+                direct,
+                proxy: via,
+            }))
+        }
+        Kind::Cold { starts } => {
+            // Each start is its own fresh proxy.
+            proxy.stop().await;
+            let first = *next_id;
+            *next_id += 2 * starts as u64;
+            let cold = coldstart::run(
+                &args.proxy,
+                mock.addr,
+                &args.out,
+                &scenario.name,
+                starts,
+                first,
+            )
+            .await;
+            Outcome::Cold(Box::new(cold))
+        }
+    };
+    // The cold-start scenario stops this proxy itself.
+    let proxy_exited = match scenario.kind {
+        Kind::Cold { .. } => None,
+        _ => proxy.exited(),
     };
     proxy.stop().await;
     drop(mock);
     Ok(ScenarioResult {
         scenario: scenario.clone(),
         outcome,
+        proxy_exited,
     })
 }
 
@@ -280,6 +407,13 @@ fn scenario_bound(scenario: &Scenario) -> Duration {
             shape,
             ..
         } => 2 * stream_bound(tokens, rate, shape) + Duration::from_secs(30),
+        Kind::Json { seconds, .. } | Kind::Churn { seconds, .. } => {
+            Duration::from_secs(2 * u64::from(seconds) + 120)
+        }
+        Kind::Cancel { ramp_ms, .. } => {
+            2 * (Duration::from_millis(ramp_ms) + cancel::CLOSE_WAIT) + Duration::from_secs(120)
+        }
+        Kind::Cold { starts } => Duration::from_secs(30 * starts as u64 + 60),
     }
 }
 
@@ -570,7 +704,7 @@ fn summarize(
 }
 
 /// Distinct failure reasons with their counts, most frequent first.
-fn summarize_failures(failures: Vec<String>) -> Vec<String> {
+pub(crate) fn summarize_failures(failures: Vec<String>) -> Vec<String> {
     let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
     for failure in failures {
         *counts.entry(failure).or_default() += 1;

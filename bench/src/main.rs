@@ -2,10 +2,18 @@
 //! Chat clients. `run` drives everything (see `bench/run.sh`); `mock` is the upstream process it
 //! starts.
 
+mod arrivals;
+mod cancel;
+mod churn;
 mod client;
+mod clock;
+mod coldstart;
+mod deepchat_http;
 mod driver;
 mod idle;
+mod meter;
 mod mock;
+mod openloop;
 mod overwrite;
 mod processes;
 mod procfs;

@@ -1,16 +1,21 @@
 //! The mock upstream: OpenAI Chat Completions SSE on `POST /v1/chat/completions`, as fast as
 //! hyper goes. Each request's last user message is a [`Spec`]; the reply is a role chunk, the
 //! spec's tokens (each stamped with its send time, paced on an absolute schedule so timer jitter
-//! never accumulates), a `finish_reason: "stop"` chunk and `data: [DONE]`.
+//! never accumulates), a `finish_reason: "stop"` chunk and `data: [DONE]`. A request without
+//! `"stream": true` gets what OpenAI sends then: one `chat.completion` JSON object with the
+//! whole text (unpaced), the floor of the JSON-mode scenarios.
 //!
 //! It runs as its own process so its CPU is measured apart from the load generator's, and it
 //! stops by itself: when its standard input closes (the driver is gone) or after `--max-seconds`.
 //!
 //! It also counts, per stream id, the bytes the kernel accepted from it on that stream's
 //! connection, the tokens it produced, and whether the reply finished or its connection closed
-//! first. `GET /stats?first=ID&count=N` returns those counters for a range of ids
-//! ([`StatsReply`]): the backpressure scenarios read them to see the upstream stall and close.
+//! first, and when (CLOCK_MONOTONIC, see `clock`) that connection closed.
+//! `GET /stats?first=ID&count=N` returns those counters for a range of ids ([`StatsReply`]):
+//! the backpressure scenarios read them to see the upstream stall and close, the cancel
+//! scenarios to time how long a client's close takes to reach the upstream.
 
+use crate::clock::monotonic_nanos;
 use crate::token::{push_token, unix_nanos, Spec};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -147,6 +152,9 @@ async fn serve(args: Args) -> std::io::Result<()> {
             // The connection is gone (done, or closed by the peer): a reply still running on it
             // was cut off.
             if let Some(stream) = connection.current() {
+                stream
+                    .closed_at_ns
+                    .store(monotonic_nanos(), Ordering::Relaxed);
                 stream.closed.store(true, Ordering::Relaxed);
             }
         });
@@ -166,6 +174,8 @@ struct StreamStats {
     finished: AtomicBool,
     /// The connection closed while this stream was its current one.
     closed: AtomicBool,
+    /// When hyper finished with that connection (CLOCK_MONOTONIC ns; 0 while open).
+    closed_at_ns: AtomicU64,
 }
 
 /// Every stream the mock has served, by id (ids are unique within a run).
@@ -200,8 +210,12 @@ impl Registry {
                 (false, true) => reply.cut += 1,
                 (false, false) => reply.streaming += 1,
             }
+            reply.ids.push(id);
             reply.written.push(stream.written.load(Ordering::Relaxed));
             reply.tokens.push(stream.tokens.load(Ordering::Relaxed));
+            reply
+                .closed_at_ns
+                .push(stream.closed_at_ns.load(Ordering::Relaxed));
         }
         reply
     }
@@ -222,6 +236,12 @@ pub struct StatsReply {
     pub written: Vec<u64>,
     /// Per stream seen (in id order): content tokens produced.
     pub tokens: Vec<u32>,
+    /// The ids of the streams seen, in order (the key of the other lists).
+    #[serde(default)]
+    pub ids: Vec<u64>,
+    /// Per stream seen (in id order): when its connection closed, CLOCK_MONOTONIC ns; 0 = open.
+    #[serde(default)]
+    pub closed_at_ns: Vec<u64>,
 }
 
 /// One accepted connection: which stream it is currently carrying.
@@ -357,6 +377,9 @@ async fn respond(
             "the last message must be `bench id=… n=… interval_us=…`",
         ));
     };
+    if !wants_stream(&body) {
+        return Ok(completion(spec));
+    }
     let stats = registry.register(spec.id);
     connection.carry(stats.clone());
     let mut response = Response::new(http_body_util::Either::Left(TokenBody::new(
@@ -386,6 +409,43 @@ fn spec_of(body: &[u8]) -> Option<Spec> {
             .find_map(Spec::parse),
         _ => None,
     }
+}
+
+/// OpenAI's `stream` field (absent means false).
+fn wants_stream(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|request| request.get("stream").and_then(serde_json::Value::as_bool))
+        .unwrap_or(false)
+}
+
+/// A non-streamed `chat.completion`: every token at once, stamped now.
+fn completion(spec: Spec) -> Reply {
+    let mut content = String::with_capacity(32 * spec.tokens as usize);
+    let stamp = unix_nanos();
+    for seq in 0..spec.tokens {
+        push_token(&mut content, spec.id, seq, stamp);
+    }
+    let json = serde_json::json!({
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "bench",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop",
+        }],
+        "usage": {"prompt_tokens": 8, "completion_tokens": spec.tokens, "total_tokens": 8 + spec.tokens},
+    });
+    let mut response = Response::new(http_body_util::Either::Right(Full::new(Bytes::from(
+        json.to_string(),
+    ))));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn plain(status: StatusCode, text: &str) -> Reply {
@@ -497,6 +557,31 @@ mod tests {
             })
         );
         assert_eq!(spec_of(b"{}"), None);
+        assert!(wants_stream(body));
+        assert!(!wants_stream(br#"{"messages":[]}"#));
+    }
+
+    #[tokio::test]
+    async fn non_streamed_request_gets_one_completion_object() {
+        let spec = Spec {
+            id: 9,
+            tokens: 4,
+            interval_us: 0,
+        };
+        let body = completion(spec)
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["object"], "chat.completion");
+        let content = json["choices"][0]["message"]["content"]
+            .as_str()
+            .expect("content");
+        let mut checker = crate::token::Checker::new(spec);
+        checker.feed(content, unix_nanos(), std::time::Instant::now());
+        assert_eq!(checker.verdict(), Ok(()));
     }
 
     #[tokio::test]
@@ -542,7 +627,10 @@ mod tests {
         a.written.store(100, Ordering::Relaxed);
         a.finished.store(true, Ordering::Relaxed);
         b.closed.store(true, Ordering::Relaxed);
+        b.closed_at_ns.store(42, Ordering::Relaxed);
         let reply = registry.reply(10, 4);
+        assert_eq!(reply.ids, vec![10, 11, 12]);
+        assert_eq!(reply.closed_at_ns, vec![0, 42, 0]);
         assert_eq!(
             (reply.found, reply.finished, reply.cut, reply.streaming),
             (3, 1, 1, 1)

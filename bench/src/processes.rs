@@ -115,7 +115,8 @@ impl Proxy {
             if Instant::now() > deadline || matches!(wrapper.try_wait(), Ok(Some(_))) {
                 return Err("the proxy did not start".into());
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            // Short polls: the cold-start scenario times the start from this.
+            tokio::time::sleep(Duration::from_millis(1)).await;
         };
         let proxy = Proxy { wrapper, pid, addr };
         loop {
@@ -125,7 +126,18 @@ impl Proxy {
             if Instant::now() > deadline {
                 return Err(format!("the proxy is not listening on {addr}"));
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Whether the proxy has exited by itself (crashed, or killed by something else than the
+    /// driver), and how: a run where it did is not a measurement of it.
+    pub fn exited(&mut self) -> Option<String> {
+        match self.wrapper.try_wait() {
+            Ok(Some(status)) => Some(format!(
+                "the proxy exited during the scenario ({status}; see its log)"
+            )),
+            _ => None,
         }
     }
 

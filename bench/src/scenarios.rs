@@ -1,6 +1,8 @@
 //! The benchmark's scenarios: how many streams, how many tokens at what rate, how they start,
 //! and the smoke and full matrices built from them.
 
+use crate::cancel::CloseKind;
+use crate::churn::Transport;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -43,6 +45,23 @@ pub enum Kind {
         rate: u32,
         shape: Shape,
     },
+    /// Plain JSON mode at a fixed arrival rate (open loop), over keep-alive connections.
+    Json { rate: u32, seconds: u32 },
+    /// Streaming replies whose clients leave mid-stream: close to upstream-closed latency.
+    Cancel {
+        streams: usize,
+        close: CloseKind,
+        /// Clients start spread over this.
+        ramp_ms: u64,
+    },
+    /// New connections at a fixed rate, each one short conversation.
+    Churn {
+        transport: Transport,
+        rate: u32,
+        seconds: u32,
+    },
+    /// Fresh proxy processes, each asked at once.
+    Cold { starts: usize },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,6 +132,54 @@ fn stalled(name: &str, clients: usize, hold_s: u64) -> Scenario {
     }
 }
 
+fn plain(name: &str, kind: Kind) -> Scenario {
+    Scenario {
+        name: name.to_owned(),
+        kind,
+        upstream_http2: false,
+        overwrite: false,
+    }
+}
+
+fn json(rate: u32, seconds: u32) -> Scenario {
+    plain(&format!("json-{rate}"), Kind::Json { rate, seconds })
+}
+
+fn cancel(close: CloseKind, streams: usize, ramp_ms: u64) -> Scenario {
+    let how = match close {
+        CloseKind::WsClose => "ws-close",
+        CloseKind::Reset => "reset",
+        CloseKind::SseAbort => "sse-abort",
+    };
+    plain(
+        &format!("cancel-{how}-{streams}"),
+        Kind::Cancel {
+            streams,
+            close,
+            ramp_ms,
+        },
+    )
+}
+
+fn churn(transport: Transport, rate: u32, seconds: u32) -> Scenario {
+    let how = match transport {
+        Transport::Ws => "ws",
+        Transport::Sse => "sse",
+    };
+    plain(
+        &format!("churn-{how}-{rate}"),
+        Kind::Churn {
+            transport,
+            rate,
+            seconds,
+        },
+    )
+}
+
+fn cold(starts: usize) -> Scenario {
+    plain(&format!("cold-start-{starts}"), Kind::Cold { starts })
+}
+
 fn steady(ramp_ms: u64) -> Shape {
     Shape::Steady { ramp_ms }
 }
@@ -127,6 +194,13 @@ pub fn scenarios(mode: Mode) -> Vec<Scenario> {
             stalled("stalled-20", 20, 4),
             streams("steady-5", 5, 20, 100, steady(100)).over_http2(),
             overwrite("overwrite-5", 5, 20, 100, steady(100)),
+            json(100, 1),
+            cancel(CloseKind::WsClose, 5, 100),
+            cancel(CloseKind::Reset, 5, 100),
+            cancel(CloseKind::SseAbort, 5, 100),
+            churn(Transport::Ws, 20, 1),
+            churn(Transport::Sse, 20, 1),
+            cold(2),
         ],
         Mode::Full => vec![
             idle("idle-1000", 1_000),
@@ -149,6 +223,19 @@ pub fn scenarios(mode: Mode) -> Vec<Scenario> {
             streams("burst-10000", 10_000, 20, 5, Shape::Burst).over_http2(),
             // steady-100's load with every frame resending the text so far.
             overwrite("overwrite-100", 100, 250, 50, steady(1_000)),
+            // What LLM gateways publish: non-streamed requests at a fixed rate (open loop).
+            json(500, 10),
+            json(2_000, 10),
+            json(5_000, 10),
+            // What none publishes: how fast a client's leaving reaches the upstream, …
+            cancel(CloseKind::WsClose, 1_000, 2_000),
+            cancel(CloseKind::Reset, 1_000, 2_000),
+            cancel(CloseKind::SseAbort, 1_000, 2_000),
+            // … what a connection per conversation costs, …
+            churn(Transport::Ws, 500, 5),
+            churn(Transport::Sse, 500, 5),
+            // … and the first request after a start.
+            cold(20),
         ],
     }
 }

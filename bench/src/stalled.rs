@@ -174,7 +174,11 @@ impl Series {
 }
 
 /// Asks the mock for its counters of streams `first..first + count`.
-async fn mock_stats(mock: SocketAddr, first: u64, count: usize) -> Result<StatsReply, String> {
+pub(crate) async fn mock_stats(
+    mock: SocketAddr,
+    first: u64,
+    count: usize,
+) -> Result<StatsReply, String> {
     let query = async {
         let tcp = tokio::net::TcpStream::connect(mock)
             .await

@@ -2,11 +2,12 @@
 
 use serde::Serialize;
 
-/// p50, p99 and max of a distribution, in microseconds.
+/// p50, p99, p99.9 and max of a distribution, in microseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Pct {
     pub p50: f64,
     pub p99: f64,
+    pub p999: f64,
     pub max: f64,
     pub samples: usize,
 }
@@ -22,6 +23,7 @@ impl Pct {
         Pct {
             p50: us(rank(&samples, 50.0)),
             p99: us(rank(&samples, 99.0)),
+            p999: us(rank(&samples, 99.9)),
             max: us(samples.last().copied().unwrap_or(0)),
             samples: samples.len(),
         }
@@ -32,6 +34,7 @@ impl Pct {
         Pct {
             p50: f64::NAN,
             p99: f64::NAN,
+            p999: f64::NAN,
             max: f64::NAN,
             samples,
         }
@@ -45,6 +48,7 @@ impl Pct {
         Pct {
             p50: self.p50 - floor.p50,
             p99: self.p99 - floor.p99,
+            p999: self.p999 - floor.p999,
             max: self.max - floor.max,
             samples: self.samples,
         }
@@ -59,6 +63,7 @@ impl Pct {
         Pct {
             p50: div(self.p50, floor.p50),
             p99: div(self.p99, floor.p99),
+            p999: div(self.p999, floor.p999),
             max: div(self.max, floor.max),
             samples: self.samples,
         }
@@ -70,8 +75,13 @@ fn rank(sorted: &[i64], percentile: f64) -> i64 {
     if sorted.is_empty() {
         return 0;
     }
-    let n = sorted.len() as f64;
-    let index = ((percentile / 100.0 * n).ceil() as usize).clamp(1, sorted.len()) - 1;
+    // In integer per-mille: 99.9 % of 1,000 in floating point is 999.000…1, whose ceiling
+    // would pick the 1,000th sample.
+    let permille = (percentile * 10.0).round() as usize;
+    let index = (permille * sorted.len())
+        .div_ceil(1000)
+        .clamp(1, sorted.len())
+        - 1;
     sorted[index]
 }
 
@@ -84,6 +94,8 @@ mod tests {
         let samples: Vec<i64> = (1..=100).map(|v| v * 1000).collect();
         let p = Pct::of_ns(samples);
         assert_eq!((p.p50, p.p99, p.max), (50.0, 99.0, 100.0));
+        let thousand: Vec<i64> = (1..=1000).map(|v| v * 1000).collect();
+        assert_eq!(Pct::of_ns(thousand).p999, 999.0);
         let one = Pct::of_ns(vec![5000]);
         assert_eq!((one.p50, one.p99, one.max), (5.0, 5.0, 5.0));
         let none = Pct::of_ns(Vec::new());
