@@ -233,7 +233,7 @@ async fn metrics_start_with_help_build_info_process_figures_and_zero_counters() 
         "deepchat_proxy_errors_total{kind=\"upstream\",source=\"upstream\"} 0",
         "deepchat_proxy_rejected_total{reason=\"rate_limit\"} 0",
         "deepchat_proxy_client_cancellations_total{transport=\"http-sse\"} 0",
-        "deepchat_proxy_output_tokens_total{provider=\"demo\"} 0",
+        "deepchat_proxy_output_tokens_total{provider=\"demo\",model=\"demo\"} 0",
         "deepchat_proxy_streams_active 0",
     ] {
         assert!(metrics.contains(line), "{line:?} missing from\n{metrics}");
@@ -481,4 +481,40 @@ async fn the_status_page_shows_recent_replies_and_the_upstream() {
         page.contains(&format!("<th>127.0.0.1:{port}</th><td class=\"down\">")),
         "{page}"
     );
+}
+
+/// OpenAI streams token usage only when asked: the proxy asks (`stream_options.include_usage`),
+/// and the counters move by what the usage chunk reports, per provider and model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_asked_for_and_counted_per_provider_and_model() {
+    let upstream = MockUpstream::start().await;
+    let base = format!("http://{}/v1", upstream.addr);
+    let (mut child, address, _lines) = spawn_with(&[
+        "openai",
+        "--base-url",
+        &base,
+        "--model",
+        "gpt-counted",
+        "--api-key-env",
+        "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY",
+    ]);
+    let input = r#"deepchat_proxy_input_tokens_total{provider="openai",model="gpt-counted"}"#;
+    let output = r#"deepchat_proxy_output_tokens_total{provider="openai",model="gpt-counted"}"#;
+    let (_, before) = get(format!("http://{address}/metrics")).await;
+    assert!(before.contains(&format!("{output} 0")), "{before}");
+
+    upstream.push(Reply::openai_text_with_usage(&["counted ", "reply"], 12, 5));
+    let mut ws = connect(&format!("ws://{address}/chat")).await;
+    send_user(&mut ws, "count me").await;
+    assert_eq!(
+        reply_text(&read_reply(&mut ws, "stop-key").await),
+        "counted reply"
+    );
+    let asked = &upstream.received()[0].body["stream_options"];
+    assert_eq!(asked["include_usage"], true, "asked for usage: {asked}");
+    let (_, after) = get(format!("http://{address}/metrics")).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(series(&after, input), 12.0, "{after}");
+    assert_eq!(series(&after, output), 5.0, "{after}");
 }

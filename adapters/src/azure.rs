@@ -84,6 +84,9 @@ impl Adapter for AzureOpenAi {
         }
         let auth = api_key.map(|key| ("api-key", key.to_owned()));
         let headers = generation.request_headers(auth, &[]);
+        // Azure, like OpenAI, streams usage only when asked (API versions since 2024-09-01).
+        let mut body = chat_body(conversation, generation, false);
+        crate::openai::ask_for_usage(&mut body);
         Ok(UpstreamRequest {
             url: format!(
                 "{}/openai/deployments/{}/chat/completions?api-version={}",
@@ -92,7 +95,7 @@ impl Adapter for AzureOpenAi {
                 encode_component(&self.api_version),
             ),
             headers,
-            body: chat_body(conversation, generation, false),
+            body,
         })
     }
 

@@ -13,14 +13,25 @@ use std::borrow::Cow;
 #[derive(Debug, Clone)]
 pub struct OpenAiChat {
     pub base_url: String,
+    /// Ask for the usage chunk (`stream_options.include_usage`); see
+    /// [`crate::presets::asks_for_usage`].
+    pub asks_for_usage: bool,
 }
 
 impl OpenAiChat {
     pub fn new(base_url: impl Into<String>) -> Self {
+        let base_url = base_url.into();
         OpenAiChat {
-            base_url: base_url.into(),
+            asks_for_usage: crate::presets::asks_for_usage(&base_url),
+            base_url,
         }
     }
+}
+
+/// Asks a Chat Completions stream for its final usage chunk: without it OpenAI (and most
+/// compatible servers, Azure included) report no token counts when streaming.
+pub fn ask_for_usage(body: &mut Value) {
+    body["stream_options"] = json!({"include_usage": true});
 }
 
 /// The `messages` array: system prompt first, images as `image_url` content parts.
@@ -95,10 +106,14 @@ impl Adapter for OpenAiChat {
             return Err(AdapterError::Empty);
         }
         let headers = generation.request_headers(crate::generation::bearer(api_key), &[]);
+        let mut body = chat_body(conversation, generation, true);
+        if self.asks_for_usage {
+            ask_for_usage(&mut body);
+        }
         Ok(UpstreamRequest {
             url: format!("{}/chat/completions", self.base_url.trim_end_matches('/')),
             headers,
-            body: chat_body(conversation, generation, true),
+            body,
         })
     }
 

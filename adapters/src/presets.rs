@@ -12,6 +12,20 @@ pub struct Preset {
     pub api_key_env: Option<&'static str>,
     /// One line for `--help` and error messages.
     pub note: &'static str,
+    /// Whether to ask for token usage with `stream_options.include_usage`: OpenAI and most
+    /// compatible servers send the usage chunk only when asked; a host that sends it anyway and
+    /// refuses fields it does not know (Mistral answers 422 `extra_forbidden`) is not asked.
+    pub asks_for_usage: bool,
+}
+
+/// Whether a Chat Completions server at `base_url` is asked for usage: as its preset says, and
+/// yes for any other server (OpenAI's own API and its compatibles need asking).
+pub fn asks_for_usage(base_url: &str) -> bool {
+    let base = base_url.trim_end_matches('/');
+    PRESETS
+        .iter()
+        .find(|p| p.base_url == base)
+        .is_none_or(|p| p.asks_for_usage)
 }
 
 /// Every known host, hosted services first, then local servers.
@@ -21,24 +35,28 @@ pub const PRESETS: &[Preset] = &[
         base_url: "https://api.openai.com/v1",
         api_key_env: Some("OPENAI_API_KEY"),
         note: "OpenAI",
+        asks_for_usage: true,
     },
     Preset {
         name: "openrouter",
         base_url: "https://openrouter.ai/api/v1",
         api_key_env: Some("OPENROUTER_API_KEY"),
         note: "OpenRouter; models are named vendor/model, e.g. openai/gpt-4o-mini",
+        asks_for_usage: true,
     },
     Preset {
         name: "groq",
         base_url: "https://api.groq.com/openai/v1",
         api_key_env: Some("GROQ_API_KEY"),
         note: "Groq",
+        asks_for_usage: true,
     },
     Preset {
         name: "mistral",
         base_url: "https://api.mistral.ai/v1",
         api_key_env: Some("MISTRAL_API_KEY"),
         note: "Mistral La Plateforme",
+        asks_for_usage: false,
     },
     Preset {
         name: "deepseek",
@@ -46,6 +64,7 @@ pub const PRESETS: &[Preset] = &[
         base_url: "https://api.deepseek.com/v1",
         api_key_env: Some("DEEPSEEK_API_KEY"),
         note: "DeepSeek",
+        asks_for_usage: true,
     },
     Preset {
         name: "together",
@@ -53,36 +72,42 @@ pub const PRESETS: &[Preset] = &[
         base_url: "https://api.together.ai/v1",
         api_key_env: Some("TOGETHER_API_KEY"),
         note: "Together AI; models are named org/model",
+        asks_for_usage: true,
     },
     Preset {
         name: "fireworks",
         base_url: "https://api.fireworks.ai/inference/v1",
         api_key_env: Some("FIREWORKS_API_KEY"),
         note: "Fireworks AI; models are named accounts/fireworks/models/…",
+        asks_for_usage: true,
     },
     Preset {
         name: "vllm",
         base_url: "http://localhost:8000/v1",
         api_key_env: None,
         note: "local vLLM (`vllm serve`); pass a key only if started with --api-key",
+        asks_for_usage: true,
     },
     Preset {
         name: "llamacpp",
         base_url: "http://localhost:8080/v1",
         api_key_env: None,
         note: "local llama.cpp llama-server",
+        asks_for_usage: true,
     },
     Preset {
         name: "lmstudio",
         base_url: "http://localhost:1234/v1",
         api_key_env: None,
         note: "local LM Studio server",
+        asks_for_usage: true,
     },
     Preset {
         name: "ollama",
         base_url: "http://localhost:11434/v1",
         api_key_env: None,
         note: "local Ollama through its OpenAI-compatible endpoint (see also the native ollama adapter)",
+        asks_for_usage: true,
     },
 ];
 

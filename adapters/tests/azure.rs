@@ -187,6 +187,7 @@ fn request_uses_deployment_url_api_key_and_no_model_in_body() {
         request.body,
         json!({
             "stream": true,
+            "stream_options": {"include_usage": true},
             "temperature": 0.5,
             "max_tokens": 64,
             "messages": [

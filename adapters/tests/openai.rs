@@ -101,6 +101,7 @@ fn request_has_system_history_images_and_options() {
         json!({
             "model": "gpt-4o-mini",
             "stream": true,
+            "stream_options": {"include_usage": true},
             "temperature": 0.5,
             "max_tokens": 64,
             "messages": [
@@ -151,4 +152,38 @@ data: [DONE]\n\n";
         output_tokens: Some(2),
         reasoning_tokens: None
     })));
+}
+
+#[test]
+fn usage_is_asked_for_except_from_hosts_that_refuse_unknown_fields() {
+    let conversation = Conversation {
+        system: None,
+        turns: vec![Turn::user("hi")],
+    };
+    let generation = Generation {
+        model: "m".into(),
+        ..Default::default()
+    };
+    let body = |base: &str| {
+        OpenAiChat::new(base)
+            .build_request(&conversation, &generation, None)
+            .expect("request")
+            .body
+    };
+    // OpenAI, a compatible host and a server no preset knows are asked.
+    for base in [
+        "https://api.openai.com/v1",
+        "https://api.groq.com/openai/v1",
+        "http://10.0.0.5:8000/v1",
+    ] {
+        assert_eq!(
+            body(base)["stream_options"]["include_usage"],
+            true,
+            "{base}"
+        );
+    }
+    // Mistral sends usage unasked and answers 422 to fields it does not know.
+    assert!(body("https://api.mistral.ai/v1")
+        .get("stream_options")
+        .is_none());
 }

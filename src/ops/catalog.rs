@@ -88,9 +88,19 @@ pub const METRICS: &[Metric] = &[
         "Text frames sent to clients (after merging what was queued).",
     ),
     metric(
+        "deepchat_proxy_input_tokens_total",
+        Kind::Counter,
+        "Input (prompt) tokens the provider reported, by provider and model.",
+    ),
+    metric(
+        "deepchat_proxy_reasoning_tokens_total",
+        Kind::Counter,
+        "Reasoning (thinking) tokens the provider reported, by provider and model.",
+    ),
+    metric(
         "deepchat_proxy_output_tokens_total",
         Kind::Counter,
-        "Output tokens the provider reported, by provider.",
+        "Output tokens the provider reported, by provider and model.",
     ),
     metric(
         "deepchat_proxy_client_cancellations_total",
@@ -190,6 +200,14 @@ pub fn describe_and_zero(labels: &ZeroLabels<'_>) {
     for transport in TRANSPORTS {
         for route in labels.routes {
             for (provider, model) in &route.upstreams {
+                for name in [
+                    "deepchat_proxy_input_tokens_total",
+                    "deepchat_proxy_output_tokens_total",
+                    "deepchat_proxy_reasoning_tokens_total",
+                ] {
+                    metrics::counter!(name, "provider" => *provider, "model" => model.clone())
+                        .increment(0);
+                }
                 for outcome in OUTCOMES {
                     metrics::counter!(
                         "deepchat_proxy_requests_total",
@@ -213,7 +231,7 @@ pub fn describe_and_zero(labels: &ZeroLabels<'_>) {
         .iter()
         .flat_map(|route| route.upstreams.iter().map(|(provider, _)| *provider));
     for provider in providers {
-        metrics::counter!("deepchat_proxy_output_tokens_total", "provider" => provider)
+        metrics::counter!("deepchat_proxy_upstream_errors_total", "provider" => provider, "status" => "connect")
             .increment(0);
         metrics::counter!("deepchat_proxy_upstream_retries_total", "provider" => provider)
             .increment(0);

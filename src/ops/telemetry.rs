@@ -177,7 +177,7 @@ pub struct ReplyMetrics {
     pub first_thinking: Option<std::time::Duration>,
     pub relayed_bytes: usize,
     pub text_frames: usize,
-    pub output_tokens: Option<u64>,
+    pub usage: deepchat_adapters::Usage,
 }
 
 /// Records a finished reply.
@@ -204,9 +204,19 @@ pub fn record_reply(reply: &ReplyMetrics) {
     }
     counter!("deepchat_proxy_relayed_bytes_total").increment(reply.relayed_bytes as u64);
     counter!("deepchat_proxy_relayed_frames_total").increment(reply.text_frames as u64);
-    if let Some(tokens) = reply.output_tokens {
-        counter!("deepchat_proxy_output_tokens_total", "provider" => reply.provider)
-            .increment(tokens);
+    let usage = reply.usage;
+    for (name, tokens) in [
+        ("deepchat_proxy_input_tokens_total", usage.input_tokens),
+        ("deepchat_proxy_output_tokens_total", usage.output_tokens),
+        (
+            "deepchat_proxy_reasoning_tokens_total",
+            usage.reasoning_tokens,
+        ),
+    ] {
+        if let Some(tokens) = tokens {
+            counter!(name, "provider" => reply.provider, "model" => reply.model.clone())
+                .increment(tokens);
+        }
     }
     if reply.status == "cancelled" {
         counter!("deepchat_proxy_client_cancellations_total", "transport" => reply.transport)

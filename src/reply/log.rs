@@ -124,7 +124,7 @@ pub fn finished(context: &ReplyContext<'_>, outcome: &Outcome, log_content: bool
         first_thinking,
         relayed_bytes: outcome.relayed_bytes,
         text_frames: outcome.text_frames,
-        output_tokens,
+        usage: outcome.usage.unwrap_or_default(),
     });
     if let Some(error) = &outcome.error {
         telemetry::reply_failed(error);

@@ -123,6 +123,9 @@ pub enum Step {
     Drop,
     /// Keep the response open, sending SSE comments, until the client goes away.
     HoldUntilClosed,
+    /// Bytes sent only if the request asked for usage (`stream_options.include_usage`), as
+    /// OpenAI's Chat Completions stream sends its usage chunk.
+    IfUsageAsked(Vec<u8>),
 }
 
 /// A scripted response.
@@ -135,6 +138,24 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// An OpenAI SSE stream of these deltas, then (only when the request asked, as OpenAI
+    /// does) a usage chunk with these token counts, then `[DONE]`.
+    pub fn openai_text_with_usage(deltas: &[&str], prompt: u64, completion: u64) -> Reply {
+        let mut steps: Vec<Step> = deltas
+            .iter()
+            .map(|d| Step::Bytes(openai_chunk(d)))
+            .collect();
+        steps.push(Step::IfUsageAsked(
+            format!(
+                "data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":{prompt},\"completion_tokens\":{completion},\"total_tokens\":{}}}}}\n\n",
+                prompt + completion
+            )
+            .into_bytes(),
+        ));
+        steps.push(Step::Bytes(b"data: [DONE]\n\n".to_vec()));
+        Reply::sse(steps)
+    }
+
     /// An OpenAI SSE stream of these content deltas, ending with `[DONE]`.
     pub fn openai_text(deltas: &[&str]) -> Reply {
         let mut steps: Vec<Step> = deltas
@@ -368,7 +389,8 @@ impl MockUpstream {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let usage_asked = body["stream_options"]["include_usage"] == Value::Bool(true);
         let reply = {
             let mut state = self.state.lock().expect("lock");
             state.received.push(Received {
@@ -390,6 +412,11 @@ impl MockUpstream {
         let mock = self.clone();
         tokio::spawn(async move {
             for step in reply.steps {
+                let step = match step {
+                    Step::IfUsageAsked(bytes) if usage_asked => Step::Bytes(bytes),
+                    Step::IfUsageAsked(_) => continue,
+                    other => other,
+                };
                 match step {
                     Step::Bytes(bytes) => {
                         if tx.send(Ok(Frame::data(Bytes::from(bytes)))).await.is_err() {
@@ -410,6 +437,8 @@ impl MockUpstream {
                         }
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     },
+                    // Turned into bytes or skipped above.
+                    Step::IfUsageAsked(_) => {}
                 }
             }
         });
