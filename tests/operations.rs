@@ -180,6 +180,23 @@ async fn json_logs_one_line_per_reply_without_content_and_sigterm_stops_cleanly(
     );
     drop(ws);
 
+    // A refused origin is logged with the flag that would admit it.
+    let refused = reqwest::Client::new()
+        .post(format!("http://{address}/chat"))
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(refused.status(), 403);
+    let line = wait_for_line(&lines, "origin rejected");
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert!(
+        line["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--allow-origin https://shop.example")),
+        "{line}"
+    );
+
     let pid = child.id().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])

@@ -192,15 +192,21 @@ pub fn record_reply(reply: &ReplyMetrics) {
         "model" => reply.model.clone()
     )
     .increment(1);
-    histogram!("deepchat_proxy_reply_duration_seconds", "transport" => reply.transport)
-        .record(reply.total.as_secs_f64());
+    // Latency by who answered too: one slow model must not hide in the others' figures.
+    let by_upstream = |name: &'static str| {
+        histogram!(
+            name,
+            "transport" => reply.transport,
+            "provider" => reply.provider,
+            "model" => reply.model.clone()
+        )
+    };
+    by_upstream("deepchat_proxy_reply_duration_seconds").record(reply.total.as_secs_f64());
     if let Some(first) = reply.first_token {
-        histogram!("deepchat_proxy_first_token_seconds", "transport" => reply.transport)
-            .record(first.as_secs_f64());
+        by_upstream("deepchat_proxy_first_token_seconds").record(first.as_secs_f64());
     }
     if let Some(first) = reply.first_thinking {
-        histogram!("deepchat_proxy_first_thinking_seconds", "transport" => reply.transport)
-            .record(first.as_secs_f64());
+        by_upstream("deepchat_proxy_first_thinking_seconds").record(first.as_secs_f64());
     }
     counter!("deepchat_proxy_relayed_bytes_total").increment(reply.relayed_bytes as u64);
     counter!("deepchat_proxy_relayed_frames_total").increment(reply.text_frames as u64);
