@@ -67,6 +67,10 @@ const CHUNK_TAIL: &str = "\"},\"finish_reason\":null}]}\n\n";
 const ROLE_CHUNK: &[u8] = b"data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n";
 const FINISH_CHUNK: &[u8] = b"data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
 
+/// The end when the request asked for usage (`stream_options.include_usage`): as OpenAI does,
+/// a usage chunk with empty `choices` comes between the finish chunk and `[DONE]`.
+const FINISH_WITH_USAGE: &[u8] = b"data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench\",\"choices\":[],\"usage\":{\"prompt_tokens\":8,\"completion_tokens\":1,\"total_tokens\":9}}\n\ndata: [DONE]\n\n";
+
 /// Bytes of one content event without its token text (SSE framing and JSON around it).
 pub const TOKEN_EVENT_OVERHEAD: usize = CHUNK_HEAD.len() + CHUNK_TAIL.len();
 
@@ -382,10 +386,9 @@ async fn respond(
     }
     let stats = registry.register(spec.id);
     connection.carry(stats.clone());
-    let mut response = Response::new(http_body_util::Either::Left(TokenBody::new(
-        spec,
-        Some(stats),
-    )));
+    let mut response = Response::new(http_body_util::Either::Left(
+        TokenBody::new(spec, Some(stats)).with_usage(asks_for_usage(&body)),
+    ));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("text/event-stream"),
@@ -409,6 +412,13 @@ fn spec_of(body: &[u8]) -> Option<Spec> {
             .find_map(Spec::parse),
         _ => None,
     }
+}
+
+/// OpenAI's `stream_options.include_usage` (the usage chunk is sent only when asked).
+fn asks_for_usage(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .map(|request| request["stream_options"]["include_usage"] == true)
+        .unwrap_or(false)
 }
 
 /// OpenAI's `stream` field (absent means false).
@@ -472,6 +482,8 @@ pub struct TokenBody {
     interval: Option<Duration>,
     sleep: Pin<Box<Sleep>>,
     stats: Option<Arc<StreamStats>>,
+    /// End with a usage chunk (the request asked for it).
+    usage: bool,
 }
 
 impl TokenBody {
@@ -485,7 +497,13 @@ impl TokenBody {
             interval: (spec.interval_us > 0).then(|| Duration::from_micros(spec.interval_us)),
             sleep: Box::pin(tokio::time::sleep_until(start)),
             stats,
+            usage: false,
         }
+    }
+
+    fn with_usage(mut self, usage: bool) -> TokenBody {
+        self.usage = usage;
+        self
     }
 }
 
@@ -508,7 +526,12 @@ impl Body for TokenBody {
                 if let Some(stats) = &this.stats {
                     stats.finished.store(true, Ordering::Relaxed);
                 }
-                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(FINISH_CHUNK)))))
+                let end = if this.usage {
+                    FINISH_WITH_USAGE
+                } else {
+                    FINISH_CHUNK
+                };
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(end)))))
             }
             Phase::Tokens => {
                 if let (Some(interval), true) = (this.interval, this.next > 0) {
