@@ -271,17 +271,7 @@ async fn metrics_start_with_help_build_info_process_figures_and_zero_counters() 
 async fn one_request_id_ties_the_error_text_the_header_the_upstream_and_the_log() {
     let upstream = MockUpstream::start().await;
     let base = format!("http://{}/v1", upstream.addr);
-    let (mut child, address, lines) = spawn_with(&[
-        "--retries",
-        "0",
-        "openai",
-        "--base-url",
-        &base,
-        "--model",
-        "m",
-        "--api-key-env",
-        "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY",
-    ]);
+    let (mut child, address, lines) = spawn_openai(&base, "m", &["--retries", "0"], &[]);
     let lines = std::sync::Arc::new(std::sync::Mutex::new(lines));
     let next_reply_line = || {
         let lines = lines.clone();
@@ -391,15 +381,7 @@ fn series(metrics: &str, name: &str) -> f64 {
 async fn chunk_gaps_and_cancel_latency_are_measured() {
     let upstream = MockUpstream::start().await;
     let base = format!("http://{}/v1", upstream.addr);
-    let (mut child, address, _lines) = spawn_with(&[
-        "openai",
-        "--base-url",
-        &base,
-        "--model",
-        "m",
-        "--api-key-env",
-        "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY",
-    ]);
+    let (mut child, address, _lines) = spawn_openai(&base, "m", &[], &[]);
     let gap_count = r#"deepchat_proxy_chunk_gap_seconds_count{transport="websocket"}"#;
     let cancel_count = r#"deepchat_proxy_cancel_seconds_count{transport="websocket"}"#;
 
@@ -482,15 +464,7 @@ async fn the_status_page_shows_recent_replies_and_the_upstream() {
     let port = closed.local_addr().expect("addr").port();
     drop(closed);
     let base = format!("http://127.0.0.1:{port}/v1");
-    let (mut child, address, _lines) = spawn_with(&[
-        "openai",
-        "--base-url",
-        &base,
-        "--model",
-        "m",
-        "--api-key-env",
-        "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY",
-    ]);
+    let (mut child, address, _lines) = spawn_openai(&base, "m", &[], &[]);
     let (_, page) = get(format!("http://{address}/status")).await;
     let _ = child.kill();
     let _ = child.wait();
@@ -506,15 +480,7 @@ async fn the_status_page_shows_recent_replies_and_the_upstream() {
 async fn usage_is_asked_for_and_counted_per_provider_and_model() {
     let upstream = MockUpstream::start().await;
     let base = format!("http://{}/v1", upstream.addr);
-    let (mut child, address, _lines) = spawn_with(&[
-        "openai",
-        "--base-url",
-        &base,
-        "--model",
-        "gpt-counted",
-        "--api-key-env",
-        "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY",
-    ]);
+    let (mut child, address, _lines) = spawn_openai(&base, "gpt-counted", &[], &[]);
     let input = r#"deepchat_proxy_input_tokens_total{provider="openai",model="gpt-counted"}"#;
     let output = r#"deepchat_proxy_output_tokens_total{provider="openai",model="gpt-counted"}"#;
     let (_, before) = get(format!("http://{address}/metrics")).await;

@@ -110,18 +110,10 @@ async fn a_reply_is_a_genai_span_in_the_callers_trace_and_the_trace_goes_upstrea
     let upstream = MockUpstream::start().await;
     let base = format!("http://{}/v1", upstream.addr);
     let endpoint = format!("http://{}", collector.address);
-    let (mut child, address, _lines) = spawn_with_env(
-        &[
-            "--otlp-endpoint",
-            &endpoint,
-            "openai",
-            "--base-url",
-            &base,
-            "--model",
-            "gpt-test",
-            "--api-key-env",
-            "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY",
-        ],
+    let (mut child, address, _lines) = spawn_openai(
+        &base,
+        "gpt-test",
+        &["--otlp-endpoint", &endpoint],
         // Export within a fraction of a second instead of the default 5 s batch delay.
         &[("OTEL_BSP_SCHEDULE_DELAY", "100")],
     );

@@ -25,6 +25,22 @@ pub fn spawn_with(args: &[&str]) -> Spawned {
     spawn_with_env(args, &[])
 }
 
+/// The real binary as an `openai` proxy of the server at `base` (`http://HOST:PORT/v1`) with
+/// `model`, no key, `global` flags before the provider and `env` set.
+pub fn spawn_openai(base: &str, model: &str, global: &[&str], env: &[(&str, &str)]) -> Spawned {
+    let mut args = global.to_vec();
+    args.extend_from_slice(&[
+        "openai",
+        "--base-url",
+        base,
+        "--model",
+        model,
+        "--api-key-env",
+        "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY",
+    ]);
+    spawn_with_env(&args, env)
+}
+
 /// [`spawn_with`], with extra environment variables.
 pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Spawned {
     let mut all = vec!["--listen", "127.0.0.1:0", "--log-format", "json"];
