@@ -27,11 +27,15 @@ impl Image {
 }
 
 /// One message of the dialogue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Turn {
     pub role: Role,
     pub text: String,
     pub images: Vec<Image>,
+    /// Assistant turns only: the tool rounds that came before `text`, oldest first. A turn
+    /// still in progress (the tool loop's) has rounds and no text yet: adapters send its rounds
+    /// and no empty message.
+    pub tool_rounds: Vec<crate::tools::ToolRound>,
 }
 
 impl Turn {
@@ -40,6 +44,7 @@ impl Turn {
             role: Role::User,
             text: text.into(),
             images: Vec::new(),
+            tool_rounds: Vec::new(),
         }
     }
 
@@ -48,6 +53,7 @@ impl Turn {
             role: Role::Assistant,
             text: text.into(),
             images: Vec::new(),
+            tool_rounds: Vec::new(),
         }
     }
 }
@@ -60,4 +66,6 @@ pub struct Conversation {
     pub system: Option<String>,
     /// The dialogue, oldest first; the last turn is normally the user's.
     pub turns: Vec<Turn>,
+    /// Tools the model may call (empty: the request offers none, exactly as before).
+    pub tools: Vec<crate::tools::ToolSpec>,
 }

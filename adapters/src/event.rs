@@ -13,6 +13,8 @@ pub enum FinishReason {
     Length,
     /// Withheld by the provider's safety or content filter.
     ContentFilter,
+    /// The model stopped to call tools (the [`Event::ToolCall`]s before this say which).
+    ToolUse,
     /// Anything else the provider reports, verbatim.
     Other(String),
 }
@@ -41,6 +43,17 @@ pub enum Event {
         src: String,
     },
     Usage(Usage),
+    /// A complete tool call (its streamed argument pieces assembled by the decoder), emitted
+    /// once per call before the round's [`Event::Finish`].
+    ToolCall(crate::ToolCall),
+    /// Provider state of this assistant message to send back with its tool results
+    /// ([`crate::Carried::item`]; the binary tags it with the adapter).
+    Carried(serde_json::Value),
+    /// The binary's tool loop, never a decoder: this tool is being called now (for a status).
+    ToolRunning(crate::ToolCall),
+    /// The binary's tool loop, never a decoder: a round is complete, results included (for the
+    /// conversation memory).
+    ToolRound(crate::ToolRound),
     /// The provider says the reply is complete (or cut, per the reason).
     Finish(FinishReason),
     /// The provider reported an error, or its stream broke: one clear message for the user.

@@ -21,11 +21,13 @@ pub mod openai;
 pub mod openai_responses;
 pub mod presets;
 pub mod providers;
+pub mod tools;
 
 pub use conversation::{Conversation, Image, Role, Turn};
 pub use event::{Event, EventStream, FinishReason, Usage};
 pub use framing::{Framing, Message};
 pub use generation::{Effort, Generation, ReasoningRequest};
+pub use tools::{Carried, ToolCall, ToolResult, ToolRound, ToolSpec};
 
 use thiserror::Error;
 

@@ -159,6 +159,7 @@ fn request_merges_history_and_sends_system_images_and_options() {
         .images
         .push(Image::Url("https://example.com/cat.webp".into()));
     let conversation = Conversation {
+        tools: Vec::new(),
         system: Some("be brief".into()),
         turns: vec![
             // A widget greeting before the user spoke: Anthropic needs `user` first.

@@ -159,6 +159,7 @@ fn request_uses_deployment_url_api_key_and_no_model_in_body() {
         base64: "AAAA".into(),
     });
     let conversation = Conversation {
+        tools: Vec::new(),
         system: Some("be brief".into()),
         turns: vec![Turn::user("hi"), Turn::assistant("hello"), image_turn],
     };

@@ -201,6 +201,7 @@ fn request_has_system_history_images_and_options() {
         base64: "AAAA".into(),
     });
     let conversation = Conversation {
+        tools: Vec::new(),
         system: Some("be brief".into()),
         turns: vec![Turn::user("hi"), Turn::assistant("hello"), image_turn],
     };

@@ -273,6 +273,7 @@ fn request_has_system_instruction_alternating_contents_images_and_config() {
         "https://example.com/photos/cat.JPG?size=large".into(),
     ));
     let conversation = Conversation {
+        tools: Vec::new(),
         system: Some("be brief".into()),
         turns: vec![
             Turn::assistant("Hi! Ask me anything."),

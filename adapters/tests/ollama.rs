@@ -152,6 +152,7 @@ fn request_has_system_history_images_and_options() {
         base64: "/9j/4AAQ".into(),
     });
     let conversation = Conversation {
+        tools: Vec::new(),
         system: Some("be brief".into()),
         turns: vec![Turn::user("hi"), Turn::assistant("héllo 👋"), image_turn],
     };

@@ -75,6 +75,7 @@ fn request_has_system_history_images_and_options() {
         base64: "AAAA".into(),
     });
     let conversation = Conversation {
+        tools: Vec::new(),
         system: Some("be brief".into()),
         turns: vec![Turn::user("hi"), Turn::assistant("hello"), image_turn],
     };
@@ -157,6 +158,7 @@ data: [DONE]\n\n";
 #[test]
 fn usage_is_asked_for_except_from_hosts_that_refuse_unknown_fields() {
     let conversation = Conversation {
+        tools: Vec::new(),
         system: None,
         turns: vec![Turn::user("hi")],
     };

@@ -178,6 +178,7 @@ fn request_has_instructions_history_images_and_options() {
         .images
         .push(Image::Url("https://example.com/cat.jpg".into()));
     let conversation = Conversation {
+        tools: Vec::new(),
         system: Some("be brief".into()),
         turns: vec![Turn::user("hi"), Turn::assistant("héllo 👋"), image_turn],
     };

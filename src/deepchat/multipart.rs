@@ -79,6 +79,7 @@ pub async fn parse_with_model(
                 role: Role::User,
                 text: String::new(),
                 images,
+                tool_rounds: Vec::new(),
             }),
         }
     }

@@ -91,7 +91,12 @@ pub fn to_turn(message: IncomingMessage) -> Result<Option<Turn>, RequestError> {
     if role == Role::Assistant && images.is_empty() && text == crate::reply::frame::STATUS_TEXT {
         return Ok(None);
     }
-    Ok(Some(Turn { role, text, images }))
+    Ok(Some(Turn {
+        role,
+        text,
+        images,
+        tool_rounds: Vec::new(),
+    }))
 }
 
 /// A request must contain something from the user to answer.

@@ -216,6 +216,10 @@ where
                 outcome.error = Some(ProxyError::Upstream(message));
                 break;
             }
+            Event::ToolCall(_)
+            | Event::Carried(_)
+            | Event::ToolRunning(_)
+            | Event::ToolRound(_) => continue,
         };
         if send(sink, frame, client_gone.as_mut()).await.is_err() {
             outcome.cancelled = true;

@@ -19,6 +19,7 @@ pub fn conversation(route: &Route, turns: Vec<Turn>) -> Conversation {
     Conversation {
         system: route.system_prompt.clone(),
         turns: Budget::of(&route.limits).fit(turns),
+        tools: Vec::new(),
     }
 }
 

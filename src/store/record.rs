@@ -62,6 +62,7 @@ impl Message {
             },
             text: self.text.clone(),
             images: self.files.iter().map(|file| image(&file.src)).collect(),
+            tool_rounds: Vec::new(),
         }
     }
 }
