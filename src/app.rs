@@ -9,6 +9,7 @@ use crate::ops::health::{Ops, Readiness};
 use crate::ops::telemetry;
 use crate::store::conversations::Conversations;
 use crate::store::{self, Store, StoreError};
+use crate::tools::Tools;
 use crate::upstream;
 use crate::upstream::pool::UpstreamPool;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct App {
     pub ops: Arc<Ops>,
     /// Conversations named by an id (`--store`), kept across sockets and replicas.
     pub conversations: Conversations,
+    /// Tools from the `--mcp` servers (none without the flag).
+    pub tools: Arc<Tools>,
 }
 
 impl App {
@@ -74,9 +77,20 @@ impl App {
                 ),
                 metrics: telemetry::prometheus(),
                 process: telemetry::process_metrics(),
+                tools: Tools::none(),
             }),
+            tools: Tools::none(),
             config,
         }
+    }
+
+    /// The same state with the tools of the started `--mcp` servers (before it is shared).
+    pub fn with_tools(mut self, tools: Arc<Tools>) -> Self {
+        if let Some(ops) = Arc::get_mut(&mut self.ops) {
+            ops.tools = tools.clone();
+        }
+        self.tools = tools;
+        self
     }
 }
 

@@ -41,6 +41,9 @@ pub enum ConfigError {
     File(String, String),
     #[error("{0} is empty or unset, but an auth flag names it")]
     MissingSecret(String),
+    /// A `--mcp` server or tool flag that cannot work.
+    #[error("{0}")]
+    Tools(String),
     #[error("completions and man print text and exit; they run no proxy")]
     NotAProvider,
     #[error("--jwt-public-key {0}: not a PEM RSA or EC (P-256) public key")]
@@ -209,6 +212,8 @@ pub struct Config {
     pub store: crate::store::StoreSpec,
     /// `--history-ttl`: how long a conversation is kept after its last turn.
     pub history_ttl: Duration,
+    /// `--mcp` servers and the tool loop's policy (no servers: no tools).
+    pub tools: crate::tools::ToolSettings,
 }
 
 impl Config {
@@ -344,6 +349,10 @@ impl Config {
                 Err(problems) => errors.extend(problems.into_iter().map(in_section)),
             }
         }
+        let tools = crate::tools::ToolSettings::from_args(&cli.tools).unwrap_or_else(|problems| {
+            errors.extend(problems.into_iter().map(ConfigError::Tools));
+            Default::default()
+        });
         let (Some(origins), Some(provider), Some(main_models), Some(store), true) =
             (origins, provider, main_models, store, errors.is_empty())
         else {
@@ -357,7 +366,11 @@ impl Config {
                 route.path, route.description
             ));
         }
-        let summary = summary(&cli, &main_description, &origins, page.as_ref()) + &routes_line;
+        let mut summary = summary(&cli, &main_description, &origins, page.as_ref()) + &routes_line;
+        if !tools.servers.is_empty() {
+            summary.push_str("; ");
+            summary.push_str(&tools.describe());
+        }
         let secs = Duration::from_secs;
         let config = Config {
             path: cli.path,
@@ -403,6 +416,7 @@ impl Config {
             page,
             store,
             history_ttl: secs(cli.history_ttl.max(1)),
+            tools,
         };
         let main = Route {
             path: config.path.clone(),

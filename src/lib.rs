@@ -18,6 +18,7 @@ pub mod request_id;
 pub mod response;
 pub mod server;
 pub mod store;
+pub mod tools;
 pub mod upstream;
 
 pub use app::App;
@@ -43,7 +44,25 @@ pub async fn run_with_ops(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let tools_stop = tokio_util::sync::CancellationToken::new();
+    let tools =
+        tools::Tools::start(config.tools.clone(), tools_stop.clone(), tools::START_WAIT).await;
+    let served = run_with_tools(listener, ops_listener, config, tools, shutdown).await;
+    tools_stop.cancel();
+    served
+}
+
+/// [`run_with_ops`] with the `--mcp` servers already started (`main` starts them first, so
+/// the start line can say how they are); they are stopped by whoever started them.
+pub async fn run_with_tools(
+    listener: TcpListener,
+    ops_listener: Option<TcpListener>,
+    config: Config,
+    tools: Arc<tools::Tools>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let app = App::open(config)
-        .map_err(|err| std::io::Error::other(format!("cannot open --store: {err}")))?;
+        .map_err(|err| std::io::Error::other(format!("cannot open --store: {err}")))?
+        .with_tools(tools);
     server::serve(listener, ops_listener, Arc::new(app), shutdown).await
 }

@@ -3,6 +3,7 @@
 use clap::CommandFactory;
 use deepchat_proxy::cli::{name_variables, Cli, LogFormat, Parsed, ProviderCommand};
 use deepchat_proxy::ops::otel::{self, Traces};
+use deepchat_proxy::tools::{self, Tools};
 use deepchat_proxy::Config;
 use std::process::ExitCode;
 use tracing::Level;
@@ -106,9 +107,18 @@ async fn main() -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    // The MCP servers start before the start line, so it can say which are up.
+    let tools_stop = tokio_util::sync::CancellationToken::new();
+    let tools = Tools::start(config.tools.clone(), tools_stop.clone(), tools::START_WAIT).await;
+    if tools.configured() {
+        summary.push_str("; ");
+        summary.push_str(&tools.describe());
+    }
     tracing::info!(address = %bound, path = %config.path, "deepchat-proxy listening on http://{bound}; {summary}");
     let served =
-        deepchat_proxy::run_with_ops(listener, ops_listener, config, shutdown_signal()).await;
+        deepchat_proxy::run_with_tools(listener, ops_listener, config, tools, shutdown_signal())
+            .await;
+    tools_stop.cancel();
     if let Some(traces) = traces {
         // The exporter's shutdown blocks until the last spans are sent (or its timeout).
         let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;

@@ -49,8 +49,9 @@ pub enum Event {
     /// Provider state of this assistant message to send back with its tool results
     /// ([`crate::Carried::item`]; the binary tags it with the adapter).
     Carried(serde_json::Value),
-    /// The binary's tool loop, never a decoder: this tool is being called now (for a status).
-    ToolRunning(crate::ToolCall),
+    /// The binary's tool loop, never a decoder: these tools are being called now (for a
+    /// status).
+    ToolRunning(Vec<crate::ToolCall>),
     /// The binary's tool loop, never a decoder: a round is complete, results included (for the
     /// conversation memory).
     ToolRound(crate::ToolRound),

@@ -13,10 +13,12 @@ mod config_file;
 mod provider;
 mod routes;
 mod sources;
+mod tools;
 pub use provider::{DemoArgs, GenerationArgs, ProviderArgs, ProviderCommand};
 pub use routes::{RouteArgs, RouteOverrides};
 pub use sources::name_variables;
 use sources::{changed_settings, from_env, name_the_variable};
+pub use tools::ToolArgs;
 
 /// The parsed command line: the proxy's own flags and the provider subcommand. Assembled by
 /// hand rather than derived so that the provider subcommands come from a provider table:
@@ -36,6 +38,10 @@ pub struct Cli {
 /// The proxy's own flags (all global).
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
+    /// The tool flags (`--mcp` and its policy).
+    #[command(flatten)]
+    pub tools: ToolArgs,
+
     /// Address to listen on: IP:PORT, localhost:PORT (= 127.0.0.1), or :PORT (every interface).
     #[arg(global = true, long, env = "DEEPCHAT_PROXY_LISTEN", default_value = "127.0.0.1:8080",
           value_name = "ADDR", value_parser = parse_listen_address)]

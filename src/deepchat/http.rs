@@ -54,6 +54,7 @@ pub async fn handle(
     let limits = RelayLimits {
         keep_text: max_bytes,
         max_bytes,
+        ..RelayLimits::keeping(0)
     };
     let mut outcome = pipeline::run(
         &app,
@@ -71,7 +72,7 @@ pub async fn handle(
             Some(_) => String::new(),
             None => outcome.text.clone(),
         };
-        if let Some(ReplyFrame::Text(note)) = kept.finish(shown).await {
+        if let Some(ReplyFrame::Text(note)) = kept.finish(outcome.reply_turn(shown)).await {
             outcome.text.push_str(&note);
         }
     }
@@ -158,7 +159,13 @@ async fn admit(
         }
         None => None,
     };
-    let prepared = pipeline::prepare(route, history.begin(turns), parsed.model.as_deref(), scope)?;
+    let prepared = pipeline::prepare(
+        route,
+        history.begin(turns),
+        parsed.model.as_deref(),
+        scope,
+        &app.tools,
+    )?;
     Ok((prepared, lease.map(|lease| Kept::new(lease, history))))
 }
 

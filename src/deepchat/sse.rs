@@ -38,10 +38,16 @@ pub fn respond(
     let after = sender.clone();
     let sessions = app.sessions.clone();
     sessions.spawn(async move {
-        let state = (sender, Opening::Plain);
-        let sink =
-            futures_util::sink::unfold(state, |(sender, opening), frame: ReplyFrame| async move {
+        // The opening of the next text, and whether this reply's AI message is open (a
+        // status then replaces it: a tool's status after text).
+        let state = (sender, Opening::Plain, false);
+        let sink = futures_util::sink::unfold(
+            state,
+            |(sender, opening, open), frame: ReplyFrame| async move {
                 let (json, opening) = match (&frame, opening) {
+                    (ReplyFrame::Status(text), _) if open => {
+                        (Some(frames::overwrite_json(text)), Opening::Overwrite)
+                    }
                     (ReplyFrame::Status(_), _) => (frames::to_json(&frame), Opening::Overwrite),
                     (ReplyFrame::Text(text), Opening::NewRole) => (
                         Some(frames::answer_after_thinking_json(text)),
@@ -55,11 +61,16 @@ pub fn respond(
                     // the sender; the thinking's end is said by the answer's first text.
                     (_, opening) => (frames::to_json(&frame), opening),
                 };
+                let open = open || matches!(frame, ReplyFrame::Text(_) | ReplyFrame::Status(_));
                 match json {
-                    Some(json) => sender.send(event(&json)).await.map(|_| (sender, opening)),
-                    None => Ok((sender, opening)),
+                    Some(json) => sender
+                        .send(event(&json))
+                        .await
+                        .map(|_| (sender, opening, open)),
+                    None => Ok((sender, opening, open)),
                 }
-            });
+            },
+        );
         let mut sink = std::pin::pin!(sink);
         // Without a named conversation the text is kept only to be logged.
         let keep_text = if app.config.log_content || kept.is_some() {
@@ -78,7 +89,7 @@ pub fn respond(
         .await;
         if let (Some(kept), false) = (kept, outcome.cancelled) {
             if let Some(note) = kept
-                .finish(outcome.text)
+                .finish(outcome.reply_turn(outcome.text.clone()))
                 .await
                 .as_ref()
                 .and_then(frames::to_json)

@@ -299,15 +299,20 @@ impl Handler {
             },
             None => None,
         };
-        let prepared =
-            match pipeline::prepare(&route, self.history.begin(turns), model.as_deref(), &scope) {
-                Ok(prepared) => prepared,
-                Err(err) => {
-                    // Nothing was answered: forget the question, as after a reply that failed.
-                    self.history.finish(String::new());
-                    return self.refuse(&err, &scope).await;
-                }
-            };
+        let prepared = match pipeline::prepare(
+            &route,
+            self.history.begin(turns),
+            model.as_deref(),
+            &scope,
+            &self.app.tools,
+        ) {
+            Ok(prepared) => prepared,
+            Err(err) => {
+                // Nothing was answered: forget the question, as after a reply that failed.
+                self.history.finish(String::new());
+                return self.refuse(&err, &scope).await;
+            }
+        };
         let limits = &route.limits;
         let keepalive = limits
             .ping_interval
@@ -341,6 +346,7 @@ impl Handler {
             RelayLimits {
                 keep_text: limits.reply_memory_bytes(),
                 max_bytes,
+                ..RelayLimits::keeping(0)
             },
             client_gone,
             "websocket",
@@ -359,9 +365,9 @@ impl Handler {
         let shown = if self.sink.shaper.drops_failed_text() && outcome.error.is_some() {
             String::new()
         } else {
-            outcome.text
+            outcome.text.clone()
         };
-        self.history.finish(shown);
+        self.history.finish_turn(outcome.reply_turn(shown));
         let note = match lease {
             Some(lease) => conversation::keep(lease, &mut self.history).await,
             None => None,

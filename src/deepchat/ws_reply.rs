@@ -57,6 +57,9 @@ pub struct Shaper {
     thinking: String,
     /// Stop-key: a status is shown, so the answer's first text replaces it.
     replace_status: bool,
+    /// Stop-key: this reply's AI message is open (text or a status went out), so a status
+    /// replaces it rather than opening one.
+    ai_open: bool,
 }
 
 impl Shaper {
@@ -72,6 +75,7 @@ impl Shaper {
             opened: false,
             thinking: String::new(),
             replace_status: false,
+            ai_open: false,
         }
     }
 
@@ -98,12 +102,28 @@ impl Shaper {
     pub fn shape(&mut self, frame: ReplyFrame, out: &mut VecDeque<String>) {
         match self.mode {
             WsReply::StopKey => {
-                let overwrite = self.replace_status && matches!(frame, ReplyFrame::Text(_));
+                // A status replaces what this reply's message shows (a tool's status after
+                // text), and the text after a status replaces it.
+                let overwrite = match frame {
+                    ReplyFrame::Text(_) => self.replace_status,
+                    ReplyFrame::Status(_) => self.ai_open,
+                    _ => false,
+                };
                 match frame {
-                    ReplyFrame::Status(_) => self.replace_status = true,
+                    ReplyFrame::Status(_) => {
+                        self.replace_status = true;
+                        self.ai_open = true;
+                    }
                     // After a status, the close is the next text's `overwrite`, not a frame.
                     ReplyFrame::ThinkingDone if self.replace_status => return,
-                    ReplyFrame::Text(_) | ReplyFrame::End => self.replace_status = false,
+                    ReplyFrame::Text(_) => {
+                        self.replace_status = false;
+                        self.ai_open = true;
+                    }
+                    ReplyFrame::End => {
+                        self.replace_status = false;
+                        self.ai_open = false;
+                    }
                     _ => {}
                 }
                 let (first, second) = frames::websocket_texts(&frame, &self.stop_key, overwrite);
@@ -114,8 +134,9 @@ impl Shaper {
                 ReplyFrame::Text(text) => self.text.push_str(&text),
                 ReplyFrame::Thinking(text) => self.thinking.push_str(&text),
                 ReplyFrame::ThinkingDone => self.flush_thinking(out),
-                // One message per reply leaves nothing for an answer to replace a status with.
-                ReplyFrame::Status(_) => {}
+                // One message per reply leaves nothing for an answer to replace a status with;
+                // the text after a status restates the answer, so what was gathered goes.
+                ReplyFrame::Status(_) => self.text.clear(),
                 ReplyFrame::File(file) => self.files.push(file),
                 ReplyFrame::Error(error) => {
                     // The error alone, the partial text dropped: Deep Chat 2.4.2 with
@@ -144,8 +165,15 @@ impl Shaper {
                 ReplyFrame::Thinking(text) => self.thinking.push_str(&text),
                 ReplyFrame::ThinkingDone => self.flush_thinking(out),
                 ReplyFrame::Status(status) => {
-                    // The reply's opener: the answer's text so far overwrites it.
-                    out.push_back(frames::whole_json(&status, &[]));
+                    // It replaces the message (or opens it); the text after it restates the
+                    // answer so far, so the gathered text starts again.
+                    out.push_back(if self.opened {
+                        frames::overwrite_json(&status)
+                    } else {
+                        frames::whole_json(&status, &[])
+                    });
+                    self.text.clear();
+                    self.unsent = false;
                     self.opened = true;
                 }
                 other => {

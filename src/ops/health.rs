@@ -161,6 +161,39 @@ pub struct Ops {
     pub metrics: PrometheusHandle,
     /// Reads the process's CPU, memory and open files when `/metrics` is scraped.
     pub process: metrics_process::Collector,
+    /// The `--mcp` servers: a server that is down is reported, but leaves the proxy ready
+    /// (replies go on without its tools).
+    pub tools: Arc<crate::tools::Tools>,
+}
+
+impl Ops {
+    /// `/readyz`: the upstreams' readiness, then a line per MCP server.
+    async fn readiness(&self) -> Result<String, String> {
+        let mut result = self.readiness.check().await;
+        let lines = mcp_lines(&self.tools);
+        if !lines.is_empty() {
+            let body = match &mut result {
+                Ok(body) | Err(body) => body,
+            };
+            body.push_str(&lines);
+        }
+        result
+    }
+}
+
+/// `\nmcp NAME: up (N tools)` / `down: why` per server.
+fn mcp_lines(tools: &crate::tools::Tools) -> String {
+    use crate::tools::server::Health;
+    let mut lines = String::new();
+    for (name, health) in tools.health() {
+        let state = match health {
+            Health::Up(count) => format!("up ({count} tools)"),
+            Health::Starting => "connecting".to_owned(),
+            Health::Down(why) => format!("down: {why}"),
+        };
+        lines.push_str(&format!("\nmcp {name}: {state}"));
+    }
+    lines
 }
 
 /// Answers an operational request, or `None` if the path is not one of ours.
@@ -170,7 +203,7 @@ pub async fn route(request: &Request<hyper::body::Incoming>, ops: &Ops) -> Optio
     }
     Some(match request.uri().path() {
         "/healthz" => response::plain(StatusCode::OK, "ok"),
-        "/readyz" => match ops.readiness.check().await {
+        "/readyz" => match ops.readiness().await {
             Ok(body) => response::plain(StatusCode::OK, &body),
             Err(reason) => response::plain(StatusCode::SERVICE_UNAVAILABLE, &reason),
         },

@@ -66,10 +66,10 @@ impl Kept {
         Kept { lease, history }
     }
 
-    /// Records the reply the user saw (`shown`; empty forgets the question) and saves the
+    /// Records the reply the user saw (`shown`, with its tool rounds; empty forgets the question) and saves the
     /// dialogue; the note to send when it was not saved.
-    pub async fn finish(mut self, shown: String) -> Option<ReplyFrame> {
-        self.history.finish(shown);
+    pub async fn finish(mut self, shown: deepchat_adapters::Turn) -> Option<ReplyFrame> {
+        self.history.finish_turn(shown);
         keep(self.lease, &mut self.history).await
     }
 }

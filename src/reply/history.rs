@@ -64,12 +64,19 @@ impl History {
     /// Records the reply. A failed reply with no text forgets its question, so a retry does not
     /// send the question twice; partial text is kept because the user saw it.
     pub fn finish(&mut self, reply: String) {
-        if reply.is_empty() {
+        self.finish_turn(Turn::assistant(reply));
+    }
+
+    /// [`History::finish`] with the answer's tool rounds ([`Outcome::reply_turn`]).
+    ///
+    /// [`Outcome::reply_turn`]: crate::reply::relay::Outcome::reply_turn
+    pub fn finish_turn(&mut self, reply: Turn) {
+        if reply.text.is_empty() && reply.tool_rounds.is_empty() {
             if self.turns.back().map(|t| t.role) == Some(Role::User) {
                 self.turns.pop_back();
             }
         } else {
-            self.turns.push_back(Turn::assistant(reply));
+            self.turns.push_back(reply);
             self.trim();
         }
     }

@@ -13,6 +13,7 @@ use crate::reply::frame::ReplyFrame;
 use crate::reply::relay::{self, Outcome, RelayLimits};
 pub use crate::reply::scope::ReplyScope;
 use crate::reply::{log, start};
+use crate::tools::{tool_loop, Tools};
 use crate::upstream::Answered;
 use crate::App;
 use deepchat_adapters::{Conversation, Turn};
@@ -20,6 +21,10 @@ use futures_util::Sink;
 use std::future::Future;
 use std::sync::Arc;
 use tracing::Instrument;
+
+/// With tools: most of the answer so far restated around a tool's status (beyond it, tools
+/// run without a status).
+const SHOWN_FOR_TOOL_STATUS: usize = 64 * 1024;
 
 /// The first gate, before the request is even read: the client's rate limit. With a store
 /// replicas share, it counts there, so replicas together allow `--rate-limit`; if that store
@@ -68,9 +73,14 @@ pub fn prepare(
     turns: Vec<Turn>,
     requested_model: Option<&str>,
     scope: &ReplyScope,
+    tools: &Tools,
 ) -> Result<Prepared, ProxyError> {
     let model = start::model(route, requested_model)?;
-    let conversation = start::conversation(route, turns);
+    let mut conversation = start::conversation(route, turns);
+    // The demo cannot call tools; every provider adapter can.
+    if matches!(route.primary(), ProviderConfig::Http(_)) {
+        conversation.tools = tools.specs().as_ref().clone();
+    }
     let source = start::request(route, &conversation, model.as_deref(), &scope.request_id)?;
     Ok(Prepared {
         conversation,
@@ -104,6 +114,11 @@ where
 {
     let started = std::time::Instant::now();
     let _streaming = telemetry::Active::stream();
+    let mut limits = limits;
+    if !prepared.conversation.tools.is_empty() {
+        limits.keep_shown = SHOWN_FOR_TOOL_STATUS;
+        limits.show_tool_calls = app.tools.settings().show_calls;
+    }
     let Prepared {
         conversation,
         source,
@@ -119,7 +134,23 @@ where
     let span = log::reply_span(&scope, transport, requested_model);
     let answered = Answered::default();
     let outcome = async {
-        let events = start::events(app, &conversation, source, answered.clone());
+        let mut events = start::events(app, &conversation, source, answered.clone());
+        if !conversation.tools.is_empty() {
+            let upstream = tool_loop::Upstream {
+                pool: app.upstream.clone(),
+                policy: app.config.upstream,
+                route: route.clone(),
+                model: model.clone(),
+                request_id: scope.request_id.clone(),
+            };
+            events = tool_loop::run(
+                events,
+                conversation.clone(),
+                upstream,
+                app.tools.clone(),
+                answered.clone(),
+            );
+        }
         let events = chunk_gaps::counted(events, transport);
         // When the client's leaving was seen; the relay drops the upstream stream (closing
         // its connection) before it returns.

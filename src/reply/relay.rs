@@ -9,7 +9,7 @@ use crate::error::ProxyError;
 use crate::reply::frame::{file_kind, FileFrame, ReplyFrame};
 use crate::reply::thinking::ThinkingShaper;
 use crate::request_id::RequestId;
-use deepchat_adapters::{Event, EventStream, FinishReason, Usage};
+use deepchat_adapters::{Event, EventStream, FinishReason, ToolRound, Turn, Usage};
 use futures_util::{FutureExt, Sink, SinkExt, StreamExt};
 use std::future::Future;
 use std::pin::pin;
@@ -40,7 +40,28 @@ pub struct Outcome {
     pub first_text_at: Option<std::time::Instant>,
     /// When the first thinking arrived from the upstream, shown or not.
     pub first_thinking_at: Option<std::time::Instant>,
+    /// The tool rounds before the answer (for the conversation memory).
+    pub tool_rounds: Vec<ToolRound>,
+    /// Where the answer's own text starts in [`Outcome::text`] (after the rounds' text).
+    pub answer_from: usize,
 }
+
+impl Outcome {
+    /// The assistant turn to remember when the user saw `shown` (the reply's text, or none
+    /// when it is forgotten): with tool rounds, the answer's own text and the rounds.
+    pub fn reply_turn(&self, shown: String) -> Turn {
+        if self.tool_rounds.is_empty() || shown.is_empty() {
+            return Turn::assistant(shown);
+        }
+        let answer = shown.get(self.answer_from..).unwrap_or("").to_owned();
+        let mut turn = Turn::assistant(answer);
+        turn.tool_rounds = self.tool_rounds.clone();
+        turn
+    }
+}
+
+/// What separates the text of two tool rounds in the answer the user sees.
+pub const ROUND_BREAK: &str = "\n\n";
 
 /// How much of a reply the relay keeps and lets through.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +71,12 @@ pub struct RelayLimits {
     /// Bytes of text and files after which the reply is stopped with
     /// [`ProxyError::ReplyTooLong`] (a buffered JSON answer); `usize::MAX` for none.
     pub max_bytes: usize,
+    /// With tools: bytes of the answer shown so far kept to restate it around a tool's status
+    /// (a status replaces the message; the answer then replaces the status). Beyond it no
+    /// status is shown. 0 without tools.
+    pub keep_shown: usize,
+    /// `--show-tool-calls`: the status names the arguments too.
+    pub show_tool_calls: bool,
 }
 
 impl RelayLimits {
@@ -58,6 +85,8 @@ impl RelayLimits {
         RelayLimits {
             keep_text,
             max_bytes: usize::MAX,
+            keep_shown: 0,
+            show_tool_calls: false,
         }
     }
 }
@@ -91,6 +120,7 @@ where
     // Bytes of text, shown thinking and files the upstream produced, against `limits.max_bytes`.
     let mut produced = 0usize;
     let mut thinking = ThinkingShaper::new(reasoning);
+    let mut tools = ToolDisplay::new(limits.keep_shown);
 
     loop {
         let event = match stashed.take() {
@@ -138,10 +168,20 @@ where
                         return outcome;
                     }
                 }
+                if tools.round_break {
+                    tools.round_break = false;
+                    let mut separator = 0;
+                    if outcome.relayed_bytes > 0 {
+                        text.insert_str(0, ROUND_BREAK);
+                        separator = ROUND_BREAK.len();
+                    }
+                    outcome.answer_from = outcome.text.len() + separator;
+                }
                 let length = text.len();
                 keep_prefix(&mut outcome.text, &text, limits.keep_text);
-                let Ok(waited) = send(sink, ReplyFrame::Text(text), client_gone.as_mut()).await
-                else {
+                outcome.answer_from = outcome.answer_from.min(outcome.text.len());
+                let frame = tools.text(text);
+                let Ok(waited) = send(sink, frame, client_gone.as_mut()).await else {
                     outcome.cancelled = true;
                     return outcome;
                 };
@@ -205,7 +245,28 @@ where
                 ReplyFrame::File(file)
             }
             Event::Usage(usage) => {
-                outcome.usage = Some(usage);
+                // Each tool round is a request of its own: the reply costs their sum.
+                outcome.usage = Some(match outcome.usage {
+                    Some(before) => add_usage(before, usage),
+                    None => usage,
+                });
+                continue;
+            }
+            Event::ToolRunning(calls) => {
+                if let Some(done) = thinking.before_answer() {
+                    if send(sink, done, client_gone.as_mut()).await.is_err() {
+                        outcome.cancelled = true;
+                        return outcome;
+                    }
+                }
+                let line = crate::tools::status::line(&calls, limits.show_tool_calls);
+                match tools.status(&line) {
+                    Some(frame) => frame,
+                    None => continue,
+                }
+            }
+            Event::ToolRound(round) => {
+                outcome.tool_rounds.push(round);
                 continue;
             }
             Event::Finish(reason) => {
@@ -216,10 +277,8 @@ where
                 outcome.error = Some(ProxyError::Upstream(message));
                 break;
             }
-            Event::ToolCall(_)
-            | Event::Carried(_)
-            | Event::ToolRunning(_)
-            | Event::ToolRound(_) => continue,
+            // Only the tool loop reads these; without it they mean nothing to the client.
+            Event::ToolCall(_) | Event::Carried(_) => continue,
         };
         if send(sink, frame, client_gone.as_mut()).await.is_err() {
             outcome.cancelled = true;
@@ -233,6 +292,13 @@ where
             Some(FinishReason::ContentFilter) => Some(ProxyError::ContentFilter),
             _ => None,
         };
+    }
+    // A status still shown gives way to the answer so far.
+    if let Some(restated) = tools.restore() {
+        if send(sink, restated, client_gone.as_mut()).await.is_err() {
+            outcome.cancelled = true;
+            return outcome;
+        }
     }
     // The thinking shown is closed before the error or the end, as before an answer.
     if let Some(done) = thinking.before_answer() {
@@ -286,6 +352,82 @@ where
         biased;
         _ = client_gone => Err(Gone),
         sent = sending => sent.map(|()| true).map_err(|_| Gone),
+    }
+}
+
+/// The answer shown around tool statuses: a status replaces the reply's message with the
+/// answer so far and the status line; the next text replaces it again with the answer so far
+/// (each transport says "replace" its own way: Deep Chat `overwrite`).
+struct ToolDisplay {
+    /// The answer sent so far, while it fits `keep`.
+    shown: String,
+    keep: usize,
+    /// `shown` holds all of it.
+    complete: bool,
+    /// A status is on screen: the next text restates the answer.
+    restate: bool,
+    /// A tool round ended: the next round's text starts after a blank line.
+    round_break: bool,
+}
+
+impl ToolDisplay {
+    fn new(keep: usize) -> ToolDisplay {
+        ToolDisplay {
+            shown: String::new(),
+            keep,
+            complete: keep > 0,
+            restate: false,
+            round_break: false,
+        }
+    }
+
+    /// The frame for new answer text.
+    fn text(&mut self, text: String) -> ReplyFrame {
+        if self.complete {
+            if self.shown.len() + text.len() <= self.keep {
+                self.shown.push_str(&text);
+            } else {
+                self.complete = false;
+                self.shown = String::new();
+            }
+        }
+        if std::mem::take(&mut self.restate) && self.complete {
+            return ReplyFrame::Text(self.shown.clone());
+        }
+        ReplyFrame::Text(text)
+    }
+
+    /// The status frame while tools run, if the answer so far can be restated around it.
+    fn status(&mut self, line: &str) -> Option<ReplyFrame> {
+        self.round_break = true;
+        if !self.complete {
+            return None;
+        }
+        self.restate = true;
+        Some(ReplyFrame::Status(if self.shown.is_empty() {
+            line.to_owned()
+        } else {
+            format!("{}{ROUND_BREAK}{line}", self.shown)
+        }))
+    }
+
+    /// At the end, with a status still shown: the answer so far, replacing it.
+    fn restore(&mut self) -> Option<ReplyFrame> {
+        let restate = std::mem::take(&mut self.restate);
+        (restate && !self.shown.is_empty()).then(|| ReplyFrame::Text(self.shown.clone()))
+    }
+}
+
+/// Sums two rounds' token counts (a count either round lacks stays unknown only if both do).
+fn add_usage(a: Usage, b: Usage) -> Usage {
+    let sum = |x: Option<u64>, y: Option<u64>| match (x, y) {
+        (None, None) => None,
+        (x, y) => Some(x.unwrap_or(0) + y.unwrap_or(0)),
+    };
+    Usage {
+        input_tokens: sum(a.input_tokens, b.input_tokens),
+        output_tokens: sum(a.output_tokens, b.output_tokens),
+        reasoning_tokens: sum(a.reasoning_tokens, b.reasoning_tokens),
     }
 }
 
@@ -482,8 +624,8 @@ mod tests {
             .boxed(),
             &mut sink,
             RelayLimits {
-                keep_text: usize::MAX,
                 max_bytes: 4,
+                ..RelayLimits::keeping(usize::MAX)
             },
             ReasoningDisplay::Hide,
             std::future::pending(),
@@ -634,8 +776,8 @@ mod tests {
             stream::iter(vec![Event::Reasoning("abcdef".into())]).boxed(),
             &mut sink,
             RelayLimits {
-                keep_text: usize::MAX,
                 max_bytes: 4,
+                ..RelayLimits::keeping(usize::MAX)
             },
             ReasoningDisplay::Show,
             std::future::pending(),

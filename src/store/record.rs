@@ -3,7 +3,8 @@
 //! The dialogue is the one the socket memory keeps (bounded by `--history-limit` and the
 //! conversation budget), so a record is as bounded as what goes upstream.
 
-use deepchat_adapters::{Image, Role, Turn};
+use crate::reply::relay::ROUND_BREAK;
+use deepchat_adapters::{Image, Role, ToolRound, Turn};
 use serde::{Deserialize, Serialize};
 
 /// One stored conversation (JSON).
@@ -16,13 +17,18 @@ pub struct Record {
 }
 
 /// One Deep Chat message as stored and as `loadHistory` answers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub role: String,
     #[serde(default)]
     pub text: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<File>,
+    /// An answer's tool rounds, sent back upstream with the dialogue (never to the browser:
+    /// [`page`] leaves them out). `text` is what the user saw: the rounds' text, then the
+    /// answer's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_rounds: Vec<ToolRound>,
 }
 
 /// An image kept with its turn, as Deep Chat shows files.
@@ -41,7 +47,8 @@ impl Message {
                 Role::Assistant => "ai",
             }
             .into(),
-            text: turn.text.clone(),
+            text: shown_text(turn),
+            tool_rounds: turn.tool_rounds.clone(),
             files: turn
                 .images
                 .iter()
@@ -60,10 +67,40 @@ impl Message {
             } else {
                 Role::User
             },
-            text: self.text.clone(),
+            text: answer_text(&self.text, &self.tool_rounds).to_owned(),
             images: self.files.iter().map(|file| image(&file.src)).collect(),
-            tool_rounds: Vec::new(),
+            tool_rounds: self.tool_rounds.clone(),
         }
+    }
+}
+
+/// The text the user saw of an answer with tool rounds: each round's text, then the answer's,
+/// apart by a blank line (as the relay sent them).
+fn shown_text(turn: &Turn) -> String {
+    let parts: Vec<&str> = turn
+        .tool_rounds
+        .iter()
+        .map(|round| round.text.as_str())
+        .chain([turn.text.as_str()])
+        .filter(|text| !text.is_empty())
+        .collect();
+    parts.join(ROUND_BREAK)
+}
+
+/// The answer's own text in what the user saw (the inverse of [`shown_text`]).
+fn answer_text<'a>(shown: &'a str, rounds: &[ToolRound]) -> &'a str {
+    let before: Vec<&str> = rounds
+        .iter()
+        .map(|round| round.text.as_str())
+        .filter(|text| !text.is_empty())
+        .collect();
+    if before.is_empty() {
+        return shown;
+    }
+    let prefix = before.join(ROUND_BREAK);
+    match shown.strip_prefix(prefix.as_str()) {
+        Some(rest) => rest.strip_prefix(ROUND_BREAK).unwrap_or(rest),
+        None => shown,
     }
 }
 
@@ -112,7 +149,13 @@ pub fn page(messages: &[Message], index: usize, size: usize) -> Vec<serde_json::
     let start = end.saturating_sub(size);
     let mut out: Vec<serde_json::Value> = messages[start..end]
         .iter()
-        .map(|m| serde_json::to_value(m).unwrap_or_default())
+        .map(|m| {
+            let mut value = serde_json::to_value(m).unwrap_or_default();
+            if let Some(fields) = value.as_object_mut() {
+                fields.remove("tool_rounds");
+            }
+            value
+        })
         .collect();
     if start == 0 {
         out.push(serde_json::Value::Bool(false));
