@@ -252,7 +252,7 @@ pub(crate) struct CallPieceFunction<'a> {
 impl<'a> CallPiece<'a> {
     /// The piece from any JSON shape, for the general path: odd fields are dropped, and an
     /// arguments object (some servers) is taken as its JSON text.
-    fn from_value(value: &'a Value) -> Self {
+    pub(crate) fn from_value(value: &'a Value) -> Self {
         let function = value.get("function");
         let text = |v: Option<&'a Value>| v.and_then(Value::as_str).map(Cow::Borrowed);
         let arguments = function
