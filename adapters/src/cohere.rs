@@ -1,12 +1,15 @@
 //! Cohere Chat API v2 (`POST {base}/v2/chat`, `stream: true`): SSE events whose JSON `type`
 //! runs from `message-start` to `message-end`, text in `content-delta` events (a reasoning
-//! model's thinking in the same events, as `thinking` content).
+//! model's thinking in the same events, as `thinking` content). A tool-calling step streams
+//! its plan in `tool-plan-delta` events, then per call `tool-call-start` (id and name),
+//! `tool-call-delta` (argument text) and `tool-call-end`, and ends with `TOOL_CALL`.
 
+use crate::openai::{CallAssembler, CallPiece, MAX_ARGUMENTS_BYTES};
 use crate::{
     Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Generation, Message,
-    StreamDecoder, UpstreamRequest, Usage,
+    StreamDecoder, ToolRound, UpstreamRequest, Usage,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Where Cohere's API lives when the operator gives no base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.cohere.com";
@@ -54,7 +57,7 @@ impl Adapter for Cohere {
         let headers = generation.request_headers(crate::generation::bearer(api_key), &[]);
         // v2's request is Chat Completions-shaped: same roles, string or part-list content,
         // `image_url` parts, `temperature` and `max_tokens`.
-        let mut body = crate::openai::chat_body(conversation, generation, true);
+        let mut body = crate::openai::chat_body_with(conversation, generation, true, cohere_round);
         // Cohere takes a thinking budget, not OpenAI's effort words.
         if let Some(fields) = body.as_object_mut() {
             fields.remove("reasoning_effort");
@@ -74,11 +77,47 @@ impl Adapter for Cohere {
     }
 }
 
+/// One round as v2 takes it: the assistant message with its `tool_plan` (the one Cohere sent,
+/// carried; else the round's text, which is what a plan is) and `tool_calls`, then one `tool`
+/// message per result. The content goes as a plain string, which v2 accepts; it has no error
+/// flag, the content already says what failed.
+fn cohere_round(round: &ToolRound, messages: &mut Vec<Value>) {
+    let carried_plan = round
+        .carried_for("cohere")
+        .find_map(|item| item.get("tool_plan").and_then(Value::as_str));
+    let mut assistant = json!({"role": "assistant"});
+    match carried_plan {
+        Some(plan) => {
+            assistant["tool_plan"] = json!(plan);
+            if !round.text.is_empty() {
+                assistant["content"] = json!(round.text);
+            }
+        }
+        None if !round.text.is_empty() => assistant["tool_plan"] = json!(round.text),
+        None => {}
+    }
+    if !round.calls.is_empty() {
+        assistant["tool_calls"] = Value::Array(crate::openai::chat_tool_calls(&round.calls));
+    }
+    messages.push(assistant);
+    for result in &round.results {
+        messages.push(json!({
+            "role": "tool",
+            "tool_call_id": result.call_id,
+            "content": result.content,
+        }));
+    }
+}
+
 /// Decodes the v2 event stream until `message-end`.
 #[derive(Debug, Default)]
 pub struct ChatV2Decoder {
     /// Set by `message-end` or an error: anything after is ignored, `end()` is satisfied.
     done: bool,
+    /// The tool plan so far, carried back with the calls (v2 wants it in the assistant message).
+    plan: String,
+    /// Calls being assembled from their start and delta events.
+    calls: CallAssembler,
 }
 
 /// Token counts: the documented `billed_units` are numbers that may be written as floats.
@@ -108,6 +147,50 @@ fn usage_of(usage: &Value) -> Usage {
 }
 
 impl ChatV2Decoder {
+    /// Calls finished by a normal end go out (plan first) and make it a tool-use finish; any
+    /// other end drops them.
+    fn release_calls(&mut self, finish: FinishReason, events: &mut Vec<Event>) -> FinishReason {
+        let plan = std::mem::take(&mut self.plan);
+        let normal = matches!(finish, FinishReason::Stop | FinishReason::ToolUse);
+        if !normal || self.calls.is_empty() {
+            self.calls = CallAssembler::default();
+            return finish;
+        }
+        if !plan.is_empty() {
+            events.push(Event::Carried(json!({ "tool_plan": plan })));
+        }
+        events.extend(self.calls.take_events());
+        FinishReason::ToolUse
+    }
+
+    fn plan_delta(&mut self, event: &Value) {
+        let piece = event
+            .pointer("/delta/message/tool_plan")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // A plan past the cap is not worth keeping whole; the calls still count.
+        if self.plan.len() + piece.len() <= MAX_ARGUMENTS_BYTES {
+            self.plan.push_str(piece);
+        }
+    }
+
+    /// A `tool-call-start` or `tool-call-delta`: one call piece, at the event's index.
+    fn call_piece(&mut self, event: &Value) -> Vec<Event> {
+        let Some(call) = event.pointer("/delta/message/tool_calls") else {
+            return Vec::new();
+        };
+        let mut piece = CallPiece::from_value(call);
+        piece.index = event.get("index").and_then(Value::as_u64).or(piece.index);
+        match self.calls.add(&piece) {
+            Ok(()) => Vec::new(),
+            Err(message) => {
+                self.done = true;
+                self.calls = CallAssembler::default();
+                vec![Event::Error(message.to_owned())]
+            }
+        }
+    }
+
     fn message_end(&mut self, event: &Value) -> Vec<Event> {
         self.done = true;
         let delta = event.get("delta");
@@ -120,7 +203,8 @@ impl ChatV2Decoder {
             .and_then(Value::as_str)
             .filter(|e| !e.is_empty());
         let finish = match reason {
-            "COMPLETE" | "STOP_SEQUENCE" | "TOOL_CALL" => FinishReason::Stop,
+            "TOOL_CALL" => FinishReason::ToolUse,
+            "COMPLETE" | "STOP_SEQUENCE" => FinishReason::Stop,
             "MAX_TOKENS" => FinishReason::Length,
             "ERROR_TOXIC" => {
                 return vec![Event::Error(
@@ -141,7 +225,9 @@ impl ChatV2Decoder {
             }
             other => FinishReason::Other(other.to_owned()),
         };
-        let mut events = vec![Event::Finish(finish)];
+        let mut events = Vec::new();
+        let finish = self.release_calls(finish, &mut events);
+        events.push(Event::Finish(finish));
         if let Some(usage) = delta.and_then(|d| d.get("usage")).filter(|u| u.is_object()) {
             events.push(Event::Usage(usage_of(usage)));
         }
@@ -192,6 +278,11 @@ impl StreamDecoder for ChatV2Decoder {
                 }
                 events
             }
+            "tool-plan-delta" => {
+                self.plan_delta(&event);
+                Vec::new()
+            }
+            "tool-call-start" | "tool-call-delta" => self.call_piece(&event),
             "message-end" => self.message_end(&event),
             // An untyped body in the stream is an error object (`{"message": …}`).
             "" | "error" => {
@@ -200,7 +291,7 @@ impl StreamDecoder for ChatV2Decoder {
                     .unwrap_or_else(|| data.chars().take(200).collect());
                 vec![Event::Error(format!("upstream error: {text}"))]
             }
-            // message-start, content-end, tool plans, tool calls, citations, debug.
+            // message-start, content-end, tool-call-end, citations, debug.
             _ => Vec::new(),
         }
     }

@@ -6,9 +6,10 @@
 //!
 //! Ollama also serves Chat Completions at `{base}/v1`; use [`crate::openai::OpenAiChat`] for that.
 
+use crate::openai::{ARGUMENTS_TOO_LONG, MAX_ARGUMENTS_BYTES, MAX_CALLS};
 use crate::{
     Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Generation, Image, Message,
-    Role, StreamDecoder, UpstreamRequest, Usage,
+    Role, StreamDecoder, ToolCall, ToolRound, UpstreamRequest, Usage,
 };
 use serde_json::{json, Value};
 
@@ -41,11 +42,22 @@ pub fn ollama_messages(conversation: &Conversation) -> Result<Vec<Value>, Adapte
     if let Some(system) = &conversation.system {
         messages.push(json!({"role": "system", "content": system}));
     }
+    // Rounds only go with tools: without them the model has no use for tool history.
+    let with_tools = !conversation.tools.is_empty();
     for turn in &conversation.turns {
         let role = match turn.role {
             Role::User => "user",
             Role::Assistant => "assistant",
         };
+        if with_tools && !turn.tool_rounds.is_empty() {
+            for round in &turn.tool_rounds {
+                push_round(round, &mut messages);
+            }
+            // The loop's turn in progress has no final text yet: no empty message for it.
+            if turn.text.is_empty() && turn.images.is_empty() {
+                continue;
+            }
+        }
         let mut message = json!({"role": role, "content": turn.text});
         if !turn.images.is_empty() {
             let mut images = Vec::with_capacity(turn.images.len());
@@ -67,6 +79,39 @@ pub fn ollama_messages(conversation: &Conversation) -> Result<Vec<Value>, Adapte
         messages.push(message);
     }
     Ok(messages)
+}
+
+/// One round as Ollama takes it: the assistant message with its calls (arguments as objects,
+/// and the thinking it carried), then one `tool` message per result, matched by tool name.
+/// Ollama has no error flag; the content already says what failed.
+fn push_round(round: &ToolRound, messages: &mut Vec<Value>) {
+    let calls: Vec<Value> = round
+        .calls
+        .iter()
+        .map(|call| {
+            json!({"function": {
+                "name": call.name,
+                "arguments": crate::tools::arguments_object(&call.arguments),
+            }})
+        })
+        .collect();
+    let mut assistant = json!({"role": "assistant", "content": round.text});
+    if !calls.is_empty() {
+        assistant["tool_calls"] = Value::Array(calls);
+    }
+    for item in round.carried_for("ollama") {
+        if let (Some(thinking), Some(fields)) = (item.get("thinking"), assistant.as_object_mut()) {
+            fields.insert("thinking".into(), thinking.clone());
+        }
+    }
+    messages.push(assistant);
+    for result in &round.results {
+        messages.push(json!({
+            "role": "tool",
+            "content": result.content,
+            "tool_name": result.name,
+        }));
+    }
 }
 
 impl Adapter for Ollama {
@@ -95,6 +140,9 @@ impl Adapter for Ollama {
             "messages": ollama_messages(conversation)?,
             "stream": true,
         });
+        if !conversation.tools.is_empty() {
+            body["tools"] = crate::openai::function_tools(&conversation.tools);
+        }
         let mut options = serde_json::Map::new();
         if let Some(t) = generation.temperature {
             options.insert("temperature".into(), json!(t));
@@ -125,10 +173,25 @@ impl Adapter for Ollama {
 }
 
 /// Decodes NDJSON chat chunks until the `done: true` one.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OllamaDecoder {
     /// Set by the final chunk or an error: later lines are ignored and `end()` is satisfied.
     done: bool,
+    /// Complete calls seen so far, released before the finish.
+    calls: Vec<ToolCall>,
+    /// The reply's thinking, carried back with its calls so the model keeps its train of
+    /// thought (Ollama takes it as the assistant message's `thinking`); `None` once too long.
+    thinking: Option<String>,
+}
+
+impl Default for OllamaDecoder {
+    fn default() -> Self {
+        OllamaDecoder {
+            done: false,
+            calls: Vec::new(),
+            thinking: Some(String::new()),
+        }
+    }
 }
 
 fn finish_reason(reason: Option<&str>) -> FinishReason {
@@ -137,6 +200,67 @@ fn finish_reason(reason: Option<&str>) -> FinishReason {
         Some("stop") | None => FinishReason::Stop,
         Some("length") => FinishReason::Length,
         Some(other) => FinishReason::Other(other.to_owned()),
+    }
+}
+
+impl OllamaDecoder {
+    /// Takes the chunk's calls, each already whole; the error message when a bound is crossed.
+    fn add_calls(&mut self, calls: &[Value]) -> Result<(), &'static str> {
+        for call in calls {
+            if self.calls.len() >= MAX_CALLS {
+                return Err("the model asked for too many tool calls at once");
+            }
+            let function = call.get("function");
+            let arguments = match function.and_then(|f| f.get("arguments")) {
+                Some(Value::String(text)) if !text.is_empty() => text.clone(),
+                Some(value @ Value::Object(map)) if !map.is_empty() => value.to_string(),
+                _ => "{}".to_owned(),
+            };
+            if arguments.len() > MAX_ARGUMENTS_BYTES {
+                return Err(ARGUMENTS_TOO_LONG);
+            }
+            // Ollama gives no id (newer versions may): the loop needs one to match results.
+            let id = call
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .map_or_else(|| format!("call_{}", self.calls.len()), str::to_owned);
+            let name = function
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            self.calls.push(ToolCall {
+                id,
+                name: name.to_owned(),
+                arguments,
+                signature: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn keep_thinking(&mut self, piece: &str) {
+        if let Some(thinking) = &mut self.thinking {
+            if thinking.len() + piece.len() > MAX_ARGUMENTS_BYTES {
+                self.thinking = None;
+            } else {
+                thinking.push_str(piece);
+            }
+        }
+    }
+
+    /// The round's end: calls (and their thinking) before a plain stop make it a tool-use
+    /// finish; any other end drops them, as they belong to a cut reply.
+    fn finish(&mut self, reason: FinishReason, events: &mut Vec<Event>) -> FinishReason {
+        let calls = std::mem::take(&mut self.calls);
+        if calls.is_empty() || reason != FinishReason::Stop {
+            return reason;
+        }
+        if let Some(thinking) = self.thinking.take().filter(|t| !t.is_empty()) {
+            events.push(Event::Carried(json!({ "thinking": thinking })));
+        }
+        events.extend(calls.into_iter().map(Event::ToolCall));
+        FinishReason::ToolUse
     }
 }
 
@@ -174,13 +298,28 @@ impl StreamDecoder for OllamaDecoder {
                 .filter(|text| !text.is_empty())
         };
         if let Some(thinking) = field("thinking") {
+            self.keep_thinking(thinking);
             events.push(Event::Reasoning(thinking.to_owned()));
         }
         if let Some(text) = field("content") {
             events.push(Event::TextDelta(text.to_owned()));
         }
+        if let Some(calls) = chunk
+            .get("message")
+            .and_then(|m| m.get("tool_calls"))
+            .and_then(Value::as_array)
+        {
+            if let Err(message) = self.add_calls(calls) {
+                self.done = true;
+                self.calls.clear();
+                events.push(Event::Error(message.to_owned()));
+                return events;
+            }
+        }
         if chunk.get("done").and_then(Value::as_bool) == Some(true) {
             self.done = true;
+            let reason = chunk.get("done_reason").and_then(Value::as_str);
+            let reason = self.finish(finish_reason(reason), &mut events);
             let input = chunk.get("prompt_eval_count").and_then(Value::as_u64);
             let output = chunk.get("eval_count").and_then(Value::as_u64);
             if input.is_some() || output.is_some() {
@@ -191,8 +330,7 @@ impl StreamDecoder for OllamaDecoder {
                     reasoning_tokens: None,
                 }));
             }
-            let reason = chunk.get("done_reason").and_then(Value::as_str);
-            events.push(Event::Finish(finish_reason(reason)));
+            events.push(Event::Finish(reason));
         }
         events
     }

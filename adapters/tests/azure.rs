@@ -250,3 +250,107 @@ fn prompt_filter_rejection_reads_clearly() {
         "azure upstream refused the request (HTTP 400): The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please modify your prompt and retry."
     );
 }
+
+// ---- Tool calling (Azure shares OpenAI's body and decoder) --------------------------------
+
+use deepchat_adapters::{ToolCall, ToolResult, ToolRound, ToolSpec, Usage};
+
+fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
+    ToolCall {
+        id: id.into(),
+        name: name.into(),
+        arguments: arguments.into(),
+        signature: None,
+    }
+}
+
+#[test]
+fn tool_call_fixture_with_filter_annotations_gives_both_calls() {
+    let events = decode_every_split(&adapter(), &fixture(PROVIDER, "tool_call.sse"));
+    assert_eq!(
+        events,
+        vec![
+            Event::ToolCall(call(
+                "call_Zp1kT8sWq3VbN6yLm0dHr2Xe",
+                "echo",
+                r#"{"message":"ping"}"#
+            )),
+            Event::ToolCall(call(
+                "call_4GcRw7JmYx2QsK9vBn1TfL0a",
+                "get-sum",
+                r#"{"a":2,"b":3}"#
+            )),
+            Event::Finish(FinishReason::ToolUse),
+            Event::Usage(Usage {
+                input_tokens: Some(98),
+                output_tokens: Some(46),
+                reasoning_tokens: Some(0)
+            }),
+        ]
+    );
+}
+
+#[test]
+fn tool_stream_cut_mid_call_is_an_error_without_a_call() {
+    let body = fixture(PROVIDER, "tool_call.sse");
+    let text = String::from_utf8(body).expect("utf-8");
+    let cut = text
+        .find("\"finish_reason\":\"tool_calls\"")
+        .expect("finish");
+    let events = decode_every_split(&adapter(), &text.as_bytes()[..cut]);
+    assert_eq!(
+        events,
+        vec![Event::Error(
+            "the upstream stream ended before the reply was complete".into()
+        )]
+    );
+}
+
+#[test]
+fn tools_and_a_round_in_progress_are_rendered() {
+    let mut in_progress = Turn::assistant("");
+    in_progress.tool_rounds = vec![ToolRound {
+        text: "Checking.".into(),
+        carried: Vec::new(),
+        calls: vec![call("call_1", "echo", r#"{"message":"ping"}"#)],
+        results: vec![ToolResult {
+            call_id: "call_1".into(),
+            name: "echo".into(),
+            content: "ping".into(),
+            is_error: false,
+        }],
+    }];
+    let conversation = Conversation {
+        system: None,
+        turns: vec![Turn::user("echo ping"), in_progress],
+        tools: vec![ToolSpec {
+            name: "echo".into(),
+            description: "Echoes".into(),
+            parameters: json!({"type": "object"}),
+        }],
+    };
+    let generation = Generation {
+        model: "gpt-4o-mini-prod".into(),
+        ..Default::default()
+    };
+    let request = adapter()
+        .build_request(&conversation, &generation, None)
+        .expect("request");
+    assert_eq!(
+        request.body,
+        json!({
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "tools": [{"type": "function", "function": {
+                "name": "echo", "description": "Echoes", "parameters": {"type": "object"}
+            }}],
+            "messages": [
+                {"role": "user", "content": "echo ping"},
+                {"role": "assistant", "content": "Checking.", "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "echo", "arguments": "{\"message\":\"ping\"}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "ping"}
+            ]
+        })
+    );
+}

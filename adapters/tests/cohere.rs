@@ -134,7 +134,7 @@ fn every_cut_before_message_end_is_reported() {
 fn other_finish_reasons() {
     for (reason, expected) in [
         ("STOP_SEQUENCE", Event::Finish(FinishReason::Stop)),
-        ("TOOL_CALL", Event::Finish(FinishReason::Stop)),
+        ("TOOL_CALL", Event::Finish(FinishReason::ToolUse)),
         (
             "USER_CANCEL",
             Event::Finish(FinishReason::Other("USER_CANCEL".into())),
@@ -278,5 +278,193 @@ fn http_error_body_gives_coheres_message() {
     assert_eq!(
         adapter().error_message(401, r#"{"id":"b1c2","message":"invalid api token"}"#),
         "cohere upstream rejected the API key (HTTP 401): invalid api token"
+    );
+}
+
+// ---- Tool calling -------------------------------------------------------------------------
+
+use deepchat_adapters::{Carried, ToolCall, ToolResult, ToolRound, ToolSpec};
+
+fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
+    ToolCall {
+        id: id.into(),
+        name: name.into(),
+        arguments: arguments.into(),
+        signature: None,
+    }
+}
+
+fn result(call_id: &str, name: &str, content: &str, is_error: bool) -> ToolResult {
+    ToolResult {
+        call_id: call_id.into(),
+        name: name.into(),
+        content: content.into(),
+        is_error,
+    }
+}
+
+/// A finished turn with two rounds (the first carrying Cohere's plan and another adapter's
+/// item, the second from a fallback that wrote text instead), a user turn, and the loop's turn
+/// in progress.
+fn tool_conversation() -> Conversation {
+    let mut done = Turn::assistant("ping, and 5");
+    done.tool_rounds = vec![
+        ToolRound {
+            text: String::new(),
+            carried: vec![
+                Carried {
+                    adapter: "cohere".into(),
+                    item: json!({"tool_plan": "I will echo the message."}),
+                },
+                Carried {
+                    adapter: "anthropic".into(),
+                    item: json!({"type": "thinking", "thinking": "not for cohere"}),
+                },
+            ],
+            calls: vec![call("echo_1", "echo", r#"{"message":"ping"}"#)],
+            results: vec![result("echo_1", "echo", "ping", false)],
+        },
+        ToolRound {
+            text: "Now the sum.".into(),
+            carried: Vec::new(),
+            calls: vec![call("get-sum_2", "get-sum", r#"{"a":2,"b":"#)],
+            results: vec![result("get-sum_2", "get-sum", "invalid arguments", true)],
+        },
+    ];
+    let mut in_progress = Turn::assistant("");
+    in_progress.tool_rounds = vec![ToolRound {
+        text: String::new(),
+        carried: Vec::new(),
+        calls: vec![call("echo_3", "echo", r#"{"message":"again"}"#)],
+        results: vec![result("echo_3", "echo", "again", false)],
+    }];
+    Conversation {
+        system: None,
+        turns: vec![
+            Turn::user("echo ping, add 2 and 3"),
+            done,
+            Turn::user("again"),
+            in_progress,
+        ],
+        tools: vec![ToolSpec {
+            name: "echo".into(),
+            description: "Echoes the message".into(),
+            parameters: json!({"type": "object", "properties": {"message": {"type": "string"}}}),
+        }],
+    }
+}
+
+fn tool_generation() -> Generation {
+    Generation {
+        model: "command-a-03-2025".into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn tool_call_fixture_carries_the_plan_and_gives_both_calls() {
+    let events = decode_every_split(&adapter(), &fixture("cohere", "tool_call.sse"));
+    assert_eq!(
+        events,
+        vec![
+            Event::Carried(json!({"tool_plan": "I will echo the message and add the numbers."})),
+            Event::ToolCall(call("echo_k3fd9q2n1x7a", "echo", r#"{"message":"ping"}"#)),
+            Event::ToolCall(call("get-sum_8wz2c5r0p6tb", "get-sum", r#"{"a":2,"b":3}"#)),
+            Event::Finish(FinishReason::ToolUse),
+            Event::Usage(Usage {
+                input_tokens: Some(1021),
+                output_tokens: Some(74),
+                reasoning_tokens: None
+            }),
+        ]
+    );
+}
+
+#[test]
+fn tool_stream_cut_mid_call_is_an_error_without_a_call() {
+    let text = String::from_utf8(fixture("cohere", "tool_call.sse")).expect("utf-8");
+    let cut = text.find("\"b\\\":3}").expect("second call's last piece");
+    let events = decode_every_split(&adapter(), &text.as_bytes()[..cut]);
+    assert_eq!(
+        events,
+        vec![Event::Error(
+            "the upstream stream ended before the reply was complete".into()
+        )]
+    );
+}
+
+#[test]
+fn cohere_arguments_over_one_mib_are_an_error() {
+    let piece = "x".repeat(600 * 1024);
+    let mut body = String::from(
+        "event: tool-call-start\ndata: {\"type\":\"tool-call-start\",\"index\":0,\"delta\":{\"message\":{\"tool_calls\":{\"id\":\"e\",\"type\":\"function\",\"function\":{\"name\":\"echo\",\"arguments\":\"\"}}}}}\n\n",
+    );
+    for _ in 0..2 {
+        body.push_str(&format!(
+            "event: tool-call-delta\ndata: {{\"type\":\"tool-call-delta\",\"index\":0,\"delta\":{{\"message\":{{\"tool_calls\":{{\"function\":{{\"arguments\":\"{piece}\"}}}}}}}}}}\n\n"
+        ));
+    }
+    body.push_str("event: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"TOOL_CALL\"}}\n\n");
+    assert_eq!(
+        decode_chunks(&adapter(), vec![body.into_bytes()]),
+        vec![Event::Error("tool call arguments exceed 1 MiB".into())]
+    );
+}
+
+#[test]
+fn tools_and_rounds_are_rendered_for_cohere_v2() {
+    let request = adapter()
+        .build_request(&tool_conversation(), &tool_generation(), None)
+        .expect("request");
+    assert_eq!(
+        request.body,
+        json!({
+            "model": "command-a-03-2025",
+            "stream": true,
+            "tools": [{"type": "function", "function": {
+                "name": "echo",
+                "description": "Echoes the message",
+                "parameters": {"type": "object", "properties": {"message": {"type": "string"}}}
+            }}],
+            "messages": [
+                {"role": "user", "content": "echo ping, add 2 and 3"},
+                {"role": "assistant", "tool_plan": "I will echo the message.", "tool_calls": [
+                    {"id": "echo_1", "type": "function", "function": {"name": "echo", "arguments": "{\"message\":\"ping\"}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "echo_1", "content": "ping"},
+                {"role": "assistant", "tool_plan": "Now the sum.", "tool_calls": [
+                    {"id": "get-sum_2", "type": "function", "function": {"name": "get-sum", "arguments": "{\"a\":2,\"b\":"}}
+                ]},
+                {"role": "tool", "tool_call_id": "get-sum_2", "content": "invalid arguments"},
+                {"role": "assistant", "content": "ping, and 5"},
+                {"role": "user", "content": "again"},
+                {"role": "assistant", "tool_calls": [
+                    {"id": "echo_3", "type": "function", "function": {"name": "echo", "arguments": "{\"message\":\"again\"}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "echo_3", "content": "again"}
+            ]
+        })
+    );
+}
+
+#[test]
+fn without_tools_cohere_gets_no_rounds() {
+    let mut conversation = tool_conversation();
+    conversation.tools.clear();
+    let request = adapter()
+        .build_request(&conversation, &tool_generation(), None)
+        .expect("request");
+    assert_eq!(
+        request.body,
+        json!({
+            "model": "command-a-03-2025",
+            "stream": true,
+            "messages": [
+                {"role": "user", "content": "echo ping, add 2 and 3"},
+                {"role": "assistant", "content": "ping, and 5"},
+                {"role": "user", "content": "again"},
+                {"role": "assistant", "content": ""}
+            ]
+        })
     );
 }

@@ -252,3 +252,221 @@ fn empty_conversation_is_rejected() {
         Err(AdapterError::Empty)
     );
 }
+
+// ---- Tool calling -------------------------------------------------------------------------
+
+use deepchat_adapters::{Carried, ToolCall, ToolResult, ToolRound, ToolSpec};
+
+fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
+    ToolCall {
+        id: id.into(),
+        name: name.into(),
+        arguments: arguments.into(),
+        signature: None,
+    }
+}
+
+fn result(call_id: &str, name: &str, content: &str, is_error: bool) -> ToolResult {
+    ToolResult {
+        call_id: call_id.into(),
+        name: name.into(),
+        content: content.into(),
+        is_error,
+    }
+}
+
+/// A finished turn with two rounds (the first carrying Ollama's thinking and another adapter's
+/// item), a user turn, and the loop's turn in progress.
+fn tool_conversation() -> Conversation {
+    let mut done = Turn::assistant("ping, and 5");
+    done.tool_rounds = vec![
+        ToolRound {
+            text: "Let me check.".into(),
+            carried: vec![
+                Carried {
+                    adapter: "ollama".into(),
+                    item: json!({"thinking": "echo first"}),
+                },
+                Carried {
+                    adapter: "anthropic".into(),
+                    item: json!({"type": "thinking", "thinking": "not for ollama"}),
+                },
+            ],
+            calls: vec![call("call_0", "echo", r#"{"message":"ping"}"#)],
+            results: vec![result("call_0", "echo", "ping", false)],
+        },
+        ToolRound {
+            text: String::new(),
+            carried: Vec::new(),
+            // Invalid arguments from the model still go back as an object.
+            calls: vec![call("call_0", "get-sum", r#"{"a":2,"b":"#)],
+            results: vec![result("call_0", "get-sum", "invalid arguments", true)],
+        },
+    ];
+    let mut in_progress = Turn::assistant("");
+    in_progress.tool_rounds = vec![ToolRound {
+        text: String::new(),
+        carried: Vec::new(),
+        calls: vec![
+            call("call_0", "echo", r#"{"message":"again"}"#),
+            call("call_1", "get-sum", r#"{"a":1,"b":1}"#),
+        ],
+        results: vec![
+            result("call_0", "echo", "again", false),
+            result("call_1", "get-sum", "2", false),
+        ],
+    }];
+    Conversation {
+        system: None,
+        turns: vec![
+            Turn::user("echo ping, add 2 and 3"),
+            done,
+            Turn::user("again"),
+            in_progress,
+        ],
+        tools: vec![ToolSpec {
+            name: "echo".into(),
+            description: "Echoes the message".into(),
+            parameters: json!({"type": "object", "properties": {"message": {"type": "string"}}}),
+        }],
+    }
+}
+
+fn tool_generation() -> Generation {
+    Generation {
+        model: "llama3.1:8b".into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn tool_call_fixture_gives_both_calls_with_invented_ids() {
+    let events = decode_every_split(&adapter(), &fixture(PROVIDER, "tool_call.ndjson"));
+    assert_eq!(
+        events,
+        vec![
+            Event::TextDelta("Let me check.".into()),
+            Event::ToolCall(call("call_0", "echo", r#"{"message":"ping"}"#)),
+            Event::ToolCall(call("call_1", "get-sum", r#"{"a":2,"b":3}"#)),
+            Event::Usage(Usage {
+                input_tokens: Some(214),
+                output_tokens: Some(38),
+                reasoning_tokens: None
+            }),
+            Event::Finish(FinishReason::ToolUse),
+        ]
+    );
+}
+
+#[test]
+fn thinking_before_calls_is_carried_and_given_ids_are_kept() {
+    let events = decode_every_split(&adapter(), &fixture(PROVIDER, "tool_call_thinking.ndjson"));
+    assert_eq!(
+        events,
+        vec![
+            Event::Reasoning("The user wants an echo".into()),
+            Event::Reasoning(" and a sum; call both tools.".into()),
+            Event::Carried(
+                json!({"thinking": "The user wants an echo and a sum; call both tools."})
+            ),
+            Event::ToolCall(call("call_n4k2x8qe", "echo", r#"{"message":"ping"}"#)),
+            Event::ToolCall(call("call_7pw1m3ud", "get-sum", r#"{"a":2,"b":3}"#)),
+            Event::Usage(Usage {
+                input_tokens: Some(236),
+                output_tokens: Some(57),
+                reasoning_tokens: None
+            }),
+            Event::Finish(FinishReason::ToolUse),
+        ]
+    );
+}
+
+#[test]
+fn tool_stream_cut_before_done_is_an_error_without_a_call() {
+    let body = fixture(PROVIDER, "tool_call.ndjson");
+    let text = String::from_utf8(body).expect("utf-8");
+    // Cut inside the second call's line, and cut after both calls but before `done`.
+    for cut in [
+        text.find("\"b\":3").expect("second call"),
+        text.rfind("{\"model\"").expect("last line"),
+    ] {
+        let events = decode_chunks(&adapter(), vec![text.as_bytes()[..cut].to_vec()]);
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::ToolCall(_))),
+            "{events:?}"
+        );
+        assert!(matches!(events.last(), Some(Event::Error(_))), "{events:?}");
+    }
+}
+
+#[test]
+fn arguments_over_one_mib_are_an_error() {
+    let big = "x".repeat((1 << 20) + 1);
+    let body = format!(
+        "{{\"message\":{{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{{\"function\":{{\"name\":\"echo\",\"arguments\":{{\"message\":\"{big}\"}}}}}}]}},\"done\":false}}\n{{\"message\":{{\"role\":\"assistant\",\"content\":\"\"}},\"done\":true,\"done_reason\":\"stop\"}}\n"
+    );
+    assert_eq!(
+        decode_chunks(&adapter(), vec![body.into_bytes()]),
+        vec![Event::Error("tool call arguments exceed 1 MiB".into())]
+    );
+}
+
+#[test]
+fn tools_and_rounds_are_rendered_for_ollama() {
+    let request = adapter()
+        .build_request(&tool_conversation(), &tool_generation(), None)
+        .expect("request");
+    assert_eq!(
+        request.body,
+        json!({
+            "model": "llama3.1:8b",
+            "stream": true,
+            "tools": [{"type": "function", "function": {
+                "name": "echo",
+                "description": "Echoes the message",
+                "parameters": {"type": "object", "properties": {"message": {"type": "string"}}}
+            }}],
+            "messages": [
+                {"role": "user", "content": "echo ping, add 2 and 3"},
+                {"role": "assistant", "content": "Let me check.", "thinking": "echo first", "tool_calls": [
+                    {"function": {"name": "echo", "arguments": {"message": "ping"}}}
+                ]},
+                {"role": "tool", "content": "ping", "tool_name": "echo"},
+                {"role": "assistant", "content": "", "tool_calls": [
+                    {"function": {"name": "get-sum", "arguments": {}}}
+                ]},
+                {"role": "tool", "content": "invalid arguments", "tool_name": "get-sum"},
+                {"role": "assistant", "content": "ping, and 5"},
+                {"role": "user", "content": "again"},
+                {"role": "assistant", "content": "", "tool_calls": [
+                    {"function": {"name": "echo", "arguments": {"message": "again"}}},
+                    {"function": {"name": "get-sum", "arguments": {"a": 1, "b": 1}}}
+                ]},
+                {"role": "tool", "content": "again", "tool_name": "echo"},
+                {"role": "tool", "content": "2", "tool_name": "get-sum"}
+            ]
+        })
+    );
+}
+
+#[test]
+fn without_tools_ollama_gets_no_rounds() {
+    let mut conversation = tool_conversation();
+    conversation.tools.clear();
+    let request = adapter()
+        .build_request(&conversation, &tool_generation(), None)
+        .expect("request");
+    assert_eq!(
+        request.body,
+        json!({
+            "model": "llama3.1:8b",
+            "stream": true,
+            "messages": [
+                {"role": "user", "content": "echo ping, add 2 and 3"},
+                {"role": "assistant", "content": "ping, and 5"},
+                {"role": "user", "content": "again"},
+                {"role": "assistant", "content": ""}
+            ]
+        })
+    );
+}
