@@ -275,6 +275,9 @@ impl Adapter for Anthropic {
 
 /// Longest tool input assembled from `input_json_delta` pieces before the reply is refused.
 const MAX_ARGUMENTS_BYTES: usize = 1024 * 1024;
+/// Blocks assembled at once: the API streams them one after another, so this only bounds a
+/// broken upstream.
+const MAX_OPEN_BLOCKS: usize = 64;
 /// Longest thinking block kept to send back: thinking is bounded by `max_tokens`, far below.
 const MAX_CARRIED_BYTES: usize = 4 * 1024 * 1024;
 
@@ -375,6 +378,12 @@ impl MessagesDecoder {
             block.and_then(Block::start),
         ) {
             self.open.retain(|(i, _)| *i != index);
+            if self.open.len() >= MAX_OPEN_BLOCKS {
+                self.done = true;
+                return vec![Event::Error(
+                    "upstream opened too many content blocks at once".into(),
+                )];
+            }
             self.open.push((index, open));
         }
         match field("type") {

@@ -210,6 +210,9 @@ pub struct ResponsesDecoder {
 
 /// Longest function call arguments assembled before the reply is refused.
 const MAX_ARGUMENTS_BYTES: usize = 1024 * 1024;
+/// Calls assembled at once: items stream one after another, so this only bounds a broken
+/// upstream.
+const MAX_OPEN_CALLS: usize = 64;
 const TOO_LONG: &str = "tool call arguments exceed 1 MiB";
 
 /// A `function_call` output item between `output_item.added` and `output_item.done`.
@@ -236,17 +239,25 @@ fn usage_of(response: Option<&Value>) -> Option<Event> {
 }
 
 impl ResponsesDecoder {
-    fn item_added(&mut self, payload: &Value) {
+    fn item_added(&mut self, payload: &Value) -> Vec<Event> {
         let Some(item) = payload.get("item") else {
-            return;
+            return Vec::new();
         };
-        if text_field(item, "type") == "function_call" {
-            self.open.push(OpenCall {
-                item_id: text_field(item, "id").to_owned(),
-                output_index: payload.get("output_index").and_then(Value::as_u64),
-                arguments: String::new(),
-            });
+        if text_field(item, "type") != "function_call" {
+            return Vec::new();
         }
+        if self.open.len() >= MAX_OPEN_CALLS {
+            self.done = true;
+            return vec![Event::Error(
+                "upstream opened too many function calls at once".into(),
+            )];
+        }
+        self.open.push(OpenCall {
+            item_id: text_field(item, "id").to_owned(),
+            output_index: payload.get("output_index").and_then(Value::as_u64),
+            arguments: String::new(),
+        });
+        Vec::new()
     }
 
     /// The open call an arguments event is about: by item id, else by output index.
@@ -451,10 +462,7 @@ impl StreamDecoder for ResponsesDecoder {
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
                 self.thinking(&payload)
             }
-            "response.output_item.added" => {
-                self.item_added(&payload);
-                Vec::new()
-            }
+            "response.output_item.added" => self.item_added(&payload),
             "response.function_call_arguments.delta" => self.arguments(&payload, false),
             "response.function_call_arguments.done" => self.arguments(&payload, true),
             "response.output_item.done" => self.item_done(&payload),

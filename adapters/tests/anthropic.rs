@@ -571,3 +571,17 @@ fn without_tools_rounds_are_left_out_and_the_request_is_unchanged() {
     assert_eq!(request(&with_rounds), request(&plain));
     assert!(request(&plain).body.get("tools").is_none());
 }
+
+#[test]
+fn a_broken_upstream_cannot_open_blocks_without_end() {
+    let body: String = (0..100)
+        .map(|i| format!("data: {{\"type\":\"content_block_start\",\"index\":{i},\"content_block\":{{\"type\":\"tool_use\",\"id\":\"t{i}\",\"name\":\"echo\",\"input\":{{}}}}}}\n\n"))
+        .collect();
+    let events = decode_chunks(&adapter(), vec![body.into_bytes()]);
+    assert_eq!(
+        events,
+        vec![Event::Error(
+            "upstream opened too many content blocks at once".into()
+        )]
+    );
+}

@@ -567,3 +567,17 @@ fn without_tools_rounds_are_left_out_and_the_request_is_unchanged() {
     assert_eq!(request(&with_rounds), request(&plain));
     assert!(request(&plain).body.get("tools").is_none());
 }
+
+#[test]
+fn a_broken_upstream_cannot_open_calls_without_end() {
+    let body: String = (0..100)
+        .map(|i| format!("data: {{\"type\":\"response.output_item.added\",\"output_index\":{i},\"item\":{{\"id\":\"fc_{i}\",\"type\":\"function_call\",\"call_id\":\"c{i}\",\"name\":\"echo\",\"arguments\":\"\"}}}}\n\n"))
+        .collect();
+    let events = decode_chunks(&adapter(), vec![body.into_bytes()]);
+    assert_eq!(
+        events,
+        vec![Event::Error(
+            "upstream opened too many function calls at once".into()
+        )]
+    );
+}
