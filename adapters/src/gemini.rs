@@ -6,7 +6,7 @@
 use crate::anthropic::{alternating_messages, Piece};
 use crate::{
     Adapter, AdapterError, Conversation, Event, FinishReason, Framing, Generation, Image, Message,
-    Role, StreamDecoder, UpstreamRequest, Usage,
+    Role, StreamDecoder, ToolCall, ToolRound, UpstreamRequest, Usage,
 };
 use serde_json::{json, Value};
 
@@ -81,23 +81,96 @@ fn image_part(image: &Image) -> Result<Value, AdapterError> {
 }
 
 /// The `contents` array: strictly alternating `user`/`model` turns, starting with the user.
+/// Tool rounds are sent only when tools are offered.
 pub fn contents(conversation: &Conversation) -> Result<Vec<Value>, AdapterError> {
+    let with_tools = !conversation.tools.is_empty();
     let mut out = Vec::new();
-    for (role, pieces) in alternating_messages(&conversation.turns) {
+    for (role, pieces) in alternating_messages(&conversation.turns, with_tools) {
         let role = match role {
             Role::User => "user",
             Role::Assistant => "model",
         };
-        let parts = pieces
-            .iter()
-            .map(|piece| match piece {
-                Piece::Text(text) => Ok(json!({"text": text})),
-                Piece::Image(image) => image_part(image),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut parts = Vec::new();
+        for piece in &pieces {
+            match piece {
+                Piece::Text(text) => parts.push(json!({"text": text})),
+                Piece::Image(image) => parts.push(image_part(image)?),
+                Piece::Calls(round) => parts.extend(call_parts(round)),
+                Piece::Results(round) => parts.extend(result_parts(round)),
+            }
+        }
         out.push(json!({"role": role, "parts": parts}));
     }
     Ok(out)
+}
+
+/// The id to echo: Gemini's own, never one this decoder invented (`call_<n>`), which the
+/// API did not issue.
+fn provider_id(id: &str) -> Option<&str> {
+    let invented = id
+        .strip_prefix("call_")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    (!id.is_empty() && !invented).then_some(id)
+}
+
+/// A round's model parts: its text, then each call with the signature it came with (Gemini 3
+/// rejects a function call in history without it).
+fn call_parts(round: &ToolRound) -> Vec<Value> {
+    let mut parts = Vec::new();
+    if !round.text.trim().is_empty() {
+        parts.push(json!({"text": round.text}));
+    }
+    for call in &round.calls {
+        let mut function_call = json!({
+            "name": call.name,
+            "args": crate::tools::arguments_object(&call.arguments),
+        });
+        if let Some(id) = provider_id(&call.id) {
+            function_call["id"] = json!(id);
+        }
+        let mut part = json!({ "functionCall": function_call });
+        if let Some(signature) = &call.signature {
+            part["thoughtSignature"] = json!(signature);
+        }
+        parts.push(part);
+    }
+    parts
+}
+
+/// A round's results as `functionResponse` parts, matched by name (and id when Gemini gave one).
+fn result_parts(round: &ToolRound) -> Vec<Value> {
+    round
+        .results
+        .iter()
+        .map(|result| {
+            let key = if result.is_error { "error" } else { "result" };
+            let mut response = json!({
+                "name": result.name,
+                "response": { key: result.content },
+            });
+            if let Some(id) = provider_id(&result.call_id) {
+                response["id"] = json!(id);
+            }
+            json!({ "functionResponse": response })
+        })
+        .collect()
+}
+
+/// One `functionDeclarations` tool holding every offered tool. `parametersJsonSchema` takes
+/// JSON Schema as MCP gives it; `parameters` would take only an OpenAPI subset.
+fn tool_definitions(conversation: &Conversation) -> Value {
+    let declarations: Vec<Value> = conversation
+        .tools
+        .iter()
+        .map(|tool| {
+            json!({
+                "name": tool.name,
+                "description": tool.description,
+                "parametersJsonSchema": tool.parameters,
+            })
+        })
+        .collect();
+    json!([{ "functionDeclarations": declarations }])
 }
 
 impl Adapter for Gemini {
@@ -126,6 +199,9 @@ impl Adapter for Gemini {
             return Err(AdapterError::Empty);
         }
         let mut body = json!({ "contents": contents });
+        if !conversation.tools.is_empty() {
+            body["tools"] = tool_definitions(conversation);
+        }
         if let Some(system) = conversation.system.as_deref() {
             // Gemini rejects empty text parts.
             if !system.trim().is_empty() {
@@ -180,7 +256,12 @@ pub struct GenerateDecoder {
     usage: Option<Usage>,
     /// What was last reported, so the final count is sent once, after the finish.
     reported: Option<Usage>,
+    /// Function calls seen so far: they number invented ids and make a stop a tool stop.
+    calls: usize,
 }
+
+/// Largest function call arguments accepted (serialized), like the other adapters' cap.
+const MAX_ARGUMENTS_BYTES: usize = 1024 * 1024;
 
 /// What a blocking finish or block reason means, for the user.
 fn block_description(reason: &str) -> Option<&'static str> {
@@ -256,6 +337,36 @@ fn part_event(part: &Value) -> Option<Event> {
 }
 
 impl GenerateDecoder {
+    /// A `functionCall` part: Gemini sends each call whole, in one part.
+    fn call(&mut self, call: &Value, part: &Value) -> Result<ToolCall, &'static str> {
+        let arguments = match call.get("args") {
+            Some(args @ Value::Object(map)) if !map.is_empty() => args.to_string(),
+            _ => "{}".to_owned(),
+        };
+        if arguments.len() > MAX_ARGUMENTS_BYTES {
+            return Err("tool call arguments exceed 1 MiB");
+        }
+        let id = call
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map_or_else(|| format!("call_{}", self.calls), str::to_owned);
+        self.calls += 1;
+        Ok(ToolCall {
+            id,
+            name: call
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            arguments,
+            signature: part
+                .get("thoughtSignature")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+
     fn chunk(&mut self, chunk: &Value, events: &mut Vec<Event>) {
         if self.done {
             return;
@@ -292,7 +403,20 @@ impl GenerateDecoder {
             .and_then(|c| c.pointer("/content/parts"))
             .and_then(Value::as_array)
         {
-            events.extend(parts.iter().filter_map(part_event));
+            for part in parts {
+                if let Some(call) = part.get("functionCall") {
+                    match self.call(call, part) {
+                        Ok(call) => events.push(Event::ToolCall(call)),
+                        Err(error) => {
+                            self.done = true;
+                            events.push(Event::Error(error.into()));
+                            return;
+                        }
+                    }
+                } else {
+                    events.extend(part_event(part));
+                }
+            }
         }
         if let Some(reason) = candidate
             .and_then(|c| c.get("finishReason"))
@@ -309,6 +433,8 @@ impl GenerateDecoder {
                     return;
                 }
                 events.push(Event::Finish(match reason {
+                    // Gemini reports a plain stop after calling functions.
+                    "STOP" if self.calls > 0 => FinishReason::ToolUse,
                     "STOP" => FinishReason::Stop,
                     "MAX_TOKENS" => FinishReason::Length,
                     other => FinishReason::Other(other.to_owned()),

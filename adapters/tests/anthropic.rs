@@ -2,7 +2,8 @@ mod support;
 
 use deepchat_adapters::anthropic::{Anthropic, DEFAULT_BASE_URL};
 use deepchat_adapters::{
-    Adapter, AdapterError, Conversation, Event, FinishReason, Generation, Image, Turn, Usage,
+    Adapter, AdapterError, Carried, Conversation, Event, FinishReason, Generation, Image, ToolCall,
+    ToolResult, ToolRound, ToolSpec, Turn, Usage,
 };
 use serde_json::json;
 use support::{decode_chunks, decode_every_split, fixture, text_of};
@@ -278,5 +279,309 @@ fn http_error_body_gives_anthropics_message() {
     assert_eq!(
         message,
         "anthropic upstream does not know this model or endpoint (HTTP 404): model: claude-nope"
+    );
+}
+
+// ---- Tool calling ----
+
+fn echo_call(id: &str) -> ToolCall {
+    ToolCall {
+        id: id.into(),
+        name: "echo".into(),
+        arguments: r#"{"message":"ping"}"#.into(),
+        signature: None,
+    }
+}
+
+fn sum_call(id: &str) -> ToolCall {
+    ToolCall {
+        id: id.into(),
+        name: "get-sum".into(),
+        arguments: r#"{"a":2,"b":3}"#.into(),
+        signature: None,
+    }
+}
+
+fn tool_stream_events() -> Vec<Event> {
+    vec![
+        Event::ToolCall(echo_call("toolu_01T1x1fJ34qAmk2tNTrN7Up6")),
+        Event::ToolCall(sum_call("toolu_01CqKVgVHrnRr4bTwcLkQ8Ps")),
+    ]
+}
+
+#[test]
+fn tool_calls_are_assembled_from_their_json_pieces_before_a_tool_stop() {
+    let events = decode_every_split(&adapter(), &fixture("anthropic", "tool_call.sse"));
+    let mut expected = vec![
+        Event::TextDelta("Let me ".into()),
+        Event::TextDelta("check.".into()),
+    ];
+    expected.extend(tool_stream_events());
+    expected.extend([
+        Event::Finish(FinishReason::ToolUse),
+        Event::Usage(Usage {
+            input_tokens: Some(472),
+            output_tokens: Some(89),
+            reasoning_tokens: None,
+        }),
+    ]);
+    assert_eq!(events, expected);
+}
+
+#[test]
+fn thinking_before_calls_is_carried_verbatim_signature_and_redacted_blocks_included() {
+    let events = decode_every_split(&adapter(), &fixture("anthropic", "tool_call_thinking.sse"));
+    let mut expected = vec![
+        Event::Reasoning("The user wants an echo ".into()),
+        Event::Reasoning("and a sum: call both tools.".into()),
+        Event::Carried(json!({
+            "type": "thinking",
+            "thinking": "The user wants an echo and a sum: call both tools.",
+            "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds",
+        })),
+        Event::Carried(json!({
+            "type": "redacted_thinking",
+            "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP",
+        })),
+    ];
+    expected.extend(tool_stream_events());
+    expected.extend([
+        Event::Finish(FinishReason::ToolUse),
+        Event::Usage(Usage {
+            input_tokens: Some(510),
+            output_tokens: Some(141),
+            reasoning_tokens: None,
+        }),
+    ]);
+    assert_eq!(events, expected);
+}
+
+#[test]
+fn a_call_without_id_or_input_gets_an_invented_id_and_empty_object() {
+    let body = concat!(
+        "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"name\":\"now\",\"input\":{}}}\n\n",
+        "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}\n\n",
+        "data: {\"type\":\"message_stop\"}\n\n",
+    );
+    let events = decode_every_split(&adapter(), body.as_bytes());
+    assert_eq!(
+        events,
+        vec![
+            Event::ToolCall(ToolCall {
+                id: "call_0".into(),
+                name: "now".into(),
+                arguments: "{}".into(),
+                signature: None,
+            }),
+            // A plain stop after a call is still a stop to call tools.
+            Event::Finish(FinishReason::ToolUse),
+        ]
+    );
+}
+
+#[test]
+fn a_stream_cut_inside_a_call_is_the_truncation_error_and_no_call() {
+    let body = fixture("anthropic", "tool_call.sse");
+    let text = String::from_utf8(body.clone()).expect("utf-8");
+    let first_stop = text
+        .find("data: {\"type\":\"content_block_stop\",\"index\":1}")
+        .expect("the echo block ends");
+    for len in text.find("toolu_01T1").expect("echo starts")..first_stop {
+        let events = decode_chunks(&adapter(), vec![body[..len].to_vec()]);
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::ToolCall(_))),
+            "cut at {len}: {events:?}"
+        );
+        assert_eq!(
+            events.last(),
+            Some(&Event::Error(
+                "the upstream stream ended before the reply was complete".into()
+            )),
+            "cut at {len}"
+        );
+    }
+}
+
+#[test]
+fn arguments_past_one_mebibyte_are_refused_without_a_call() {
+    let piece = "x".repeat(64 * 1024);
+    let mut body = String::from("data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_big\",\"name\":\"echo\",\"input\":{}}}\n\n");
+    for _ in 0..17 {
+        body.push_str(&format!("data: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"input_json_delta\",\"partial_json\":\"{piece}\"}}}}\n\n"));
+    }
+    body.push_str("data: {\"type\":\"content_block_stop\",\"index\":0}\n\ndata: {\"type\":\"message_stop\"}\n\n");
+    let events = decode_chunks(&adapter(), vec![body.into_bytes()]);
+    assert_eq!(
+        events,
+        vec![Event::Error("tool call arguments exceed 1 MiB".into())]
+    );
+}
+
+fn tools() -> Vec<ToolSpec> {
+    vec![ToolSpec {
+        name: "echo".into(),
+        description: "Echoes a message".into(),
+        parameters: json!({"type": "object", "properties": {"message": {"type": "string"}}}),
+    }]
+}
+
+fn carried(item: serde_json::Value) -> Carried {
+    Carried {
+        adapter: "anthropic".into(),
+        item,
+    }
+}
+
+fn result(call: &ToolCall, content: &str, is_error: bool) -> ToolResult {
+    ToolResult {
+        call_id: call.id.clone(),
+        name: call.name.clone(),
+        content: content.into(),
+        is_error,
+    }
+}
+
+/// Round 1: thinking (plus an item of another adapter, never sent here), text and two calls,
+/// one of which failed; round 2: one call with malformed arguments.
+fn two_rounds() -> Vec<ToolRound> {
+    let echo = echo_call("toolu_1");
+    let sum = sum_call("toolu_2");
+    let broken = ToolCall {
+        arguments: "{\"message\":".into(),
+        ..echo_call("toolu_3")
+    };
+    vec![
+        ToolRound {
+            text: "Let me check.".into(),
+            carried: vec![
+                carried(json!({"type": "thinking", "thinking": "hmm", "signature": "sig"})),
+                Carried {
+                    adapter: "openai-responses".into(),
+                    item: json!({"type": "reasoning", "id": "rs_1"}),
+                },
+            ],
+            results: vec![
+                result(&echo, "ping", false),
+                result(&sum, "no such tool", true),
+            ],
+            calls: vec![echo, sum],
+        },
+        ToolRound {
+            text: String::new(),
+            carried: Vec::new(),
+            results: vec![result(&broken, "invalid arguments", true)],
+            calls: vec![broken],
+        },
+    ]
+}
+
+fn expected_round_messages() -> Vec<serde_json::Value> {
+    vec![
+        json!({"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+            {"type": "text", "text": "Let me check."},
+            {"type": "tool_use", "id": "toolu_1", "name": "echo", "input": {"message": "ping"}},
+            {"type": "tool_use", "id": "toolu_2", "name": "get-sum", "input": {"a": 2, "b": 3}},
+        ]}),
+        json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ping"},
+            {"type": "tool_result", "tool_use_id": "toolu_2", "content": "no such tool", "is_error": true},
+        ]}),
+        json!({"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_3", "name": "echo", "input": {}},
+        ]}),
+        json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_3", "content": "invalid arguments", "is_error": true},
+        ]}),
+    ]
+}
+
+#[test]
+fn request_offers_tools_and_replays_rounds_before_the_final_text() {
+    let mut answered = Turn::assistant("Echoed: ping");
+    answered.tool_rounds = two_rounds();
+    let conversation = Conversation {
+        tools: tools(),
+        system: None,
+        turns: vec![Turn::user("echo ping"), answered, Turn::user("thanks")],
+    };
+    let request = adapter()
+        .build_request(&conversation, &generation(), None)
+        .expect("request");
+    let mut messages = vec![json!({"role": "user", "content": "echo ping"})];
+    messages.extend(expected_round_messages());
+    messages.push(json!({"role": "assistant", "content": "Echoed: ping"}));
+    messages.push(json!({"role": "user", "content": "thanks"}));
+    assert_eq!(
+        request.body,
+        json!({
+            "model": "claude-sonnet-4-20250514",
+            "max_tokens": 4096,
+            "stream": true,
+            "messages": messages,
+            "tools": [{
+                "name": "echo",
+                "description": "Echoes a message",
+                "input_schema": {"type": "object", "properties": {"message": {"type": "string"}}},
+            }],
+        })
+    );
+}
+
+#[test]
+fn the_loops_turn_in_progress_ends_with_its_results_and_no_empty_message() {
+    let mut in_progress = Turn::assistant("");
+    in_progress.tool_rounds = two_rounds();
+    let conversation = Conversation {
+        tools: tools(),
+        system: None,
+        turns: vec![Turn::user("echo ping"), in_progress],
+    };
+    let request = adapter()
+        .build_request(&conversation, &generation(), None)
+        .expect("request");
+    let mut messages = vec![json!({"role": "user", "content": "echo ping"})];
+    messages.extend(expected_round_messages());
+    assert_eq!(request.body["messages"], json!(messages));
+}
+
+#[test]
+fn without_tools_rounds_are_left_out_and_the_request_is_unchanged() {
+    let mut answered = Turn::assistant("Echoed: ping");
+    answered.tool_rounds = two_rounds();
+    let mut in_progress = Turn::assistant("");
+    in_progress.tool_rounds = two_rounds();
+    let with_rounds = conversation(vec![
+        Turn::user("echo ping"),
+        answered,
+        Turn::user("again"),
+        in_progress,
+    ]);
+    let plain = conversation(vec![
+        Turn::user("echo ping"),
+        Turn::assistant("Echoed: ping"),
+        Turn::user("again"),
+    ]);
+    let request = |c: &Conversation| {
+        adapter()
+            .build_request(c, &generation(), None)
+            .expect("request")
+    };
+    assert_eq!(request(&with_rounds), request(&plain));
+    assert!(request(&plain).body.get("tools").is_none());
+}
+
+#[test]
+fn a_broken_upstream_cannot_open_blocks_without_end() {
+    let body: String = (0..100)
+        .map(|i| format!("data: {{\"type\":\"content_block_start\",\"index\":{i},\"content_block\":{{\"type\":\"tool_use\",\"id\":\"t{i}\",\"name\":\"echo\",\"input\":{{}}}}}}\n\n"))
+        .collect();
+    let events = decode_chunks(&adapter(), vec![body.into_bytes()]);
+    assert_eq!(
+        events,
+        vec![Event::Error(
+            "upstream opened too many content blocks at once".into()
+        )]
     );
 }

@@ -2,7 +2,8 @@ mod support;
 
 use deepchat_adapters::gemini::{Gemini, DEFAULT_BASE_URL};
 use deepchat_adapters::{
-    Adapter, AdapterError, Conversation, Event, FinishReason, Generation, Image, Turn, Usage,
+    Adapter, AdapterError, Carried, Conversation, Event, FinishReason, Generation, Image, ToolCall,
+    ToolResult, ToolRound, ToolSpec, Turn, Usage,
 };
 use serde_json::json;
 use support::{decode_chunks, decode_every_split, fixture, text_of};
@@ -390,4 +391,264 @@ fn http_error_body_gives_googles_message_even_in_a_list() {
         adapter().error_message(400, body),
         "gemini upstream refused the request (HTTP 400): API key not valid. Please pass a valid API key."
     );
+}
+
+// ---- Tool calling ----
+
+const SIGNATURE: &str = "CiQB0e2Kb7xQ8n4m1VvF3zJ9Yq2Lk5Ww0sR6tU8aPcDeFgHiJk=";
+
+fn fixture_calls() -> Vec<Event> {
+    vec![
+        Event::ToolCall(ToolCall {
+            id: "call_0".into(),
+            name: "echo".into(),
+            arguments: r#"{"message":"ping"}"#.into(),
+            signature: Some(SIGNATURE.into()),
+        }),
+        Event::ToolCall(ToolCall {
+            id: "call_1".into(),
+            name: "get-sum".into(),
+            arguments: r#"{"a":2,"b":3}"#.into(),
+            signature: None,
+        }),
+        // Gemini says STOP after calling functions.
+        Event::Finish(FinishReason::ToolUse),
+    ]
+}
+
+#[test]
+fn parallel_function_calls_keep_their_signature_and_stop_for_tool_use() {
+    let events = decode_every_split(&adapter(), &fixture("gemini", "tool_call.sse"));
+    let mut expected = vec![Event::TextDelta("Let me check.".into())];
+    expected.extend(fixture_calls());
+    expected.push(Event::Usage(Usage {
+        input_tokens: Some(61),
+        output_tokens: Some(28),
+        reasoning_tokens: None,
+    }));
+    assert_eq!(events, expected);
+}
+
+#[test]
+fn thoughts_before_function_calls_stay_reasoning() {
+    let events = decode_every_split(&adapter(), &fixture("gemini", "tool_call_thinking.sse"));
+    let mut expected = vec![Event::Reasoning(
+        "**Calling tools**\n\nEcho first, then the sum.".into(),
+    )];
+    expected.extend(fixture_calls());
+    expected.push(Event::Usage(Usage {
+        input_tokens: Some(61),
+        output_tokens: Some(28),
+        reasoning_tokens: Some(45),
+    }));
+    assert_eq!(events, expected);
+}
+
+#[test]
+fn a_call_id_from_gemini_is_kept_and_missing_args_are_an_empty_object() {
+    let body = concat!(
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"id\":\"8f2kq1xz\",\"name\":\"now\"}}],\"role\":\"model\"},",
+        "\"finishReason\":\"STOP\",\"index\":0}]}\r\n\r\n",
+    );
+    let events = decode_every_split(&adapter(), body.as_bytes());
+    assert_eq!(
+        events,
+        vec![
+            Event::ToolCall(ToolCall {
+                id: "8f2kq1xz".into(),
+                name: "now".into(),
+                arguments: "{}".into(),
+                signature: None,
+            }),
+            Event::Finish(FinishReason::ToolUse),
+        ]
+    );
+}
+
+#[test]
+fn a_stream_cut_inside_the_call_chunk_is_the_truncation_error_and_no_call() {
+    let body = fixture("gemini", "tool_call.sse");
+    let text = String::from_utf8(body.clone()).expect("utf-8");
+    let start = text.find("functionCall").expect("a call");
+    let end = text.rfind("\r\n\r\n").expect("the last event ends");
+    for len in start..end {
+        let events = decode_chunks(&adapter(), vec![body[..len].to_vec()]);
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::ToolCall(_))),
+            "cut at {len}: {events:?}"
+        );
+        assert_eq!(
+            errors(&events),
+            vec!["the upstream stream ended before the reply was complete"],
+            "cut at {len}"
+        );
+    }
+}
+
+#[test]
+fn arguments_past_one_mebibyte_are_refused_without_a_call() {
+    let body = format!(
+        "data: {{\"candidates\":[{{\"content\":{{\"parts\":[{{\"functionCall\":{{\"name\":\"echo\",\"args\":{{\"message\":\"{}\"}}}}}}],\"role\":\"model\"}},\"finishReason\":\"STOP\",\"index\":0}}]}}\r\n\r\n",
+        "x".repeat(1024 * 1024)
+    );
+    let events = decode_chunks(&adapter(), vec![body.into_bytes()]);
+    assert_eq!(
+        events,
+        vec![Event::Error("tool call arguments exceed 1 MiB".into())]
+    );
+}
+
+fn tools() -> Vec<ToolSpec> {
+    vec![ToolSpec {
+        name: "echo".into(),
+        description: "Echoes a message".into(),
+        parameters: json!({
+            "type": "object",
+            "properties": {"message": {"type": "string"}},
+            "additionalProperties": false,
+        }),
+    }]
+}
+
+fn call(id: &str, name: &str, arguments: &str, signature: Option<&str>) -> ToolCall {
+    ToolCall {
+        id: id.into(),
+        name: name.into(),
+        arguments: arguments.into(),
+        signature: signature.map(str::to_owned),
+    }
+}
+
+fn result(call: &ToolCall, content: &str, is_error: bool) -> ToolResult {
+    ToolResult {
+        call_id: call.id.clone(),
+        name: call.name.clone(),
+        content: content.into(),
+        is_error,
+    }
+}
+
+/// Round 1: text and two parallel calls (ids invented by the decoder, a signature on the
+/// first, one failed); round 2: a call with Gemini's own id and malformed arguments. The
+/// carried item is another adapter's: Gemini carries nothing.
+fn two_rounds() -> Vec<ToolRound> {
+    let echo = call("call_0", "echo", r#"{"message":"ping"}"#, Some("sig-1"));
+    let sum = call("call_1", "get-sum", r#"{"a":2,"b":3}"#, None);
+    let broken = call("8f2kq1xz", "echo", "{\"message\":", Some("sig-2"));
+    vec![
+        ToolRound {
+            text: "Let me check.".into(),
+            carried: vec![Carried {
+                adapter: "anthropic".into(),
+                item: json!({"type": "thinking", "thinking": "hmm", "signature": "s"}),
+            }],
+            results: vec![
+                result(&echo, "ping", false),
+                result(&sum, "no such tool", true),
+            ],
+            calls: vec![echo, sum],
+        },
+        ToolRound {
+            text: String::new(),
+            carried: Vec::new(),
+            results: vec![result(&broken, "invalid arguments", true)],
+            calls: vec![broken],
+        },
+    ]
+}
+
+fn expected_round_contents() -> Vec<serde_json::Value> {
+    vec![
+        json!({"role": "model", "parts": [
+            {"text": "Let me check."},
+            {"functionCall": {"name": "echo", "args": {"message": "ping"}}, "thoughtSignature": "sig-1"},
+            {"functionCall": {"name": "get-sum", "args": {"a": 2, "b": 3}}},
+        ]}),
+        json!({"role": "user", "parts": [
+            {"functionResponse": {"name": "echo", "response": {"result": "ping"}}},
+            {"functionResponse": {"name": "get-sum", "response": {"error": "no such tool"}}},
+        ]}),
+        json!({"role": "model", "parts": [
+            {"functionCall": {"name": "echo", "args": {}, "id": "8f2kq1xz"}, "thoughtSignature": "sig-2"},
+        ]}),
+        json!({"role": "user", "parts": [
+            {"functionResponse": {"name": "echo", "response": {"error": "invalid arguments"}, "id": "8f2kq1xz"}},
+        ]}),
+    ]
+}
+
+#[test]
+fn request_declares_tools_and_replays_rounds_before_the_final_text() {
+    let mut answered = Turn::assistant("Echoed: ping");
+    answered.tool_rounds = two_rounds();
+    let conversation = Conversation {
+        tools: tools(),
+        system: None,
+        turns: vec![Turn::user("echo ping"), answered, Turn::user("thanks")],
+    };
+    let request = adapter()
+        .build_request(&conversation, &generation(), None)
+        .expect("request");
+    let mut contents = vec![json!({"role": "user", "parts": [{"text": "echo ping"}]})];
+    contents.extend(expected_round_contents());
+    contents.push(json!({"role": "model", "parts": [{"text": "Echoed: ping"}]}));
+    contents.push(json!({"role": "user", "parts": [{"text": "thanks"}]}));
+    assert_eq!(
+        request.body,
+        json!({
+            "contents": contents,
+            "tools": [{"functionDeclarations": [{
+                "name": "echo",
+                "description": "Echoes a message",
+                "parametersJsonSchema": {
+                    "type": "object",
+                    "properties": {"message": {"type": "string"}},
+                    "additionalProperties": false,
+                },
+            }]}],
+        })
+    );
+}
+
+#[test]
+fn the_loops_turn_in_progress_ends_with_its_function_responses() {
+    let mut in_progress = Turn::assistant("");
+    in_progress.tool_rounds = two_rounds();
+    let conversation = Conversation {
+        tools: tools(),
+        system: None,
+        turns: vec![Turn::user("echo ping"), in_progress],
+    };
+    let request = adapter()
+        .build_request(&conversation, &generation(), None)
+        .expect("request");
+    let mut contents = vec![json!({"role": "user", "parts": [{"text": "echo ping"}]})];
+    contents.extend(expected_round_contents());
+    assert_eq!(request.body["contents"], json!(contents));
+}
+
+#[test]
+fn without_tools_rounds_are_left_out_and_the_request_is_unchanged() {
+    let mut answered = Turn::assistant("Echoed: ping");
+    answered.tool_rounds = two_rounds();
+    let mut in_progress = Turn::assistant("");
+    in_progress.tool_rounds = two_rounds();
+    let with_rounds = conversation(vec![
+        Turn::user("echo ping"),
+        answered,
+        Turn::user("again"),
+        in_progress,
+    ]);
+    let plain = conversation(vec![
+        Turn::user("echo ping"),
+        Turn::assistant("Echoed: ping"),
+        Turn::user("again"),
+    ]);
+    let request = |c: &Conversation| {
+        adapter()
+            .build_request(c, &generation(), None)
+            .expect("request")
+    };
+    assert_eq!(request(&with_rounds), request(&plain));
+    assert!(request(&plain).body.get("tools").is_none());
 }
