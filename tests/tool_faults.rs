@@ -14,7 +14,8 @@ use support::*;
 
 const STOP: &str = "stop-key";
 
-/// A marker file for the fixture's cancelled `hang` calls, unique per test.
+/// A marker file for the fixture's `hang` calls (`started`, then `cancelled`), unique per
+/// test.
 fn marker(test: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!(
         "deepchat-proxy-{test}-{}-{}",
@@ -98,7 +99,6 @@ async fn wait_for_file(path: &std::path::Path, content: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         if std::fs::read_to_string(path).is_ok_and(|text| text == content) {
-            let _ = std::fs::remove_file(path);
             return;
         }
         assert!(

@@ -1,6 +1,7 @@
 //! One reply, from admission to its log line: the pipeline every transport runs, what is sent
 //! upstream (the conversation budget and memory), and how the upstream's events become typed
-//! frames (re-chunking, errors, the end, cancellation).
+//! frames (re-chunking, errors, the end, cancellation), with the tool rounds of a model that
+//! calls tools.
 
 pub mod budget;
 pub mod conversation;
@@ -12,3 +13,4 @@ pub mod relay;
 pub mod scope;
 pub mod start;
 pub mod thinking;
+pub mod tool_loop;

@@ -9,6 +9,7 @@ use crate::error::ProxyError;
 use crate::reply::frame::{file_kind, FileFrame, ReplyFrame};
 use crate::reply::thinking::ThinkingShaper;
 use crate::request_id::RequestId;
+use crate::store::record::ROUND_BREAK;
 use deepchat_adapters::{Event, EventStream, FinishReason, ToolRound, Turn, Usage};
 use futures_util::{FutureExt, Sink, SinkExt, StreamExt};
 use std::future::Future;
@@ -59,9 +60,6 @@ impl Outcome {
         turn
     }
 }
-
-/// What separates the text of two tool rounds in the answer the user sees.
-pub const ROUND_BREAK: &str = "\n\n";
 
 /// How much of a reply the relay keeps and lets through.
 #[derive(Debug, Clone, Copy)]

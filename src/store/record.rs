@@ -3,7 +3,6 @@
 //! The dialogue is the one the socket memory keeps (bounded by `--history-limit` and the
 //! conversation budget), so a record is as bounded as what goes upstream.
 
-use crate::reply::relay::ROUND_BREAK;
 use deepchat_adapters::{Image, Role, ToolRound, Turn};
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +72,10 @@ impl Message {
         }
     }
 }
+
+/// What separates the text of two tool rounds in the answer the user sees (and the store
+/// keeps).
+pub const ROUND_BREAK: &str = "\n\n";
 
 /// The text the user saw of an answer with tool rounds: each round's text, then the answer's,
 /// apart by a blank line (as the relay sent them).

@@ -1,7 +1,7 @@
 //! Tools for the model from MCP servers (`--mcp`): the servers kept connected
 //! ([`server`]), the catalog of tools offered under the filters, calling one with a deadline
-//! and a capped answer ([`Tools::call`]), and the loop that runs a reply's tool rounds
-//! ([`tool_loop`]). The browser never sees tool definitions, arguments or results: only a
+//! and a capped answer ([`Tools::call`]); the reply pipeline runs a reply's tool rounds with
+//! them (`reply::tool_loop`). The browser never sees tool definitions, arguments or results: only a
 //! short status while a tool runs.
 
 pub mod output;
@@ -9,7 +9,6 @@ pub mod server;
 pub mod settings;
 pub mod status;
 pub mod tls;
-pub mod tool_loop;
 
 use deepchat_adapters::{ToolCall, ToolResult, ToolSpec};
 use rmcp::model::CallToolRequestParams;

@@ -2,7 +2,8 @@
 // An MCP server (stdio) with the tools the proxy's fault tests need, on the official SDK:
 //   fail      answers with isError: true
 //   crash     throws (a JSON-RPC error)
-//   hang      never answers; when the client cancels, writes "cancelled" to the marker file
+//   hang      never answers: writes "started" to the marker file, and "cancelled" when the
+//             client cancels the call
 //   huge      answers with 10 MB of text
 //   slow      answers after `ms` milliseconds (the browser test's visible status)
 //   add-tool  registers the tool `late` and says the tool list changed
@@ -46,9 +47,11 @@ server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
       throw new Error("fixture crashed");
     case "hang":
       return new Promise(() => {
-        extra.signal.addEventListener("abort", () => {
-          if (marker) writeFileSync(marker, "cancelled");
-        });
+        const cancelled = () => marker && writeFileSync(marker, "cancelled");
+        if (marker) writeFileSync(marker, "started");
+        // The cancellation may have been read before this handler ran.
+        if (extra.signal.aborted) cancelled();
+        else extra.signal.addEventListener("abort", cancelled);
       });
     case "huge":
       return text("x".repeat(10 * 1024 * 1024));

@@ -17,6 +17,9 @@
 //   { delay: ms }           -> pause
 //   { wait: gate }          -> pause until gate.open() (see mock.gate())
 //   { drop: true }          -> destroy the TCP socket mid-stream (no [DONE], no chunked terminator)
+//   { toolCall: { name, arguments } } -> the model calls a tool: a `delta.tool_calls` chunk
+//                              with the call's id and name, then its arguments in two pieces
+//                              (give the plan `finishReason: 'tool_calls'`, as OpenAI ends it)
 // A streaming plan starts with an OpenAI-style role chunk and ends with a finish_reason chunk
 // and `data: [DONE]` unless `done: false`; `hang: true` keeps the response open until the
 // client goes away.
@@ -178,6 +181,12 @@ export async function startMockUpstream({ log = () => {} } = {}) {
         write(ev.raw.endsWith('\n\n') ? ev.raw : `${ev.raw.replace(/\n*$/, '')}\n\n`);
       } else if (ev.error !== undefined) {
         write(`data: ${JSON.stringify({ error: ev.error })}\n\n`);
+      } else if (ev.toolCall !== undefined && !gemini) {
+        const index = rec.toolCalls = (rec.toolCalls ?? -1) + 1;
+        const { name, arguments: args } = ev.toolCall;
+        const half = Math.floor(args.length / 2);
+        write(chunkLine(id, { tool_calls: [{ index, id: `call_e2e_${index}`, type: 'function', function: { name, arguments: args.slice(0, half) } }] }));
+        write(chunkLine(id, { tool_calls: [{ index, function: { arguments: args.slice(half) } }] }));
       } else if (ev.delay !== undefined) {
         await new Promise((r) => setTimeout(r, ev.delay));
       } else if (ev.wait !== undefined) {
@@ -201,7 +210,7 @@ export async function startMockUpstream({ log = () => {} } = {}) {
         response: { usageMetadata: { promptTokenCount: 3, candidatesTokenCount: n, totalTokenCount: 3 + n } },
       }));
     } else if (plan.done !== false) {
-      write(chunkLine(id, {}, 'stop'));
+      write(chunkLine(id, {}, plan.finishReason ?? 'stop'));
       write('data: [DONE]\n\n');
     }
     if (alive()) res.end(() => { rec.completed = true; notify(); });
