@@ -315,3 +315,54 @@ async fn a_changed_tool_list_is_offered_from_the_next_reply() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn the_start_line_and_check_say_which_servers_are_up() {
+    let mcp = everything_stdio("everything");
+    let args = [
+        "--mcp",
+        mcp.as_str(),
+        "--mcp",
+        "broken=/nonexistent/mcp-server",
+        "--mcp-deny-tool",
+        "get-env",
+        "openai",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "m",
+        "--api-key-env",
+        "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY",
+    ];
+    let ((mut child, _, _), started) = support::binary::spawn_reporting(&args, &[]);
+    let line = started["message"]
+        .as_str()
+        .or(started["fields"]["message"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains("MCP servers everything, broken (at most 4 tool rounds, 30 s per call)"),
+        "{started}"
+    );
+    let offered = line.split("tools: ").nth(1).expect("the tools part");
+    assert!(offered.contains(" offered from MCP everything ("), "{line}");
+    assert!(
+        offered.contains("broken (down: cannot start \"/nonexistent/mcp-server\""),
+        "{line}"
+    );
+
+    // --check validates the flags without starting any server.
+    let checked = std::process::Command::new(support::binary::BIN)
+        .args(["--check", "--mcp", "bad name=x"])
+        .args(&args[6..])
+        .output()
+        .expect("run --check");
+    assert_eq!(checked.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        stderr.contains("the server name \"bad name\" must be letters, digits"),
+        "{stderr}"
+    );
+}

@@ -41,8 +41,26 @@ struct Cost {
 
 impl Cost {
     fn of(turn: &Turn) -> Cost {
+        // A tool round goes upstream too: its text, the calls' arguments and the results.
+        let rounds: usize = turn
+            .tool_rounds
+            .iter()
+            .map(|round| {
+                let calls: usize = round
+                    .calls
+                    .iter()
+                    .map(|call| call.name.chars().count() + call.arguments.chars().count())
+                    .sum();
+                let results: usize = round
+                    .results
+                    .iter()
+                    .map(|r| r.content.chars().count())
+                    .sum();
+                round.text.chars().count() + calls + results
+            })
+            .sum();
         Cost {
-            chars: turn.text.chars().count(),
+            chars: turn.text.chars().count().saturating_add(rounds),
             images: turn.images.len(),
             image_bytes: turn.images.iter().map(image_bytes).sum(),
         }
@@ -163,6 +181,31 @@ mod tests {
         assert_eq!(roomy.fit(turns.clone()), turns);
         assert_eq!(budget(6, 10, 1000).fit(turns.clone()), turns[1..].to_vec());
         assert_eq!(budget(1, 10, 1000).fit(turns.clone()), turns[2..].to_vec());
+    }
+
+    #[test]
+    fn tool_rounds_count_against_the_budget() {
+        let mut answer = Turn::assistant("ok");
+        answer.tool_rounds.push(deepchat_adapters::ToolRound {
+            text: "abc".into(),
+            carried: Vec::new(),
+            calls: vec![deepchat_adapters::ToolCall {
+                id: "c".into(),
+                name: "echo".into(),
+                arguments: "{}".into(),
+                signature: None,
+            }],
+            results: vec![deepchat_adapters::ToolResult {
+                call_id: "c".into(),
+                name: "echo".into(),
+                content: "x".repeat(20),
+                is_error: false,
+            }],
+        });
+        // 2 + 3 + 4 + 2 + 20 = 31 characters, then the question's 2.
+        let turns = vec![answer, Turn::user("hi")];
+        assert_eq!(budget(33, 10, 1000).fit(turns.clone()).len(), 2);
+        assert_eq!(budget(32, 10, 1000).fit(turns.clone()).len(), 1);
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub fn spawn_openai(base: &str, model: &str, global: &[&str], env: &[(&str, &str
 
 /// [`spawn_with`], with extra environment variables.
 pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Spawned {
+    spawn_reporting(args, env).0
+}
+
+/// [`spawn_with_env`], also returning the start line (the `listening` log event).
+pub fn spawn_reporting(args: &[&str], env: &[(&str, &str)]) -> (Spawned, serde_json::Value) {
     let mut all = vec!["--listen", "127.0.0.1:0", "--log-format", "json"];
     all.extend_from_slice(args);
     let args = all;
@@ -64,7 +69,7 @@ pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Spawned {
     // Warnings (a missing key, say) may come first.
     let event = wait_for_line(&lines, "listening");
     let address = event["address"].as_str().expect("address field").to_owned();
-    (child, address, lines)
+    ((child, address, lines), event)
 }
 
 pub fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> serde_json::Value {
