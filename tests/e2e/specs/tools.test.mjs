@@ -39,10 +39,11 @@ async function statusThenAnswer(chat, mock) {
     aiBubbles(during).some((b) => b.text.includes(BEFORE) && b.text.includes('Running slow…')),
     `the status follows the text before the call, in one bubble: ${shown(during)}`,
   );
+  // The predicate runs in the page: the expected text goes in as its argument.
   await chat.waitFor(
-    (s) => s.messages.some((m) => m.role === 'ai' && visible(m.text) === visible(FINAL))
+    (s, t) => s.messages.some((m) => m.role === 'ai' && m.text.replace(/\s+/g, ' ').trim() === t)
       && !s.bubbles.some((b) => b.streaming || b.kind === 'loading') && !s.busy && s,
-    null,
+    visible(FINAL),
     { what: 'the answer, settled' },
   );
   await new Promise((r) => setTimeout(r, 300));
