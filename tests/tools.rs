@@ -329,3 +329,74 @@ async fn usage_is_summed_over_the_rounds_in_the_reply_log() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn a_stored_conversation_keeps_its_tool_rounds_and_history_shows_only_text() {
+    const ID: &str = "tools-conversation-0001";
+    let dir = std::env::temp_dir().join(format!("dcp-tools-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("tools.db");
+    let _ = std::fs::remove_file(&file);
+    let store = format!("sqlite:{}", file.display());
+    let mcp = everything_stdio("everything");
+    let upstream = MockUpstream::start().await;
+    let first = openai_proxy(&upstream, &["--mcp", &mcp, "--store", &store]).await;
+    let mut call = openai_tool_calls(&[("echo", r#"{"message":"kept"}"#)]);
+    call.steps.insert(0, Step::Bytes(openai_chunk("Asking.")));
+    upstream.push(call);
+    upstream.push(Reply::openai_text(&["It echoed."]));
+    let mut ws = connect(&format!("{}?conversation={ID}", first.ws_url())).await;
+    send_user(&mut ws, "echo kept").await;
+    read_reply(&mut ws, STOP).await;
+    drop(ws);
+    first.stop().await.expect("stopped");
+
+    let second = openai_proxy(&upstream, &["--mcp", &mcp, "--store", &store]).await;
+    let history: Value = reqwest::get(format!(
+        "http://{}/chat/history?conversation={ID}",
+        second.addr
+    ))
+    .await
+    .expect("history")
+    .text()
+    .await
+    .map(|text| serde_json::from_str(&text).expect("json"))
+    .expect("body");
+    assert_eq!(
+        history,
+        serde_json::json!([
+            {"role": "user", "text": "echo kept"},
+            {"role": "ai", "text": "Asking.\n\nIt echoed."},
+            false
+        ])
+    );
+    upstream.push(Reply::openai_text(&["Yes."]));
+    let mut ws = connect(&format!("{}?conversation={ID}", second.ws_url())).await;
+    send_user(&mut ws, "Did it?").await;
+    read_reply(&mut ws, STOP).await;
+    let requests = upstream.wait_requests(3).await;
+    let messages = requests[2].body["messages"]
+        .as_array()
+        .expect("messages")
+        .clone();
+    let shape: Vec<(String, String)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap_or("").to_owned(),
+                m["content"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("user".to_owned(), "echo kept".to_owned()),
+            ("assistant".to_owned(), "Asking.".to_owned()),
+            ("tool".to_owned(), "Echo: kept".to_owned()),
+            ("assistant".to_owned(), "It echoed.".to_owned()),
+            ("user".to_owned(), "Did it?".to_owned()),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
