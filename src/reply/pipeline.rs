@@ -6,6 +6,7 @@
 
 use crate::access::ratelimit::ClientKey;
 use crate::config::{ProviderConfig, Route};
+use crate::deepchat::on_wake::OnWake;
 use crate::error::{ProxyError, RequestError};
 use crate::ops::{chunk_gaps, telemetry};
 use crate::reply::budget::Budget;
@@ -128,7 +129,9 @@ where
             client_gone.await;
             let _ = gone_at.set(std::time::Instant::now());
         };
-        let interrupt = start::interruption(app);
+        // The relay's select polls this twice per token; its timer and the stop token wake
+        // it when they fire, so it is polled only then.
+        let interrupt = OnWake::new(start::interruption(app));
         let outcome = relay::relay(
             events,
             sink,
