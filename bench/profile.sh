@@ -7,6 +7,8 @@
 #   bench/profile.sh callgrind [drive flags…]  instructions per token, calls per token of
 #                                              malloc/free/…, the top inclusive functions
 #   bench/profile.sh strace [drive flags…]     system calls per token (strace -c -f)
+#   bench/profile.sh perfstat [drive flags…]   system calls and context switches per token at
+#                                              full speed (perf stat on tracepoints)
 #   bench/profile.sh plain [drive flags…]      just the run (proxy CPU from /proc)
 #
 # Results land in target/profile/<tool>/ (summary.txt, the raw tool output, logs).
@@ -16,8 +18,8 @@ cd "$(dirname "$0")/.."
 
 tool="${1:-callgrind}"
 [ $# -gt 0 ] && shift
-case "$tool" in callgrind | strace | plain) ;; *)
-  echo "usage: bench/profile.sh [callgrind|strace|plain] [drive flags…]" >&2
+case "$tool" in callgrind | strace | perfstat | plain) ;; *)
+  echo "usage: bench/profile.sh [callgrind|strace|perfstat|plain] [drive flags…]" >&2
   exit 2
   ;;
 esac
@@ -66,13 +68,20 @@ case "$tool" in
     spid=$!
     sleep 1
     ;;
+  perfstat)
+    events=raw_syscalls:sys_enter,context-switches,task-clock
+    for call in sendto recvfrom epoll_wait futex write writev read; do events="$events,syscalls:sys_enter_$call"; done
+    perf stat -x, -e "$events" -p "$ppid" -o "$out/perfstat.csv" &
+    spid=$!
+    sleep 0.5
+    ;;
 esac
 before="$(cpu)"
 "$bench" drive --proxy "127.0.0.1:$port" "$@" | tee "$out/drive.txt"
 after="$(cpu)"
 case "$tool" in
   callgrind) callgrind_control -i off "$ppid" >/dev/null ;;
-  strace) kill -INT "$spid" && wait "$spid" || true ;;
+  strace | perfstat) kill -INT "$spid" && wait "$spid" || true ;;
 esac
 kill -TERM "$ppid"
 wait "$ppid" || true
@@ -87,5 +96,8 @@ ticks="$(getconf CLK_TCK)"
   case "$tool" in
     callgrind) python3 bench/callgrind_per_token.py "$out/callgrind.out" "$tokens" ;;
     strace) python3 bench/strace_per_token.py "$out/strace.txt" "$tokens" ;;
+    perfstat)
+      awk -F, -v t="$tokens" '$1 ~ /^[0-9.]+$/ { printf "  %-34s %10.3f per token\n", $3, $1 / t }' "$out/perfstat.csv"
+      ;;
   esac
 } | tee "$out/summary.txt"
