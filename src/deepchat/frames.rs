@@ -39,10 +39,17 @@ pub fn to_json(frame: &ReplyFrame) -> Option<String> {
 /// into a buffer the socket reuses, so a streamed token costs no allocation of its own.
 pub fn text_json_into(text: &str, out: &mut bytes::BytesMut) {
     use bytes::BufMut;
-    if serde_json::to_writer(out.writer(), &Frame::Text(text)).is_err() {
-        // Writing strings into memory cannot fail; the fallback keeps this panic-free anyway.
+    let start = out.len();
+    out.reserve(text.len() + 11);
+    out.extend_from_slice(br#"{"text":"#);
+    // Only the string goes through serde_json (its escaping); the object around it is fixed.
+    if serde_json::to_writer(out.writer(), text).is_err() {
+        // Writing a string into memory cannot fail; the fallback keeps this panic-free anyway.
+        out.truncate(start);
         out.extend_from_slice(br#"{"error":"internal error"}"#);
+        return;
     }
+    out.extend_from_slice(b"}");
 }
 
 /// A message with a role, or a text that replaces the message shown.
