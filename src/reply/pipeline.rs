@@ -6,11 +6,11 @@
 
 use crate::access::ratelimit::ClientKey;
 use crate::config::{ProviderConfig, Route};
-use crate::deepchat::on_wake::OnWake;
 use crate::error::{ProxyError, RequestError};
 use crate::ops::{chunk_gaps, telemetry};
 use crate::reply::budget::Budget;
 use crate::reply::frame::ReplyFrame;
+use crate::reply::on_wake::OnWake;
 use crate::reply::relay::{self, Outcome, RelayLimits};
 pub use crate::reply::scope::ReplyScope;
 use crate::reply::{log, start};
