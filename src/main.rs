@@ -177,11 +177,16 @@ fn init_logging(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Option
         }
         None => (None, None),
     };
+    // Each filtered layer looks the span up on every enter and exit, and the reply's span is
+    // entered on every poll of the reply (once per token): only the layers in use are added,
+    // not filtered `None`s.
     tracing_subscriber::registry()
-        .with(pretty.with_filter(filter.clone()))
-        .with(json.with_filter(filter))
+        .with(pretty.map(|layer| layer.with_filter(filter.clone())))
+        .with(json.map(|layer| layer.with_filter(filter)))
         // Only the proxy's own spans become traces, not every library's internals.
-        .with(otel.with_filter(Targets::new().with_target("deepchat_proxy", Level::INFO)))
+        .with(otel.map(|layer| {
+            layer.with_filter(Targets::new().with_target("deepchat_proxy", Level::INFO))
+        }))
         .init();
     Ok(traces)
 }

@@ -9,6 +9,7 @@ mod client;
 mod clock;
 mod coldstart;
 mod deepchat_http;
+mod drive;
 mod driver;
 mod idle;
 mod meter;
@@ -40,11 +41,14 @@ enum Command {
     Run(driver::Args),
     /// The mock OpenAI Chat Completions upstream (started by `run`).
     Mock(mock::Args),
+    /// A fixed, checked load against a proxy that is already running (`bench/profile.sh`).
+    Drive(drive::Args),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(args) => driver::main(args),
         Command::Mock(args) => mock::main(args),
+        Command::Drive(args) => drive::main(args),
     }
 }

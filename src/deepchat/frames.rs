@@ -35,6 +35,23 @@ pub fn to_json(frame: &ReplyFrame) -> Option<String> {
     }
 }
 
+/// Appends `{"text": …}` to `out`: the same bytes as [`to_json`] of [`ReplyFrame::Text`], written
+/// into a buffer the socket reuses, so a streamed token costs no allocation of its own.
+pub fn text_json_into(text: &str, out: &mut bytes::BytesMut) {
+    use bytes::BufMut;
+    let start = out.len();
+    out.reserve(text.len() + 11);
+    out.extend_from_slice(br#"{"text":"#);
+    // Only the string goes through serde_json (its escaping); the object around it is fixed.
+    if serde_json::to_writer(out.writer(), text).is_err() {
+        // Writing a string into memory cannot fail; the fallback keeps this panic-free anyway.
+        out.truncate(start);
+        out.extend_from_slice(br#"{"error":"internal error"}"#);
+        return;
+    }
+    out.extend_from_slice(b"}");
+}
+
 /// A message with a role, or a text that replaces the message shown.
 #[derive(Debug, Serialize)]
 struct Marked<'a> {
@@ -249,6 +266,19 @@ mod tests {
             answer_after_thinking_json("a"),
             r#"{"text":"a","role":"ai"}"#
         );
+    }
+
+    #[test]
+    fn text_written_into_a_buffer_is_the_text_frame() {
+        let mut out = bytes::BytesMut::new();
+        for text in ["", "Hi", "a\"b\n😀\u{1}", "</script>", "\\"] {
+            text_json_into(text, &mut out);
+            let written = out.split();
+            assert_eq!(
+                Some(std::str::from_utf8(&written).expect("utf-8")),
+                to_json(&ReplyFrame::Text(text.into())).as_deref()
+            );
+        }
     }
 
     #[test]

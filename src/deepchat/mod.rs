@@ -7,7 +7,6 @@ pub mod history_api;
 pub mod http;
 pub mod keepalive;
 pub mod multipart;
-pub mod on_wake;
 pub mod page;
 pub mod queue;
 pub mod request;

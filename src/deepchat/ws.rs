@@ -4,8 +4,8 @@
 use crate::access::ratelimit::ClientKey;
 use crate::config::{Route, WsReply};
 use crate::deepchat::closing;
+use crate::deepchat::frames;
 use crate::deepchat::keepalive::Keepalive;
-use crate::deepchat::on_wake::OnWake;
 use crate::deepchat::queue::{Pending, Queue};
 use crate::deepchat::request::{self, RequestError};
 use crate::deepchat::ws_reply::{self, Shaper};
@@ -14,12 +14,14 @@ use crate::reply::budget::Budget;
 use crate::reply::conversation;
 use crate::reply::frame::ReplyFrame;
 use crate::reply::history::History;
+use crate::reply::on_wake::OnWake;
 use crate::reply::pipeline::{self, ReplyScope};
 use crate::reply::relay::RelayLimits;
 use crate::request_id::RequestId;
 use crate::response::{self, Body};
 use crate::store::id::ConversationId;
 use crate::App;
+use bytes::BytesMut;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{Sink, SinkExt, StreamExt};
 use hyper::header::{HeaderMap, HeaderValue};
@@ -34,13 +36,18 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Initial per-socket read buffer; it grows for larger messages.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Text frames up to this many bytes are written through the socket's reused frame buffer;
+/// longer ones (text merged while the client was behind) get their own, so an idle socket
+/// keeps at most a few KiB.
+const REUSED_FRAME_TEXT_BYTES: usize = 1024;
 
 /// True when the request asks for a WebSocket upgrade.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -215,6 +222,8 @@ impl Handler {
                 inner: sink,
                 shaper: Shaper::new(mode, route.stop_key.clone()),
                 outbox: VecDeque::new(),
+                shaped: VecDeque::new(),
+                wire: BytesMut::new(),
                 keepalive: None,
                 ping_owed: false,
             },
@@ -510,6 +519,11 @@ struct FrameSink {
     shaper: Shaper,
     /// Messages shaped but not yet written (at most a frame's few), written before anything else.
     outbox: VecDeque<Message>,
+    /// The shaper's output for one frame, reused: no queue allocated per frame.
+    shaped: VecDeque<String>,
+    /// Where plain text frames are serialized: tungstenite copies a message into its own
+    /// output buffer when it is sent, so this allocation is reclaimed for the next frame.
+    wire: BytesMut,
     /// During a reply: when the next keepalive ping is due and whether the last was answered.
     keepalive: Option<Arc<Keepalive>>,
     /// A ping fell due and goes out before the next frame.
@@ -594,9 +608,28 @@ impl Sink<ReplyFrame> for FrameSink {
     }
 
     fn start_send(mut self: Pin<&mut Self>, frame: ReplyFrame) -> Result<(), Self::Error> {
-        let mut shaped = VecDeque::new();
-        self.shaper.shape(frame, &mut shaped);
-        self.outbox.extend(shaped.into_iter().map(Message::text));
+        let this = &mut *self;
+        match &frame {
+            // The streamed token, the common case: no String, no queue, no allocation.
+            ReplyFrame::Text(text)
+                if text.len() <= REUSED_FRAME_TEXT_BYTES && this.shaper.is_plain_text(&frame) =>
+            {
+                frames::text_json_into(text, &mut this.wire);
+                let json = this.wire.split().freeze();
+                // serde_json writes UTF-8; should that ever fail, the shaper's String is used.
+                match Utf8Bytes::try_from(json) {
+                    Ok(json) => this.outbox.push_back(Message::Text(json)),
+                    Err(_) => {
+                        this.shaper.shape(frame, &mut this.shaped);
+                        this.outbox.extend(this.shaped.drain(..).map(Message::text));
+                    }
+                }
+            }
+            _ => {
+                this.shaper.shape(frame, &mut this.shaped);
+                this.outbox.extend(this.shaped.drain(..).map(Message::text));
+            }
+        }
         // Written here when the socket has room (poll_ready said so), else by the next poll.
         Ok(())
     }
@@ -623,6 +656,34 @@ mod tests {
             map.append(*name, HeaderValue::from_static(value));
         }
         map
+    }
+
+    #[test]
+    fn a_plain_text_frame_written_into_the_buffer_is_what_the_shaper_sends() {
+        let mut shaper = Shaper::new(WsReply::StopKey, "stop-key".into());
+        let mut wire = BytesMut::new();
+        for text in ["Hi", "a\"b\n😀", "stop-key!"] {
+            let frame = ReplyFrame::Text(text.into());
+            assert!(shaper.is_plain_text(&frame));
+            frames::text_json_into(text, &mut wire);
+            let mut shaped = VecDeque::new();
+            shaper.shape(frame, &mut shaped);
+            assert_eq!(
+                Vec::from(shaped),
+                vec![std::str::from_utf8(&wire.split()).expect("utf-8")]
+            );
+        }
+        assert!(!shaper.is_plain_text(&ReplyFrame::Text("stop-key".into())));
+        assert!(!shaper.is_plain_text(&ReplyFrame::End));
+        shaper.shape(ReplyFrame::Status("Thinking…".into()), &mut VecDeque::new());
+        assert!(
+            !shaper.is_plain_text(&ReplyFrame::Text("4".into())),
+            "the answer's first text overwrites the status"
+        );
+        for mode in [WsReply::Whole, WsReply::Overwrite] {
+            let shaper = Shaper::new(mode, "stop-key".into());
+            assert!(!shaper.is_plain_text(&ReplyFrame::Text("a".into())));
+        }
     }
 
     #[test]

@@ -97,6 +97,15 @@ impl Shaper {
         self.mode == WsReply::Whole
     }
 
+    /// Whether `frame` becomes exactly one plain `{"text"}` message (stop-key text that replaces
+    /// no status and is not the stop key), which the socket writes straight into its frame
+    /// buffer instead of through [`Shaper::shape`].
+    pub fn is_plain_text(&self, frame: &ReplyFrame) -> bool {
+        self.mode == WsReply::StopKey
+            && !self.replace_status
+            && matches!(frame, ReplyFrame::Text(text) if *text != self.stop_key)
+    }
+
     /// Appends to `out` the messages `frame` becomes now (overwrite text waits for
     /// [`Shaper::overwrite_due`]).
     pub fn shape(&mut self, frame: ReplyFrame, out: &mut VecDeque<String>) {

@@ -8,6 +8,7 @@ pub mod conversation;
 pub mod frame;
 pub mod history;
 pub mod log;
+pub mod on_wake;
 pub mod pipeline;
 pub mod relay;
 pub mod scope;

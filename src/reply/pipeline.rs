@@ -10,6 +10,7 @@ use crate::error::{ProxyError, RequestError};
 use crate::ops::{chunk_gaps, telemetry};
 use crate::reply::budget::Budget;
 use crate::reply::frame::ReplyFrame;
+use crate::reply::on_wake::OnWake;
 use crate::reply::relay::{self, Outcome, RelayLimits};
 pub use crate::reply::scope::ReplyScope;
 use crate::reply::tool_loop;
@@ -160,7 +161,9 @@ where
             client_gone.await;
             let _ = gone_at.set(std::time::Instant::now());
         };
-        let interrupt = start::interruption(app);
+        // The relay's select polls this twice per token; its timer and the stop token wake
+        // it when they fire, so it is polled only then.
+        let interrupt = OnWake::new(start::interruption(app));
         let outcome = relay::relay(
             events,
             sink,

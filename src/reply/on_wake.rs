@@ -3,7 +3,8 @@
 //! `tokio::select!` polls every branch each time it is polled. The relay selects over "the
 //! client left" once per upstream token, and that branch polls the WebSocket's read half, which
 //! attempts a socket read every time. Wrapped in [`OnWake`], the read half is polled only when
-//! the socket (or its lock) actually signalled something.
+//! the socket (or its lock) actually signalled something. The reply's interruption (its
+//! timeout, a forced stop) is wrapped the same way, so its timer is not polled per token.
 
 use futures_util::task::AtomicWaker;
 use std::future::Future;
