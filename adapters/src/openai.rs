@@ -422,20 +422,24 @@ impl ChatDecoder {
 
     fn typed_events(&mut self, chunk: TypedChunk<'_>) -> Vec<Event> {
         let mut events = Vec::new();
-        if let Some(choice) = chunk.choices.and_then(|choices| choices.into_iter().next()) {
-            if let Some(delta) = &choice.delta {
+        if let Some(mut choice) = chunk.choices.and_then(|choices| choices.into_iter().next()) {
+            if let Some(delta) = &mut choice.delta {
                 // Thinking comes first in a chunk's order of meaning; servers send one field.
-                for thinking in [&delta.reasoning_content, &delta.reasoning]
+                // Taken, not cloned: the text moves into its event (one copy less per token).
+                for thinking in [delta.reasoning_content.take(), delta.reasoning.take()]
                     .into_iter()
                     .flatten()
                 {
                     if !thinking.is_empty() {
-                        events.push(Event::Reasoning(thinking.clone().into_owned()));
+                        events.push(Event::Reasoning(thinking.into_owned()));
                     }
                 }
-                for text in [&delta.content, &delta.refusal].into_iter().flatten() {
+                for text in [delta.content.take(), delta.refusal.take()]
+                    .into_iter()
+                    .flatten()
+                {
                     if !text.is_empty() {
-                        events.push(Event::TextDelta(text.clone().into_owned()));
+                        events.push(Event::TextDelta(text.into_owned()));
                     }
                 }
             }
