@@ -366,3 +366,100 @@ async fn the_start_line_and_check_say_which_servers_are_up() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn an_http_servers_token_goes_to_that_server_only() {
+    std::env::set_var("DEEPCHAT_PROXY_TEST_MCP_TOKEN", "mcp-secret-51d2");
+    // A stand-in MCP server that records the first request's head and refuses it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("web=http://{}/mcp", listener.local_addr().expect("addr"));
+    let recorded = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let _ = socket
+            .write_all(
+                b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            )
+            .await;
+        String::from_utf8_lossy(&head).to_lowercase()
+    });
+    let upstream = MockUpstream::start().await;
+    let proxy = Proxy::openai(
+        &upstream,
+        &[
+            "--mcp",
+            &url,
+            "--mcp-token-env",
+            "web=DEEPCHAT_PROXY_TEST_MCP_TOKEN",
+        ],
+        &[],
+    )
+    .await;
+    let head = tokio::time::timeout(PATIENCE, recorded)
+        .await
+        .expect("the MCP server was contacted")
+        .expect("recorded");
+    assert!(
+        head.contains("authorization: bearer mcp-secret-51d2"),
+        "{head}"
+    );
+    upstream.push(Reply::openai_text(&["ok"]));
+    let mut ws = connect(&proxy.ws_url()).await;
+    send_user(&mut ws, "hi").await;
+    read_reply(&mut ws, STOP).await;
+    let sent = &upstream.received()[0];
+    assert!(
+        sent.headers
+            .iter()
+            .all(|(_, value)| !value.contains("mcp-secret-51d2")),
+        "the MCP token went to the model's upstream: {:?}",
+        sent.headers
+    );
+}
+
+#[test]
+fn a_token_for_a_stdio_server_or_an_unset_variable_is_refused() {
+    let check = |extra: &[&str]| {
+        let output = std::process::Command::new(support::binary::BIN)
+            .args([
+                "--check",
+                "--mcp",
+                "local=node x.js",
+                "--mcp",
+                "web=https://mcp.example.com/mcp",
+            ])
+            .args(extra)
+            .args([
+                "openai",
+                "--model",
+                "m",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+            ])
+            .output()
+            .expect("run --check");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = check(&["--mcp-token-env", "local=HOME"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("\"local\" is a command; give a stdio server its secrets with --mcp-env"),
+        "{stderr}"
+    );
+    let (code, stderr) = check(&["--mcp-token-env", "web=DEEPCHAT_PROXY_TEST_UNSET_TOKEN"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("DEEPCHAT_PROXY_TEST_UNSET_TOKEN is empty or unset"),
+        "{stderr}"
+    );
+}

@@ -34,6 +34,18 @@ pub struct ToolArgs {
     )]
     pub mcp_env: Vec<String>,
 
+    /// The bearer token for one streamable-HTTP server, read from an environment variable:
+    /// `NAME=VAR` (repeatable). It is sent to that server only.
+    #[arg(
+        global = true,
+        long = "mcp-token-env",
+        env = "DEEPCHAT_PROXY_MCP_TOKEN_ENV",
+        value_delimiter = ',',
+        value_name = "NAME=VAR",
+        help_heading = "Tools"
+    )]
+    pub mcp_token_env: Vec<String>,
+
     /// Offer only tools matching this pattern: `TOOL` or `SERVER/TOOL`, `*` matching any run
     /// of characters (repeatable). Default: every tool of every `--mcp` server.
     #[arg(

@@ -208,9 +208,12 @@ impl Server {
                     .await
                     .map_err(|err| format!("the MCP handshake failed: {err}"))?
             }
-            Transport::Http { url } => {
+            Transport::Http { url, token } => {
                 let client = http_client()?;
-                let config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+                if let Some(token) = token {
+                    config = config.auth_header(token.0.clone());
+                }
                 let transport = StreamableHttpClientTransport::with_client(client, config);
                 rmcp::serve_client(watcher, transport)
                     .await

@@ -10,8 +10,18 @@ use std::time::Duration;
 pub enum Transport {
     /// A child process speaking MCP on stdin/stdout: the program and its arguments.
     Stdio { program: String, args: Vec<String> },
-    /// Streamable HTTP at this URL.
-    Http { url: String },
+    /// Streamable HTTP at this URL, with the bearer token `--mcp-token-env` names for it.
+    Http { url: String, token: Option<Token> },
+}
+
+/// A secret sent to one MCP server; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(***)")
+    }
 }
 
 /// One `--mcp NAME=…`.
@@ -60,6 +70,11 @@ impl ToolSettings {
                 errors.push(format!(
                     "--mcp-env {name:?}: give the variable's name only, e.g. --mcp-env GITHUB_TOKEN"
                 ));
+            }
+        }
+        for value in &args.mcp_token_env {
+            if let Err(why) = attach_token(&mut servers, value) {
+                errors.push(format!("--mcp-token-env {value:?}: {why}"));
             }
         }
         let unused = servers.is_empty()
@@ -130,7 +145,10 @@ fn parse_server(value: &str) -> Result<ServerSpec, String> {
         if target.parse::<hyper::Uri>().is_err() {
             return Err(format!("{target:?} is not a URL"));
         }
-        Transport::Http { url: target.into() }
+        Transport::Http {
+            url: target.into(),
+            token: None,
+        }
     } else {
         let words =
             shell_words::split(target).map_err(|err| format!("cannot split the command: {err}"))?;
@@ -147,6 +165,28 @@ fn parse_server(value: &str) -> Result<ServerSpec, String> {
         name: name.into(),
         transport,
     })
+}
+
+/// Reads `NAME=VAR` and gives server `NAME` the token in `VAR`.
+fn attach_token(servers: &mut [ServerSpec], value: &str) -> Result<(), String> {
+    let Some((name, variable)) = value.split_once('=') else {
+        return Err("expected NAME=VAR, e.g. --mcp-token-env search=SEARCH_MCP_TOKEN".into());
+    };
+    let Some(server) = servers.iter_mut().find(|server| server.name == name) else {
+        return Err(format!("no --mcp server is named {name:?}"));
+    };
+    let Transport::Http { token, .. } = &mut server.transport else {
+        return Err(format!(
+            "{name:?} is a command; give a stdio server its secrets with --mcp-env"
+        ));
+    };
+    match std::env::var(variable) {
+        Ok(secret) if !secret.trim().is_empty() => {
+            *token = Some(Token(secret.trim().to_owned()));
+            Ok(())
+        }
+        _ => Err(format!("{variable} is empty or unset")),
+    }
 }
 
 /// `pattern` with `*` for any run of characters matches all of `text`.
@@ -197,7 +237,8 @@ mod tests {
         assert_eq!(
             parse_server("web=https://mcp.example.com/mcp").map(|s| s.transport),
             Ok(Transport::Http {
-                url: "https://mcp.example.com/mcp".into()
+                url: "https://mcp.example.com/mcp".into(),
+                token: None
             })
         );
         assert!(parse_server("no-command").is_err());
