@@ -241,6 +241,47 @@ mod tests {
         ReplyFrame::Text(t.into())
     }
 
+    /// A tool's status after text, then the answer restated (the relay's frames with tools).
+    fn tool_reply() -> Vec<ReplyFrame> {
+        vec![
+            ReplyFrame::Text("A".into()),
+            ReplyFrame::Status("A\n\nRunning x…".into()),
+            ReplyFrame::Text("A\n\nB".into()),
+            ReplyFrame::Text("C".into()),
+            ReplyFrame::End,
+        ]
+    }
+
+    #[test]
+    fn a_tool_status_replaces_the_message_and_the_answer_replaces_the_status() {
+        assert_eq!(
+            shaped(WsReply::StopKey, tool_reply()),
+            [
+                r#"{"text":"A"}"#,
+                r#"{"text":"A\n\nRunning x…","overwrite":true}"#,
+                r#"{"text":"A\n\nB","overwrite":true}"#,
+                r#"{"text":"C"}"#,
+                r#"{"text":"stop-key"}"#,
+            ]
+        );
+        // Whole: one message, the restated answer counted once.
+        assert_eq!(
+            shaped(WsReply::Whole, tool_reply()),
+            [r#"{"text":"A\n\nBC"}"#]
+        );
+        // Overwrite: the status replaces the first text; the answer so far replaces it.
+        let overwrite = shaped(WsReply::Overwrite, tool_reply());
+        assert_eq!(
+            overwrite[0], r#"{"text":"A\n\nRunning x…"}"#,
+            "{overwrite:?}"
+        );
+        assert_eq!(
+            overwrite.last().map(String::as_str),
+            Some(r#"{"text":"A\n\nBC","overwrite":true}"#),
+            "{overwrite:?}"
+        );
+    }
+
     #[test]
     fn query_picks_the_mode_or_names_the_bad_value() {
         assert_eq!(from_query(None, WsReply::StopKey), Ok(WsReply::StopKey));
