@@ -400,3 +400,63 @@ async fn a_stored_conversation_keeps_its_tool_rounds_and_history_shows_only_text
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Provider state of the model's tool-calling turn (Anthropic's signed thinking, Gemini's
+/// thought signatures, a Responses reasoning item) goes back upstream with the results.
+#[tokio::test]
+async fn what_a_provider_must_see_again_goes_back_with_the_results() {
+    let upstream = MockUpstream::start().await;
+    let base = format!("http://{}", upstream.addr);
+    let mcp = everything_stdio("everything");
+    let cases = [
+        (
+            "anthropic",
+            "tool_call_thinking.sse",
+            "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds",
+        ),
+        (
+            "gemini",
+            "tool_call.sse",
+            "CiQB0e2Kb7xQ8n4m1VvF3zJ9Yq2Lk5Ww0sR6tU8aPcDeFgHiJk=",
+        ),
+        (
+            "openai-responses",
+            "tool_call_thinking.sse",
+            "rs_68c1f0a2f5061728394a5b6c7d8e9f00",
+        ),
+    ];
+    for (index, (provider, call, carried)) in cases.into_iter().enumerate() {
+        let proxy = Proxy::start(&[
+            "--mcp",
+            &mcp,
+            "--retries",
+            "0",
+            provider,
+            "--base-url",
+            &base,
+            "--model",
+            "m-1",
+            "--api-key-env",
+            "DEEPCHAT_PROXY_TEST_NO_SUCH_KEY",
+        ])
+        .await;
+        upstream.push(replay(&fixture(provider, call), "text/event-stream"));
+        upstream.push(replay(
+            &fixture(provider, "normal.sse"),
+            "text/event-stream",
+        ));
+        let mut ws = connect(&proxy.ws_url()).await;
+        send_user(&mut ws, "echo and add").await;
+        let frames = read_reply(&mut ws, STOP).await;
+        assert!(errors(&frames).is_empty(), "{provider}: {frames:?}");
+        let requests = upstream.wait_requests(2 * index + 2).await;
+        let first = requests[2 * index].body.to_string();
+        let second = requests[2 * index + 1].body.to_string();
+        assert!(!first.contains(carried), "{provider}: not in the question");
+        assert!(
+            second.contains(carried),
+            "{provider}: carried back: {second}"
+        );
+        assert!(second.contains("Echo: ping"), "{provider}: {second}");
+    }
+}
