@@ -196,6 +196,26 @@ async fn filters_decide_what_is_offered_and_an_unoffered_tool_never_runs() {
     );
     assert_eq!(results[0].1, "there is no tool named \"get-env\"");
     assert_eq!(results[1].1, "Echo: hi");
+    // Counted, the unoffered name under "unknown" so a model cannot grow the label set.
+    let metrics = reqwest::get(format!("http://{}/metrics", proxy.addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    for series in [
+        r#"deepchat_proxy_tool_calls_total{tool="unknown",outcome="error"}"#,
+        r#"deepchat_proxy_tool_calls_total{tool="echo",outcome="ok"}"#,
+    ] {
+        assert!(
+            metrics.lines().any(|line| line.starts_with(series)),
+            "{series} in {metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains(r#"tool="get-env""#),
+        "an unoffered name became a label"
+    );
 }
 
 #[tokio::test]

@@ -153,6 +153,16 @@ pub const METRICS: &[Metric] = &[
         "Conversation-store calls that failed or passed their deadline, by store and operation.",
     ),
     metric(
+        "deepchat_proxy_tool_calls_total",
+        Kind::Counter,
+        "Tool calls the model made, by tool (\"unknown\" for a name it was not offered) and outcome (ok, error).",
+    ),
+    metric(
+        "deepchat_proxy_tool_seconds",
+        Kind::Histogram,
+        "Time one tool call took, by tool.",
+    ),
+    metric(
         "process_cpu_seconds_total",
         Kind::Counter,
         "CPU time the proxy process used, user and system.",

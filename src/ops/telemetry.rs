@@ -239,3 +239,12 @@ pub fn store_call(store: &'static str, op: &'static str, took: std::time::Durati
         counter!("deepchat_proxy_store_errors_total", "store" => store, "op" => op).increment(1);
     }
 }
+
+/// One tool call the loop ran: `tool` is an offered tool's name (or "unknown", so a model
+/// cannot grow the label set), `failed` whether the model was told it failed.
+pub fn tool_call(tool: &str, failed: bool, took: std::time::Duration) {
+    let outcome = if failed { "error" } else { "ok" };
+    counter!("deepchat_proxy_tool_calls_total", "tool" => tool.to_owned(), "outcome" => outcome)
+        .increment(1);
+    histogram!("deepchat_proxy_tool_seconds", "tool" => tool.to_owned()).record(took.as_secs_f64());
+}

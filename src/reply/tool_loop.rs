@@ -9,6 +9,7 @@
 
 use crate::config::Route;
 use crate::config::{ProviderConfig, UpstreamPolicy};
+use crate::ops::telemetry;
 use crate::reply::start::{self, Source};
 use crate::request_id::RequestId;
 use crate::tools::Tools;
@@ -133,10 +134,22 @@ impl ToolLoop {
     /// Calls the round's tools (together), records the round and opens the next response.
     async fn run_round(&mut self, calls: Vec<ToolCall>) {
         self.rounds += 1;
-        let results =
-            futures_util::future::join_all(calls.iter().map(|call| self.tools.call(call))).await;
-        for result in &results {
-            tracing::info!(tool = %result.name, failed = result.is_error, bytes = result.content.len(), "tool call");
+        let offered = self.tools.specs();
+        let timed = calls.iter().map(|call| async {
+            let started = std::time::Instant::now();
+            let result = self.tools.call(call).await;
+            (result, started.elapsed())
+        });
+        let mut results = Vec::with_capacity(calls.len());
+        for (result, took) in futures_util::future::join_all(timed).await {
+            tracing::info!(tool = %result.name, failed = result.is_error, bytes = result.content.len(), ms = took.as_millis() as u64, "tool call");
+            let known = offered.iter().any(|spec| spec.name == result.name);
+            telemetry::tool_call(
+                if known { &result.name } else { "unknown" },
+                result.is_error,
+                took,
+            );
+            results.push(result);
         }
         let adapter = self.answering_adapter();
         let round = ToolRound {
