@@ -1,8 +1,8 @@
 //! Turns an upstream response body (a stream of byte chunks, split anywhere) into framed
-//! messages: Server-Sent Events or newline-delimited JSON lines. Pure stream transformation.
+//! messages: Server-Sent Events ([`crate::sse`]) or newline-delimited JSON lines. Pure stream
+//! transformation.
 
 use bytes::BytesMut;
-use eventsource_stream::Eventsource;
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use std::fmt::Display;
 use std::pin::Pin;
@@ -56,24 +56,9 @@ where
     S: Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
     E: Display + Send + 'static,
 {
-    let lines = complete_lines(body);
     match framing {
-        Framing::Sse => bounded_events(lines)
-            .eventsource()
-            .map(|item| match item {
-                // The SSE default name "message" means unnamed: decoders only match real names.
-                Ok(event) => Ok(Message {
-                    event: if event.event == "message" {
-                        String::new()
-                    } else {
-                        event.event
-                    },
-                    data: event.data,
-                }),
-                Err(err) => Err(FramingError(err.to_string())),
-            })
-            .boxed(),
-        Framing::Ndjson => lines
+        Framing::Sse => crate::sse::SseEvents::new(body).boxed(),
+        Framing::Ndjson => complete_lines(body)
             .flat_map(|chunk| {
                 let items: Vec<Result<Message, FramingError>> = match chunk {
                     Ok(text) => text
@@ -158,49 +143,6 @@ where
             return Some((Ok(text), state));
         }
     })
-}
-
-/// Ends SSE with an error once an event runs past [`MAX_EVENT_BYTES`]. Every chunk holds
-/// whole lines, so a blank line (the end of an event) never straddles two chunks.
-fn bounded_events<S>(lines: S) -> impl Stream<Item = Result<String, FramingError>> + Send
-where
-    S: Stream<Item = Result<String, FramingError>> + Send,
-{
-    lines.scan((0usize, false), |(open, failed), item| {
-        let out = match item {
-            _ if *failed => None,
-            Ok(text) => {
-                *open = open_event_bytes(&text).unwrap_or(*open + text.len());
-                if *open > MAX_EVENT_BYTES {
-                    *failed = true;
-                    let err = format!("upstream event longer than {MAX_EVENT_BYTES} bytes");
-                    Some(Err(FramingError(err)))
-                } else {
-                    Some(Ok(text))
-                }
-            }
-            Err(err) => Some(Err(err)),
-        };
-        std::future::ready(out)
-    })
-}
-
-/// Bytes after the last blank line in `text` (whole lines, following a line end), if any.
-fn open_event_bytes(text: &str) -> Option<usize> {
-    let inside = [
-        text.rfind("\n\n").map(|i| i + 2),
-        text.rfind("\n\r\n").map(|i| i + 3),
-    ];
-    let end = inside.into_iter().flatten().max().or_else(|| {
-        if text.starts_with('\n') {
-            Some(1)
-        } else if text.starts_with("\r\n") {
-            Some(2)
-        } else {
-            None
-        }
-    })?;
-    Some(text.len() - end)
 }
 
 /// The whole lines before any invalid UTF-8, and the error if there was some.
@@ -348,16 +290,6 @@ mod tests {
             "{}",
             out.len()
         );
-    }
-
-    #[test]
-    fn open_event_bytes_finds_the_last_blank_line() {
-        assert_eq!(open_event_bytes("data: a\n"), None);
-        assert_eq!(open_event_bytes("\ndata: a\n"), Some(8));
-        assert_eq!(open_event_bytes("\r\ndata: a\n"), Some(8));
-        assert_eq!(open_event_bytes("data: a\n\ndata: bb\n"), Some(9));
-        assert_eq!(open_event_bytes("data: a\r\n\r\n"), Some(0));
-        assert_eq!(open_event_bytes("\n"), Some(0));
     }
 
     #[test]

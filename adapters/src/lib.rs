@@ -21,6 +21,7 @@ pub mod openai;
 pub mod openai_responses;
 pub mod presets;
 pub mod providers;
+pub mod sse;
 pub mod tools;
 
 pub use conversation::{Conversation, Image, Role, Turn};
