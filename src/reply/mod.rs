@@ -14,4 +14,5 @@ pub mod relay;
 pub mod scope;
 pub mod start;
 pub mod thinking;
+pub mod tool_display;
 pub mod tool_loop;
