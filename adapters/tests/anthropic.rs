@@ -3,10 +3,10 @@ mod support;
 use deepchat_adapters::anthropic::{Anthropic, DEFAULT_BASE_URL};
 use deepchat_adapters::{
     Adapter, AdapterError, Carried, Conversation, Event, FinishReason, Generation, Image, ToolCall,
-    ToolResult, ToolRound, ToolSpec, Turn, Usage,
+    ToolRound, ToolSpec, Turn, Usage,
 };
 use serde_json::json;
-use support::{decode_chunks, decode_every_split, fixture, text_of};
+use support::{decode_chunks, decode_every_split, fixture, result, text_of};
 
 fn adapter() -> Anthropic {
     Anthropic::new("http://127.0.0.1:9/")
@@ -430,15 +430,6 @@ fn carried(item: serde_json::Value) -> Carried {
     Carried {
         adapter: "anthropic".into(),
         item,
-    }
-}
-
-fn result(call: &ToolCall, content: &str, is_error: bool) -> ToolResult {
-    ToolResult {
-        call_id: call.id.clone(),
-        name: call.name.clone(),
-        content: content.into(),
-        is_error,
     }
 }
 

@@ -5,7 +5,7 @@ use deepchat_adapters::{
     Adapter, AdapterError, Conversation, Event, FinishReason, Generation, Image, Turn,
 };
 use serde_json::json;
-use support::{decode_every_split, fixture, text_of};
+use support::{call, decode_every_split, fixture, text_of};
 
 const PROVIDER: &str = "azure";
 
@@ -253,16 +253,7 @@ fn prompt_filter_rejection_reads_clearly() {
 
 // ---- Tool calling (Azure shares OpenAI's body and decoder) --------------------------------
 
-use deepchat_adapters::{ToolCall, ToolResult, ToolRound, ToolSpec, Usage};
-
-fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
-    ToolCall {
-        id: id.into(),
-        name: name.into(),
-        arguments: arguments.into(),
-        signature: None,
-    }
-}
+use deepchat_adapters::{ToolResult, ToolRound, ToolSpec, Usage};
 
 #[test]
 fn tool_call_fixture_with_filter_annotations_gives_both_calls() {

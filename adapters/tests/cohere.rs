@@ -5,7 +5,7 @@ use deepchat_adapters::{
     Adapter, AdapterError, Conversation, Event, FinishReason, Generation, Image, Turn, Usage,
 };
 use serde_json::json;
-use support::{decode_chunks, decode_every_split, fixture, text_of};
+use support::{call, decode_chunks, decode_every_split, fixture, result_by_id, text_of};
 
 fn adapter() -> Cohere {
     Cohere::new("http://127.0.0.1:9/")
@@ -283,25 +283,7 @@ fn http_error_body_gives_coheres_message() {
 
 // ---- Tool calling -------------------------------------------------------------------------
 
-use deepchat_adapters::{Carried, ToolCall, ToolResult, ToolRound, ToolSpec};
-
-fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
-    ToolCall {
-        id: id.into(),
-        name: name.into(),
-        arguments: arguments.into(),
-        signature: None,
-    }
-}
-
-fn result(call_id: &str, name: &str, content: &str, is_error: bool) -> ToolResult {
-    ToolResult {
-        call_id: call_id.into(),
-        name: name.into(),
-        content: content.into(),
-        is_error,
-    }
-}
+use deepchat_adapters::{Carried, ToolRound, ToolSpec};
 
 /// A finished turn with two rounds (the first carrying Cohere's plan and another adapter's
 /// item, the second from a fallback that wrote text instead), a user turn, and the loop's turn
@@ -322,13 +304,18 @@ fn tool_conversation() -> Conversation {
                 },
             ],
             calls: vec![call("echo_1", "echo", r#"{"message":"ping"}"#)],
-            results: vec![result("echo_1", "echo", "ping", false)],
+            results: vec![result_by_id("echo_1", "echo", "ping", false)],
         },
         ToolRound {
             text: "Now the sum.".into(),
             carried: Vec::new(),
             calls: vec![call("get-sum_2", "get-sum", r#"{"a":2,"b":"#)],
-            results: vec![result("get-sum_2", "get-sum", "invalid arguments", true)],
+            results: vec![result_by_id(
+                "get-sum_2",
+                "get-sum",
+                "invalid arguments",
+                true,
+            )],
         },
     ];
     let mut in_progress = Turn::assistant("");
@@ -336,7 +323,7 @@ fn tool_conversation() -> Conversation {
         text: String::new(),
         carried: Vec::new(),
         calls: vec![call("echo_3", "echo", r#"{"message":"again"}"#)],
-        results: vec![result("echo_3", "echo", "again", false)],
+        results: vec![result_by_id("echo_3", "echo", "again", false)],
     }];
     Conversation {
         system: None,

@@ -3,10 +3,10 @@ mod support;
 use deepchat_adapters::gemini::{Gemini, DEFAULT_BASE_URL};
 use deepchat_adapters::{
     Adapter, AdapterError, Carried, Conversation, Event, FinishReason, Generation, Image, ToolCall,
-    ToolResult, ToolRound, ToolSpec, Turn, Usage,
+    ToolRound, ToolSpec, Turn, Usage,
 };
 use serde_json::json;
-use support::{decode_chunks, decode_every_split, fixture, text_of};
+use support::{decode_chunks, decode_every_split, fixture, result, text_of};
 
 fn adapter() -> Gemini {
     Gemini::new("http://127.0.0.1:9/")
@@ -516,15 +516,6 @@ fn call(id: &str, name: &str, arguments: &str, signature: Option<&str>) -> ToolC
         name: name.into(),
         arguments: arguments.into(),
         signature: signature.map(str::to_owned),
-    }
-}
-
-fn result(call: &ToolCall, content: &str, is_error: bool) -> ToolResult {
-    ToolResult {
-        call_id: call.id.clone(),
-        name: call.name.clone(),
-        content: content.into(),
-        is_error,
     }
 }
 

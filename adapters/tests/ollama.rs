@@ -6,7 +6,7 @@ use deepchat_adapters::{
     Usage,
 };
 use serde_json::json;
-use support::{decode_chunks, decode_every_split, fixture, text_of};
+use support::{call, decode_chunks, decode_every_split, fixture, result_by_id, text_of};
 
 const PROVIDER: &str = "ollama";
 
@@ -255,25 +255,7 @@ fn empty_conversation_is_rejected() {
 
 // ---- Tool calling -------------------------------------------------------------------------
 
-use deepchat_adapters::{Carried, ToolCall, ToolResult, ToolRound, ToolSpec};
-
-fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
-    ToolCall {
-        id: id.into(),
-        name: name.into(),
-        arguments: arguments.into(),
-        signature: None,
-    }
-}
-
-fn result(call_id: &str, name: &str, content: &str, is_error: bool) -> ToolResult {
-    ToolResult {
-        call_id: call_id.into(),
-        name: name.into(),
-        content: content.into(),
-        is_error,
-    }
-}
+use deepchat_adapters::{Carried, ToolRound, ToolSpec};
 
 /// A finished turn with two rounds (the first carrying Ollama's thinking and another adapter's
 /// item), a user turn, and the loop's turn in progress.
@@ -293,14 +275,14 @@ fn tool_conversation() -> Conversation {
                 },
             ],
             calls: vec![call("call_0", "echo", r#"{"message":"ping"}"#)],
-            results: vec![result("call_0", "echo", "ping", false)],
+            results: vec![result_by_id("call_0", "echo", "ping", false)],
         },
         ToolRound {
             text: String::new(),
             carried: Vec::new(),
             // Invalid arguments from the model still go back as an object.
             calls: vec![call("call_0", "get-sum", r#"{"a":2,"b":"#)],
-            results: vec![result("call_0", "get-sum", "invalid arguments", true)],
+            results: vec![result_by_id("call_0", "get-sum", "invalid arguments", true)],
         },
     ];
     let mut in_progress = Turn::assistant("");
@@ -312,8 +294,8 @@ fn tool_conversation() -> Conversation {
             call("call_1", "get-sum", r#"{"a":1,"b":1}"#),
         ],
         results: vec![
-            result("call_0", "echo", "again", false),
-            result("call_1", "get-sum", "2", false),
+            result_by_id("call_0", "echo", "again", false),
+            result_by_id("call_1", "get-sum", "2", false),
         ],
     }];
     Conversation {

@@ -5,7 +5,7 @@ use deepchat_adapters::{
     Adapter, Conversation, Event, FinishReason, Generation, Image, Turn, Usage,
 };
 use serde_json::json;
-use support::{decode_every_split, fixture, text_of};
+use support::{call, decode_every_split, fixture, result_by_id, text_of};
 
 fn adapter() -> OpenAiChat {
     OpenAiChat::new("http://127.0.0.1:9/v1/")
@@ -192,25 +192,7 @@ fn usage_is_asked_for_except_from_hosts_that_refuse_unknown_fields() {
 
 // ---- Tool calling -------------------------------------------------------------------------
 
-use deepchat_adapters::{Carried, ToolCall, ToolResult, ToolRound, ToolSpec};
-
-fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
-    ToolCall {
-        id: id.into(),
-        name: name.into(),
-        arguments: arguments.into(),
-        signature: None,
-    }
-}
-
-fn result(call_id: &str, name: &str, content: &str, is_error: bool) -> ToolResult {
-    ToolResult {
-        call_id: call_id.into(),
-        name: name.into(),
-        content: content.into(),
-        is_error,
-    }
-}
+use deepchat_adapters::{Carried, ToolRound, ToolSpec};
 
 fn tools() -> Vec<ToolSpec> {
     vec![
@@ -239,13 +221,13 @@ fn tool_conversation() -> Conversation {
                 item: json!({"type": "thinking", "thinking": "hm", "signature": "sig"}),
             }],
             calls: vec![call("call_1", "echo", r#"{"message":"ping"}"#)],
-            results: vec![result("call_1", "echo", "ping", false)],
+            results: vec![result_by_id("call_1", "echo", "ping", false)],
         },
         ToolRound {
             text: String::new(),
             carried: Vec::new(),
             calls: vec![call("call_2", "get-sum", r#"{"a":2,"b":"#)],
-            results: vec![result("call_2", "get-sum", "invalid arguments", true)],
+            results: vec![result_by_id("call_2", "get-sum", "invalid arguments", true)],
         },
     ];
     let mut in_progress = Turn::assistant("");
@@ -257,8 +239,8 @@ fn tool_conversation() -> Conversation {
             call("call_4", "get-sum", r#"{"a":1,"b":1}"#),
         ],
         results: vec![
-            result("call_3", "echo", "again", false),
-            result("call_4", "get-sum", "2", false),
+            result_by_id("call_3", "echo", "again", false),
+            result_by_id("call_4", "get-sum", "2", false),
         ],
     }];
     Conversation {

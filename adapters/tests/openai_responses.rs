@@ -3,10 +3,10 @@ mod support;
 use deepchat_adapters::openai_responses::{OpenAiResponses, DEFAULT_BASE_URL};
 use deepchat_adapters::{
     Adapter, AdapterError, Carried, Conversation, Event, FinishReason, Generation, Image, ToolCall,
-    ToolResult, ToolRound, ToolSpec, Turn, Usage,
+    ToolRound, ToolSpec, Turn, Usage,
 };
 use serde_json::json;
-use support::{decode_chunks, decode_every_split, fixture, text_of};
+use support::{call, decode_chunks, decode_every_split, fixture, result, text_of};
 
 const PROVIDER: &str = "openai-responses";
 
@@ -416,24 +416,6 @@ fn tools() -> Vec<ToolSpec> {
         description: "Echoes a message".into(),
         parameters: json!({"type": "object", "properties": {"message": {"type": "string"}}}),
     }]
-}
-
-fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
-    ToolCall {
-        id: id.into(),
-        name: name.into(),
-        arguments: arguments.into(),
-        signature: None,
-    }
-}
-
-fn result(call: &ToolCall, content: &str, is_error: bool) -> ToolResult {
-    ToolResult {
-        call_id: call.id.clone(),
-        name: call.name.clone(),
-        content: content.into(),
-        is_error,
-    }
 }
 
 fn reasoning_item() -> serde_json::Value {

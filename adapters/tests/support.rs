@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use deepchat_adapters::{framing, Adapter, Event};
+use deepchat_adapters::{framing, Adapter, Event, ToolCall, ToolResult};
 
 /// Reads `tests/fixtures/<provider>/<name>` from the workspace root.
 pub fn fixture(provider: &str, name: &str) -> Vec<u8> {
@@ -49,4 +49,29 @@ pub fn text_of(events: &[Event]) -> String {
             _ => None,
         })
         .collect()
+}
+
+/// A tool call as a decoder emits it (no Gemini signature).
+pub fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
+    ToolCall {
+        id: id.into(),
+        name: name.into(),
+        arguments: arguments.into(),
+        signature: None,
+    }
+}
+
+/// The result answering `call`.
+pub fn result(call: &ToolCall, content: &str, is_error: bool) -> ToolResult {
+    result_by_id(&call.id, &call.name, content, is_error)
+}
+
+/// A result by call id and tool name.
+pub fn result_by_id(call_id: &str, name: &str, content: &str, is_error: bool) -> ToolResult {
+    ToolResult {
+        call_id: call_id.into(),
+        name: name.into(),
+        content: content.into(),
+        is_error,
+    }
 }
