@@ -48,7 +48,7 @@ mock="$(sed -n 's/^listening //p' "$out/mock.out")"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 wrap=()
 case "$tool" in
-  callgrind) wrap=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/callgrind.out") ;;
+  callgrind) wrap=(valgrind --tool=callgrind --trace-children=yes --instr-atstart=no --callgrind-out-file="$out/callgrind.out") ;;
 esac
 RUST_LOG=info DEEPCHAT_PROXY_RATE_LIMIT=0 DEEPCHAT_PROXY_MAX_CONNECTIONS_PER_IP=0 \
   "${wrap[@]}" "$proxy" --listen "127.0.0.1:$port" openai --base-url "http://$mock/v1" --model bench \

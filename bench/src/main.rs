@@ -11,6 +11,7 @@ mod coldstart;
 mod deepchat_http;
 mod drive;
 mod driver;
+mod floor_relay;
 mod idle;
 mod meter;
 mod mock;
@@ -43,6 +44,8 @@ enum Command {
     Mock(mock::Args),
     /// A fixed, checked load against a proxy that is already running (`bench/profile.sh`).
     Drive(drive::Args),
+    /// The floor of a per-token relay, for "÷ mock" comparisons (`bench/floor-relay`).
+    FloorRelay(floor_relay::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +53,6 @@ fn main() -> ExitCode {
         Command::Run(args) => driver::main(args),
         Command::Mock(args) => mock::main(args),
         Command::Drive(args) => drive::main(args),
+        Command::FloorRelay(args) => floor_relay::main(args),
     }
 }
