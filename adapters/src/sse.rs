@@ -7,7 +7,7 @@
 //! exceed [`MAX_LINE_BYTES`] nor an event [`MAX_EVENT_BYTES`].
 
 use crate::framing::{FramingError, Message, MAX_EVENT_BYTES, MAX_LINE_BYTES};
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use futures_util::Stream;
 use std::fmt::Display;
 use std::pin::Pin;
@@ -20,18 +20,24 @@ pub struct SseEvents<S> {
     buffer: BytesMut,
     /// Bytes at the start of `buffer` already searched for a line end (none was there).
     searched: usize,
-    /// The event being read: its name, its data so far, whether a `data` field came.
-    event: String,
-    data: String,
-    has_data: bool,
-    /// Bytes of the event being read, against [`MAX_EVENT_BYTES`].
-    event_bytes: usize,
-    /// The first line was read (a BOM may only lead the first).
-    started: bool,
+    event: EventSoFar,
     /// The body has ended.
     ended: bool,
     /// An error was returned: nothing follows.
     failed: bool,
+}
+
+/// The event being read, from the lines read so far.
+#[derive(Default)]
+struct EventSoFar {
+    /// Its name and its data so far, and whether a `data` field came.
+    name: String,
+    data: String,
+    has_data: bool,
+    /// Its bytes, against [`MAX_EVENT_BYTES`].
+    bytes: usize,
+    /// The first line was read (a BOM may only lead the first).
+    started: bool,
 }
 
 impl<S> SseEvents<S> {
@@ -40,11 +46,7 @@ impl<S> SseEvents<S> {
             body: Box::pin(body),
             buffer: BytesMut::new(),
             searched: 0,
-            event: String::new(),
-            data: String::new(),
-            has_data: false,
-            event_bytes: 0,
-            started: false,
+            event: EventSoFar::default(),
             ended: false,
             failed: false,
         }
@@ -58,9 +60,7 @@ impl<S> SseEvents<S> {
     /// Where the next line ends in the buffer: (the line's length, its terminator's), or
     /// `None` when more bytes are needed to tell.
     fn next_line_end(&mut self) -> Option<(usize, usize)> {
-        let found = self.buffer[self.searched..]
-            .iter()
-            .position(|&b| b == b'\n' || b == b'\r');
+        let found = memchr::memchr2(b'\n', b'\r', &self.buffer[self.searched..]);
         let Some(offset) = found else {
             self.searched = self.buffer.len();
             return None;
@@ -82,22 +82,30 @@ impl<S> SseEvents<S> {
         }
     }
 
-    /// Reads one line into the event; the event when the line dispatches it.
+    /// Reads one line into the event and drops it from the buffer; the event when the line
+    /// dispatches it. The line is read where it lies: no copy or handle of it is made.
     fn take_line(&mut self, length: usize, terminator: usize) -> Result<Option<Message>, String> {
-        let line = self.buffer.split_to(length + terminator);
+        let read = self.event.line(&self.buffer[..length], length + terminator);
+        self.buffer.advance(length + terminator);
         self.searched = 0;
-        let mut line = &line[..length];
+        read
+    }
+}
+
+impl EventSoFar {
+    /// Reads one line (`wire_bytes` with its terminator); the event when the line dispatches it.
+    fn line(&mut self, mut line: &[u8], wire_bytes: usize) -> Result<Option<Message>, String> {
         if !self.started {
             self.started = true;
             line = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
         }
         if line.is_empty() {
-            self.event_bytes = 0;
+            self.bytes = 0;
             if !std::mem::take(&mut self.has_data) {
-                self.event.clear();
+                self.name.clear();
                 return Ok(None);
             }
-            let mut event = std::mem::take(&mut self.event);
+            let mut event = std::mem::take(&mut self.name);
             // The SSE default name "message" means unnamed: decoders only match real names.
             if event == "message" {
                 event.clear();
@@ -105,8 +113,8 @@ impl<S> SseEvents<S> {
             let data = std::mem::take(&mut self.data);
             return Ok(Some(Message { event, data }));
         }
-        self.event_bytes += length + terminator;
-        if self.event_bytes > MAX_EVENT_BYTES {
+        self.bytes += wire_bytes;
+        if self.bytes > MAX_EVENT_BYTES {
             return Err(format!(
                 "upstream event longer than {MAX_EVENT_BYTES} bytes"
             ));
@@ -130,8 +138,8 @@ impl<S> SseEvents<S> {
                 self.has_data = true;
             }
             "event" => {
-                self.event.clear();
-                self.event.push_str(value);
+                self.name.clear();
+                self.name.push_str(value);
             }
             // `id` and `retry` serve reconnection, which a reply never does.
             _ => {}

@@ -6,6 +6,7 @@
 pub mod breaker;
 pub mod client;
 pub mod demo;
+mod events;
 pub mod models;
 pub mod pool;
 pub mod redact;
@@ -14,13 +15,10 @@ pub mod settings;
 use crate::ops::{otel, telemetry};
 use crate::request_id::{self, RequestId};
 use crate::upstream::pool::{Lease, UpstreamPool};
-use crate::upstream::redact::Secrets;
 use deepchat_adapters::event::describe_http_error;
 use deepchat_adapters::{framing, Conversation, Event, EventStream, UpstreamRequest};
-use futures_util::stream::{self, BoxStream, StreamExt};
+use futures_util::stream::{self, StreamExt};
 use settings::{HttpUpstream, ProviderConfig, UpstreamPolicy};
-use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -459,73 +457,13 @@ fn events(
     chunk_timeout: Duration,
 ) -> EventStream {
     let adapter = &upstream.adapter;
-    struct State {
-        messages: BoxStream<'static, Result<framing::Message, framing::FramingError>>,
-        decoder: Box<dyn deepchat_adapters::StreamDecoder>,
-        pending: VecDeque<Event>,
-        /// Redacted from error texts the upstream sends.
-        secrets: Secrets,
-        /// One timer per reply, re-armed per chunk, instead of a new timeout per chunk.
-        timer: Pin<Box<tokio::time::Sleep>>,
-        /// No body data yet: the timer runs to the first-byte deadline.
-        first: bool,
-        ended: bool,
-    }
-    let state = State {
-        messages: framing::messages(adapter.framing(), response.bytes_stream()),
-        decoder: adapter.decoder(),
-        pending: VecDeque::new(),
-        secrets: upstream.secrets.clone(),
-        timer: Box::pin(tokio::time::sleep_until(first_deadline)),
-        first: true,
-        ended: false,
-    };
-    stream::unfold(state, move |mut state| async move {
-        loop {
-            if let Some(event) = state.pending.pop_front() {
-                let event = match event {
-                    Event::Error(message) => Event::Error(state.secrets.redact(&message)),
-                    other => other,
-                };
-                return Some((event, state));
-            }
-            if state.ended {
-                return None;
-            }
-            let next = tokio::select! {
-                biased;
-                next = state.messages.next() => next,
-                _ = state.timer.as_mut() => {
-                    state.ended = true;
-                    let message = if state.first {
-                        "the upstream stalled: no reply data before the first-byte timeout".to_owned()
-                    } else {
-                        format!("the upstream stalled: nothing for {} s", chunk_timeout.as_secs())
-                    };
-                    state.pending.push_back(Event::Error(message));
-                    continue;
-                }
-            };
-            match next {
-                Some(Ok(message)) => {
-                    state.first = false;
-                    state.pending.extend(state.decoder.decode(&message));
-                    let deadline = tokio::time::Instant::now() + chunk_timeout;
-                    state.timer.as_mut().reset(deadline);
-                }
-                Some(Err(err)) => {
-                    state.ended = true;
-                    state
-                        .pending
-                        .push_back(Event::Error(format!("the upstream stream broke off: {err}")));
-                }
-                None => {
-                    state.ended = true;
-                    state.pending.extend(state.decoder.end());
-                }
-            }
-        }
-    })
+    events::UpstreamEvents::new(
+        framing::messages(adapter.framing(), response.bytes_stream()),
+        adapter.decoder(),
+        upstream.secrets.clone(),
+        first_deadline,
+        chunk_timeout,
+    )
     .boxed()
 }
 
