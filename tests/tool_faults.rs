@@ -1,7 +1,7 @@
 //! The tool loop when things go wrong: a tool that fails, throws, hangs or returns 10 MB, a
 //! model that never stops calling tools or names a tool it was not offered, a server that is
-//! down or changes its tool list, a browser that leaves while a tool runs, and a server that
-//! would read the proxy's secrets from its environment.
+//! down or changes its tool list, two servers that offer one name, a browser that leaves while
+//! a tool runs, and a server that would read the proxy's secrets from its environment.
 
 mod support;
 
@@ -334,6 +334,31 @@ async fn a_changed_tool_list_is_offered_from_the_next_reply() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn a_name_two_servers_share_is_offered_once_and_called_on_the_first() {
+    let (first, second) = (marker("first"), marker("second"));
+    let one = fixture_stdio("one", &first);
+    let two = fixture_stdio("two", &second);
+    let upstream = MockUpstream::start().await;
+    let proxy = Proxy::openai(&upstream, &["--mcp", &one, "--mcp", &two], &[]).await;
+    upstream.push(openai_tool_calls(&[("whoami", "{}")]));
+    upstream.push(Reply::openai_text(&["done"]));
+    let (_, results) = ask(&proxy, &upstream, "who?").await;
+    let requests = upstream.received();
+    let mut offered: Vec<&str> = requests[0].body["tools"]
+        .as_array()
+        .expect("tools offered")
+        .iter()
+        .filter_map(|tool| tool["function"]["name"].as_str())
+        .collect();
+    let listed = offered.len();
+    offered.sort_unstable();
+    offered.dedup();
+    assert_eq!(listed, offered.len(), "a shared name offered twice");
+    assert!(offered.contains(&"whoami"), "{offered:?}");
+    assert_eq!(results[0].1, format!("fixture {}", first.display()));
 }
 
 #[tokio::test]

@@ -29,6 +29,7 @@ const tools = [
     inputSchema: object({ ms: { type: "number" } }),
   },
   { name: "add-tool", description: "Adds the tool late", inputSchema: object() },
+  { name: "whoami", description: "Says which fixture answered", inputSchema: object() },
 ];
 
 const server = new Server(
@@ -66,6 +67,8 @@ server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
         await server.sendToolListChanged();
       }
       return text("added");
+    case "whoami":
+      return text(`fixture ${marker}`);
     case "late":
       return text("late tool ran");
     default:
