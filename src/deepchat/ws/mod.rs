@@ -1,10 +1,16 @@
-//! Deep Chat over WebSocket: the upgrade handshake (hand-written on hyper, unit-tested) and
-//! the per-socket session that answers each text frame with one streamed reply.
+//! Deep Chat over WebSocket: the per-socket session that answers each text frame with one
+//! streamed reply, after the upgrade handshake ([`handshake`]), writing through [`sink`].
+
+mod handshake;
+mod sink;
+
+pub use handshake::accept;
+pub use handshake::is_upgrade;
+use sink::{FrameSink, HoldEnd, Socket};
 
 use crate::access::ratelimit::ClientKey;
 use crate::config::{Route, WsReply};
 use crate::deepchat::closing;
-use crate::deepchat::frames;
 use crate::deepchat::keepalive::Keepalive;
 use crate::deepchat::queue::{Pending, Queue};
 use crate::deepchat::request::{self, RequestError};
@@ -21,108 +27,20 @@ use crate::request_id::RequestId;
 use crate::response::{self, Body};
 use crate::store::id::ConversationId;
 use crate::App;
-use bytes::BytesMut;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{Sink, SinkExt, StreamExt};
-use hyper::header::{HeaderMap, HeaderValue};
+use futures_util::stream::SplitStream;
+use futures_util::{SinkExt, StreamExt};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-
-type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Initial per-socket read buffer; it grows for larger messages.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
-
-/// Text frames up to this many bytes are written through the socket's reused frame buffer;
-/// longer ones (text merged while the client was behind) get their own, so an idle socket
-/// keeps at most a few KiB.
-const REUSED_FRAME_TEXT_BYTES: usize = 1024;
-
-/// True when the request asks for a WebSocket upgrade.
-pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    header_has_token(headers, hyper::header::CONNECTION, "upgrade")
-        && header_has_token(headers, hyper::header::UPGRADE, "websocket")
-}
-
-fn header_has_token(headers: &HeaderMap, name: hyper::header::HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|value| {
-        value
-            .to_str()
-            .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-            .unwrap_or(false)
-    })
-}
-
-/// The handshake answer: 101 for a valid upgrade request, else the 400 to send instead.
-/// Browsers drop a socket whose reply names no subprotocol they offered, so the first offered
-/// one is echoed.
-pub fn accept(headers: &HeaderMap) -> Response<Body> {
-    let version_ok = headers
-        .get(hyper::header::SEC_WEBSOCKET_VERSION)
-        .is_some_and(|v| v.as_bytes() == b"13");
-    let key = headers.get(hyper::header::SEC_WEBSOCKET_KEY);
-    let (Some(key), true) = (key, version_ok) else {
-        let mut response = response::plain(
-            StatusCode::BAD_REQUEST,
-            "WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13",
-        );
-        response.headers_mut().insert(
-            hyper::header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return response;
-    };
-    let mut response = Response::new(response::empty());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let out = response.headers_mut();
-    out.insert(
-        hyper::header::CONNECTION,
-        HeaderValue::from_static("upgrade"),
-    );
-    out.insert(
-        hyper::header::UPGRADE,
-        HeaderValue::from_static("websocket"),
-    );
-    let accept_key = derive_accept_key(key.as_bytes());
-    if let Ok(value) = HeaderValue::from_str(&accept_key) {
-        out.insert(hyper::header::SEC_WEBSOCKET_ACCEPT, value);
-    }
-    if let Some(protocol) = first_protocol(headers) {
-        if let Ok(value) = HeaderValue::from_str(&protocol) {
-            out.insert(hyper::header::SEC_WEBSOCKET_PROTOCOL, value);
-        }
-    }
-    response
-}
-
-/// The protocol to answer with: the first offered one that is not a `bearer.` token carrier
-/// (so the token is not echoed needlessly), else the first offered.
-fn first_protocol(headers: &HeaderMap) -> Option<String> {
-    let offered: Vec<&str> = headers
-        .get_all(hyper::header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect();
-    offered
-        .iter()
-        .find(|p| !p.starts_with(crate::access::auth::BEARER_PROTOCOL_PREFIX))
-        .or(offered.first())
-        .map(|p| (*p).to_owned())
-}
 
 /// Answers the upgrade and spawns the session on `route` once hyper hands over the connection.
 /// `connection_slot` is the connection's `--max-connections` permit, held while the socket lives.
@@ -218,15 +136,7 @@ impl Handler {
         let (sink, incoming) = socket.split();
         let limits = &route.limits;
         Handler {
-            sink: FrameSink {
-                inner: sink,
-                shaper: Shaper::new(mode, route.stop_key.clone()),
-                outbox: VecDeque::new(),
-                shaped: VecDeque::new(),
-                wire: BytesMut::new(),
-                keepalive: None,
-                ping_owed: false,
-            },
+            sink: FrameSink::new(sink, Shaper::new(mode, route.stop_key.clone())),
             incoming,
             history: History::new(route.history_limit, Budget::of(limits)),
             queued: Queue::new(limits.max_streams_per_connection, limits.max_request_bytes),
@@ -507,223 +417,5 @@ async fn watch_client(
             }
             Some(Ok(_)) => {}
         }
-    }
-}
-
-/// The socket's write half as a sink of typed frames, shaped by the socket's reply mode
-/// ([`Shaper`]); a keepalive ping goes out before a frame when one is due.
-struct FrameSink {
-    /// The socket's write half.
-    inner: SplitSink<Socket, Message>,
-    /// Turns frames into the mode's messages (stop key, whole reply, text so far).
-    shaper: Shaper,
-    /// Messages shaped but not yet written (at most a frame's few), written before anything else.
-    outbox: VecDeque<Message>,
-    /// The shaper's output for one frame, reused: no queue allocated per frame.
-    shaped: VecDeque<String>,
-    /// Where plain text frames are serialized: tungstenite copies a message into its own
-    /// output buffer when it is sent, so this allocation is reclaimed for the next frame.
-    wire: BytesMut,
-    /// During a reply: when the next keepalive ping is due and whether the last was answered.
-    keepalive: Option<Arc<Keepalive>>,
-    /// A ping fell due and goes out before the next frame.
-    ping_owed: bool,
-}
-
-impl FrameSink {
-    /// Writes the shaped messages that wait into the socket.
-    fn poll_outbox(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        while !self.outbox.is_empty() {
-            ready!(self.inner.poll_ready_unpin(cx))?;
-            if let Some(message) = self.outbox.pop_front() {
-                self.inner.start_send_unpin(message)?;
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    /// Overwrite: queues the text so far when its turn has come. It never makes the relay wait
-    /// for its turn: a relay held back per frame would fall behind the upstream by a frame time
-    /// per token (the bench's overwrite-100 measured it) and merge nothing. Text that is not due
-    /// yet stays in the shaper and goes with the next frame, or with the reply's end.
-    fn queue_due_overwrite(&mut self) {
-        if let Some(due) = self.shaper.overwrite_due() {
-            if due <= Instant::now() {
-                let mut shaped = VecDeque::new();
-                self.shaper.flush_overwrite(&mut shaped);
-                self.outbox.extend(shaped.into_iter().map(Message::text));
-            }
-        }
-    }
-}
-
-type WsError = tokio_tungstenite::tungstenite::Error;
-
-/// A reply's sink that passes every frame but the end, noting that it came: the session sends
-/// it after the turn is saved.
-struct HoldEnd<'a> {
-    inner: &'a mut FrameSink,
-    ended: bool,
-}
-
-impl Sink<ReplyFrame> for HoldEnd<'_> {
-    type Error = WsError;
-
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready_unpin(cx)
-    }
-
-    fn start_send(mut self: Pin<&mut Self>, frame: ReplyFrame) -> Result<(), Self::Error> {
-        if frame == ReplyFrame::End {
-            self.ended = true;
-            return Ok(());
-        }
-        self.inner.start_send_unpin(frame)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_flush_unpin(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_close_unpin(cx)
-    }
-}
-
-impl Sink<ReplyFrame> for FrameSink {
-    type Error = WsError;
-
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let this = &mut *self;
-        ready!(this.poll_outbox(cx))?;
-        // Marked unanswered when due, before the write: a ping that cannot be written counts.
-        this.ping_owed |= this.keepalive.as_ref().is_some_and(|k| k.ping_due());
-        if this.ping_owed {
-            ready!(this.inner.poll_ready_unpin(cx))?;
-            this.inner
-                .start_send_unpin(Message::Ping(Default::default()))?;
-            this.ping_owed = false;
-        }
-        this.inner.poll_ready_unpin(cx)
-    }
-
-    fn start_send(mut self: Pin<&mut Self>, frame: ReplyFrame) -> Result<(), Self::Error> {
-        let this = &mut *self;
-        match &frame {
-            // The streamed token, the common case: no String, no queue, no allocation.
-            ReplyFrame::Text(text)
-                if text.len() <= REUSED_FRAME_TEXT_BYTES && this.shaper.is_plain_text(&frame) =>
-            {
-                frames::text_json_into(text, &mut this.wire);
-                let json = this.wire.split().freeze();
-                // serde_json writes UTF-8; should that ever fail, the shaper's String is used.
-                match Utf8Bytes::try_from(json) {
-                    Ok(json) => this.outbox.push_back(Message::Text(json)),
-                    Err(_) => {
-                        this.shaper.shape(frame, &mut this.shaped);
-                        this.outbox.extend(this.shaped.drain(..).map(Message::text));
-                    }
-                }
-            }
-            _ => {
-                this.shaper.shape(frame, &mut this.shaped);
-                this.outbox.extend(this.shaped.drain(..).map(Message::text));
-            }
-        }
-        // Written here when the socket has room (poll_ready said so), else by the next poll.
-        Ok(())
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.queue_due_overwrite();
-        ready!(self.poll_outbox(cx))?;
-        self.inner.poll_flush_unpin(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        ready!(self.poll_outbox(cx))?;
-        self.inner.poll_close_unpin(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_static(value));
-        }
-        map
-    }
-
-    #[test]
-    fn a_plain_text_frame_written_into_the_buffer_is_what_the_shaper_sends() {
-        let mut shaper = Shaper::new(WsReply::StopKey, "stop-key".into());
-        let mut wire = BytesMut::new();
-        for text in ["Hi", "a\"b\n😀", "stop-key!"] {
-            let frame = ReplyFrame::Text(text.into());
-            assert!(shaper.is_plain_text(&frame));
-            frames::text_json_into(text, &mut wire);
-            let mut shaped = VecDeque::new();
-            shaper.shape(frame, &mut shaped);
-            assert_eq!(
-                Vec::from(shaped),
-                vec![std::str::from_utf8(&wire.split()).expect("utf-8")]
-            );
-        }
-        assert!(!shaper.is_plain_text(&ReplyFrame::Text("stop-key".into())));
-        assert!(!shaper.is_plain_text(&ReplyFrame::End));
-        shaper.shape(ReplyFrame::Status("Thinking…".into()), &mut VecDeque::new());
-        assert!(
-            !shaper.is_plain_text(&ReplyFrame::Text("4".into())),
-            "the answer's first text overwrites the status"
-        );
-        for mode in [WsReply::Whole, WsReply::Overwrite] {
-            let shaper = Shaper::new(mode, "stop-key".into());
-            assert!(!shaper.is_plain_text(&ReplyFrame::Text("a".into())));
-        }
-    }
-
-    #[test]
-    fn accept_key_follows_rfc6455_example() {
-        let request = headers(&[
-            ("connection", "keep-alive, Upgrade"),
-            ("upgrade", "websocket"),
-            ("sec-websocket-version", "13"),
-            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ]);
-        assert!(is_upgrade(&request));
-        let response = accept(&request);
-        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
-        assert_eq!(
-            response.headers()["sec-websocket-accept"],
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
-        assert!(response.headers().get("sec-websocket-protocol").is_none());
-    }
-
-    #[test]
-    fn echoes_first_offered_subprotocol() {
-        let request = headers(&[
-            ("sec-websocket-version", "13"),
-            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ("sec-websocket-protocol", "alpha, beta"),
-        ]);
-        let response = accept(&request);
-        assert_eq!(response.headers()["sec-websocket-protocol"], "alpha");
-    }
-
-    #[test]
-    fn rejects_missing_key_or_wrong_version() {
-        let no_key = headers(&[("sec-websocket-version", "13")]);
-        assert_eq!(accept(&no_key).status(), 400);
-        let old = headers(&[
-            ("sec-websocket-version", "8"),
-            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ]);
-        assert_eq!(accept(&old).status(), 400);
-        assert!(!is_upgrade(&headers(&[("connection", "close")])));
     }
 }
