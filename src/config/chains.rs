@@ -201,7 +201,7 @@ pub(super) struct KeyVariable<'a> {
 
 /// Any provider of the table. Explicit flags win over a preset, a preset over the provider's
 /// own defaults.
-pub(super) fn http_upstream(
+fn http_upstream(
     args: &ProviderArgs,
     breaker: &BreakerSettings,
 ) -> Result<BuiltProvider, Vec<ConfigError>> {
@@ -305,15 +305,15 @@ pub(super) fn http_upstream(
 }
 
 /// Providers that take `--reasoning-effort` and `--thinking-budget`, by table name.
-pub(super) const TAKE_EFFORT: &[&str] = &["openai", "openai-responses", "azure", "ollama"];
-pub(super) const TAKE_BUDGET: &[&str] = &["anthropic", "gemini", "cohere"];
+const TAKE_EFFORT: &[&str] = &["openai", "openai-responses", "azure", "ollama"];
+const TAKE_BUDGET: &[&str] = &["anthropic", "gemini", "cohere"];
 /// Anthropic's smallest thinking budget.
-pub(super) const ANTHROPIC_MIN_BUDGET: u32 = 1024;
+const ANTHROPIC_MIN_BUDGET: u32 = 1024;
 
 /// `--reasoning-effort` and `--thinking-budget` for `provider`: a flag it has no field for is
 /// an error (it would be silently dropped, or rejected by the provider on every message), as
 /// is an Anthropic budget that leaves no room for the answer.
-pub(super) fn reasoning_request(
+fn reasoning_request(
     provider: &Provider,
     generation: &crate::cli::GenerationArgs,
 ) -> Result<deepchat_adapters::ReasoningRequest, ConfigError> {
@@ -360,10 +360,7 @@ pub(super) fn reasoning_request(
 
 /// The base URL without a trailing slash, and its host (with port) for messages. A base URL
 /// that already ends in what the proxy appends would double it (`…/chat/completions/chat/completions`).
-pub(super) fn check_base_url(
-    url: &str,
-    provider: &Provider,
-) -> Result<(String, String), ConfigError> {
+fn check_base_url(url: &str, provider: &Provider) -> Result<(String, String), ConfigError> {
     let trimmed = url.trim().trim_end_matches('/');
     let parsed = reqwest::Url::parse(trimmed)
         .ok()
@@ -393,7 +390,7 @@ pub(super) fn check_base_url(
 
 /// `localhost`, `127.x.x.x` or `[::1]`, with or without a port: a local server, which often
 /// needs no key.
-pub(super) fn is_loopback_host(host_and_port: &str) -> bool {
+fn is_loopback_host(host_and_port: &str) -> bool {
     let host = match host_and_port.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => host_and_port.split(':').next().unwrap_or_default(),
@@ -406,14 +403,14 @@ pub(super) fn is_loopback_host(host_and_port: &str) -> bool {
 
 /// An `--header` that already authenticates the request: the provider's own key header, or
 /// one of the usual ones (a gateway's own scheme).
-pub(super) fn carries_credentials(provider: &Provider, headers: &[(String, String)]) -> bool {
+fn carries_credentials(provider: &Provider, headers: &[(String, String)]) -> bool {
     headers.iter().any(|(name, _)| {
         name.eq_ignore_ascii_case(provider.key_header)
             || matches!(name.as_str(), "authorization" | "x-api-key" | "api-key")
     })
 }
 
-pub(super) fn demo(args: &DemoArgs) -> Result<BuiltProvider, Vec<ConfigError>> {
+fn demo(args: &DemoArgs) -> Result<BuiltProvider, Vec<ConfigError>> {
     if !(0.1..=10_000.0).contains(&args.tokens_per_second) {
         return Err(vec![ConfigError::TokensPerSecond]);
     }

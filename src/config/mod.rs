@@ -20,8 +20,11 @@ use thiserror::Error;
 mod chains;
 mod secrets;
 
-use chains::*;
-use secrets::*;
+use chains::{
+    build_chain, chain_description, route_description, route_section, take_missing_keys,
+    BreakerSettings,
+};
+use secrets::{auth, read_key, read_secret_file};
 
 /// A flag or environment value that cannot work; reported before the proxy listens.
 #[derive(Debug, Error)]

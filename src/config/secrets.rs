@@ -25,7 +25,7 @@ pub(super) fn read_secret_file(path: &std::path::Path) -> Result<String, ConfigE
 }
 
 /// A secret that an auth flag requires: missing is a configuration error, not "open".
-pub(super) fn required_env(variable: &str) -> Result<String, ConfigError> {
+fn required_env(variable: &str) -> Result<String, ConfigError> {
     match read_key(variable)? {
         Some(key) => Ok(key.0),
         None => Err(ConfigError::MissingSecret(variable.to_owned())),
